@@ -1,0 +1,143 @@
+// The Python binding: the only file that touches Python objects. The Python package
+// (python/elman) converts and validates user input; this layer checks shapes again so
+// that no call can reach the kernels with inconsistent sizes, and releases the GIL
+// while they run.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cpu/epilogue.h"
+#include "network.h"
+
+namespace py = pybind11;
+using std::int64_t;
+
+namespace {
+
+template <typename T>
+using Array = py::array_t<T, py::array::c_style>;
+using Lengths = py::array_t<int64_t, py::array::c_style>;
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw py::value_error(message);
+}
+
+void require_shape(const py::array& a, std::vector<int64_t> shape, const char* name) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+  if (!ok) {
+    std::string want = "(";
+    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+    throw py::value_error(std::string(name) + ": expected shape " + want + ")");
+  }
+}
+
+template <typename T>
+std::unique_ptr<elman::Network<T>> make_network(int64_t input_size, int64_t hidden_size,
+                                                int64_t num_layers, int64_t num_directions,
+                                                elman::Activation act, py::list cells) {
+  require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1, "sizes must be >= 1");
+  require(num_directions == 1 || num_directions == 2, "num_directions must be 1 or 2");
+  require(static_cast<int64_t>(cells.size()) == num_layers * num_directions,
+          "cells: need one (w_x, w_y, b, reverse) per layer and direction");
+  std::vector<Array<T>> keep;  // holds the arrays alive while the network copies them
+  std::vector<elman::CellWeights<T>> weights;
+  for (size_t c = 0; c < cells.size(); ++c) {
+    auto cell = cells[c].cast<py::tuple>();
+    require(cell.size() == 4, "cells: each entry is (w_x, w_y, b, reverse)");
+    const int64_t in = static_cast<int64_t>(c) < num_directions ? input_size
+                                                                 : num_directions * hidden_size;
+    auto w_x = cell[0].cast<Array<T>>();
+    auto w_y = cell[1].cast<Array<T>>();
+    require_shape(w_x, {in, hidden_size}, "w_x");
+    require_shape(w_y, {hidden_size, hidden_size}, "w_y");
+    const T* b = nullptr;
+    if (!cell[2].is_none()) {
+      auto bias = cell[2].cast<Array<T>>();
+      require_shape(bias, {hidden_size}, "b");
+      b = bias.data();
+      keep.push_back(bias);
+    }
+    weights.push_back({w_x.data(), w_y.data(), b, cell[3].cast<bool>()});
+    keep.push_back(w_x);
+    keep.push_back(w_y);
+  }
+  return std::make_unique<elman::Network<T>>(input_size, hidden_size, num_layers, num_directions,
+                                             act, weights);
+}
+
+template <typename T>
+py::tuple forward(const elman::Network<T>& net, const Array<T>& x, std::optional<Array<T>> h0,
+                  std::optional<Lengths> lengths) {
+  require(x.ndim() == 3, "x: expected 3 dimensions (T, B, I)");
+  const int64_t steps = x.shape(0), batch = x.shape(1);
+  const int64_t H = net.hidden_size(), states = net.num_layers() * net.num_directions();
+  require(steps >= 1 && batch >= 1, "x: T and B must be >= 1");
+  require_shape(x, {steps, batch, net.input_size()}, "x");
+  if (h0) require_shape(*h0, {states, batch, H}, "h0");
+  if (lengths) {
+    require_shape(*lengths, {batch}, "lengths");
+    for (int64_t b = 0; b < batch; ++b)
+      require(lengths->at(b) >= 1 && lengths->at(b) <= steps, "lengths: values must be in [1, T]");
+  }
+  Array<T> y({steps, batch, net.num_directions() * H});
+  Array<T> h_n({states, batch, H});
+  {
+    py::gil_scoped_release release;
+    net.forward(steps, batch, x.data(), h0 ? h0->data() : nullptr,
+                lengths ? lengths->data() : nullptr, y.mutable_data(), h_n.mutable_data());
+  }
+  return py::make_tuple(y, h_n);
+}
+
+template <typename T>
+void bind_network(py::module_& m, const char* name) {
+  using Net = elman::Network<T>;
+  py::class_<Net>(m, name, "A packed stack of recurrent layers (see csrc/elman.h for shapes).")
+      .def(py::init(&make_network<T>), py::arg("input_size"), py::arg("hidden_size"),
+           py::arg("num_layers"), py::arg("num_directions"), py::arg("activation"),
+           py::arg("cells"))
+      .def("forward", &forward<T>, py::arg("x"), py::arg("h0") = py::none(),
+           py::arg("lengths") = py::none(),
+           "(T, B, I) -> (y (T, B, D*H), h_n (L*D, B, H)); GIL released while it runs.")
+      .def_property_readonly("input_size", &Net::input_size)
+      .def_property_readonly("hidden_size", &Net::hidden_size)
+      .def_property_readonly("num_layers", &Net::num_layers)
+      .def_property_readonly("num_directions", &Net::num_directions);
+}
+
+// The vectorised activation alone, for the accuracy tests of tests/test_activations.py.
+template <typename T>
+Array<T> activation(const Array<T>& v, elman::Activation act) {
+  Array<T> out(v.size());
+  std::copy(v.data(), v.data() + v.size(), out.mutable_data());
+  {
+    py::gil_scoped_release release;
+    elman::cpu::bias_activation(out.size(), out.mutable_data(), nullptr, nullptr, act);
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "elman's native engine; use the elman package, not this module.";
+  py::enum_<elman::Activation>(m, "Activation")
+      .value("tanh", elman::Activation::Tanh)
+      .value("relu", elman::Activation::Relu);
+  bind_network<float>(m, "NetworkF32");
+  bind_network<double>(m, "NetworkF64");
+  m.def("activation", &activation<float>, py::arg("v"), py::arg("activation"));
+  m.def("activation", &activation<double>, py::arg("v"), py::arg("activation"));
+  m.def("set_num_threads", [](int n) {
+    require(n >= 1, "n: expected an integer >= 1");
+    elman::cpu::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &elman::cpu::num_threads);
+}

@@ -1,0 +1,39 @@
+// A stack of recurrent layers that owns its weights, packed once at construction,
+// and runs the forward pass on the chosen backend (only the CPU today).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "elman.h"
+
+namespace elman {
+
+template <typename T>
+class Network {
+ public:
+  // One entry per layer and direction (layer-major), each array dense row-major with
+  // the shapes of elman.h; b may be null.
+  Network(std::int64_t input_size, std::int64_t hidden_size, std::int64_t num_layers,
+          std::int64_t num_directions, Activation act, const std::vector<CellWeights<T>>& cells);
+  Network(const Network&) = delete;  // cells_ points into storage_
+  Network& operator=(const Network&) = delete;
+
+  // See elman.h for the shapes; safe to call from several threads at once.
+  void forward(std::int64_t steps, std::int64_t batch, const T* x, const T* h0,
+               const std::int64_t* lengths, T* y, T* h_n) const;
+
+  std::int64_t input_size() const { return input_size_; }
+  std::int64_t hidden_size() const { return hidden_size_; }
+  std::int64_t num_layers() const { return num_layers_; }
+  std::int64_t num_directions() const { return num_directions_; }
+  Activation activation() const { return act_; }
+
+ private:
+  std::int64_t input_size_, hidden_size_, num_layers_, num_directions_;
+  Activation act_;
+  std::vector<std::vector<T>> storage_;  // the packed copies cells_ points into
+  std::vector<CellWeights<T>> cells_;
+};
+
+}  // namespace elman

@@ -1,0 +1,89 @@
+"""Turning user input into arrays the engine accepts, or into a clear exception.
+
+Every message names the argument and says what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import numbers
+
+import numpy as np
+
+# The engine passes these sizes to BLAS, whose integers are 32-bit.
+MAX_FEATURES = 2**31 - 1
+ACTIVATIONS = ("tanh", "relu")
+
+
+def layer_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from e
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+    return dt
+
+
+def positive_int(name: str, value, limit: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    value = int(value)
+    if value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {value}")
+    if limit is not None and value > limit:
+        raise ValueError(f"{name}: expected at most {limit}, got {value}")
+    return value
+
+
+def activation(name: str, value) -> str:
+    if not isinstance(value, str) or value.lower() not in ACTIVATIONS:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, ACTIVATIONS))}, got {value!r}")
+    return value.lower()
+
+
+def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous array of `dtype` (a copy only where needed)."""
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"{name}: expected an array of real numbers ({e})") from e
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def shape_str(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def exact_shape(name: str, a: np.ndarray, shape: tuple, meaning: str) -> None:
+    if a.shape != tuple(shape):
+        raise ValueError(
+            f"{name}: expected shape {shape_str(shape)} {meaning}, got {shape_str(a.shape)}")
+
+
+def lengths_array(value, steps: int, batch: int) -> np.ndarray:
+    a = np.asarray(value)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected integers, got dtype {a.dtype}")
+    exact_shape("lengths", a, (batch,), "(B,), one length per sequence")
+    if a.size and (a.min() < 1 or a.max() > steps):
+        raise ValueError(f"lengths: expected values in [1, T={steps}], got values in "
+                         f"[{a.min()}, {a.max()}]")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**63 - 1
+
+
+def fits_in_memory(what: str, nbytes: int) -> None:
+    """Refuse early, with a message, what could never be allocated."""
+    total = _physical_memory()
+    if nbytes > total:
+        raise MemoryError(f"{what}: needs {nbytes / 2**30:.3g} GiB, more than this machine's "
+                          f"{total / 2**30:.3g} GiB of memory")

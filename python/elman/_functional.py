@@ -1,0 +1,48 @@
+"""elman.rnn: one layer in one direction, weights given per call."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks, _run
+
+
+def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", lengths=None, reverse=False,
+        batch_first=False):
+    """Run y_t = act(x_t @ W_x + y_{t-1} @ W_y + b) over a sequence.
+
+    x: (T, B, I), or (B, T, I) with batch_first, or (T, I) unbatched.
+    W_x: (I, H); W_y: (H, H); b: (H,) or None; h0: (B, H) ((H,) unbatched) or None = zeros.
+    lengths: (B,) integers in [1, T]: steps >= lengths[b] give exactly 0 and h_T holds
+    the state after step lengths[b] - 1. reverse: run from the last valid step to the
+    first; y stays in the original time order (as ONNX direction="reverse").
+    Returns (y, h_T): y (T, B, H) in x's layout, h_T (B, H) ((H,) unbatched). The result is
+    float64 if any argument is float64, else float32. The weights are copied on every
+    call: for repeated calls, elman.RNN packs them once.
+    """
+    act = _checks.activation("activation", activation)
+    arrays = [np.asarray(a) for a in (x, W_x, W_y, b, h0) if a is not None]
+    dtype = np.dtype(np.float64 if any(a.dtype == np.float64 for a in arrays) else np.float32)
+    W_x = _checks.real_array("W_x", W_x, dtype)
+    if W_x.ndim != 2:
+        raise ValueError(f"W_x: expected 2 dimensions (I, H), got shape {_checks.shape_str(W_x.shape)}")
+    inputs, hidden = W_x.shape
+    if inputs < 1 or hidden < 1:
+        raise ValueError(f"W_x: expected a non-empty (I, H) matrix, got shape {_checks.shape_str(W_x.shape)}")
+    W_y = _checks.real_array("W_y", W_y, dtype)
+    _checks.exact_shape("W_y", W_y, (hidden, hidden), "(H, H), with H from W_x")
+    if b is not None:
+        b = _checks.real_array("b", b, dtype)
+        _checks.exact_shape("b", b, (hidden,), "(H,), with H from W_x")
+    net = _run.network(dtype, inputs, hidden, 1, 1, act, [(W_x, W_y, b, bool(reverse))])
+    if h0 is not None:
+        h0 = _checks.real_array("h0", h0, dtype)
+        x_shape = np.shape(arrays[0])
+        if len(x_shape) == 2:
+            _checks.exact_shape("h0", h0, (hidden,), "(H,) for unbatched x")
+        elif len(x_shape) == 3:
+            batch = x_shape[0] if batch_first else x_shape[1]
+            _checks.exact_shape("h0", h0, (batch, hidden), "(B, H)")
+        h0 = h0[None]  # the engine takes one state per layer and direction
+    y, h_n = _run.run(net, dtype, x, h0, lengths, batch_first=batch_first)
+    return y, h_n[0]

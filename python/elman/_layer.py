@@ -1,0 +1,194 @@
+"""elman.RNN: a stack of recurrent layers that owns its weights."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+
+from . import _checks, _run
+
+_WEIGHT_NAME = re.compile(r"^(w_x|w_y|b)_l(\d+)(_reverse)?$")
+
+
+class RNN:
+    """Layers of y_t = act(x_t @ W_x + y_{t-1} @ W_y + b), shaped like torch.nn.RNN.
+
+    Weights per layer k (and direction): attributes ``w_x_l{k}`` (I_k, H), ``w_y_l{k}``
+    (H, H), ``b_l{k}`` (H,), with suffix ``_reverse`` for the backward direction; I_0 is
+    input_size, I_k = num_directions * H after. They start ~ U(-1/sqrt(H), 1/sqrt(H))
+    from ``np.random.default_rng(seed)``, read as read-only arrays, and can be assigned
+    (same shape; the layer repacks them).
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, bidirectional=False, dtype=np.float32, seed=None):
+        s = object.__setattr__
+        s(self, "_input_size", _checks.positive_int("input_size", input_size, _checks.MAX_FEATURES))
+        s(self, "_hidden_size", _checks.positive_int("hidden_size", hidden_size, _checks.MAX_FEATURES))
+        s(self, "_num_layers", _checks.positive_int("num_layers", num_layers))
+        s(self, "_nonlinearity", _checks.activation("nonlinearity", nonlinearity))
+        s(self, "_bias", bool(bias))
+        s(self, "_batch_first", bool(batch_first))
+        s(self, "_bidirectional", bool(bidirectional))
+        s(self, "_dtype", _checks.layer_dtype(dtype))
+        s(self, "_net", None)
+        shapes = self._weight_shapes()
+        _checks.fits_in_memory("input_size, hidden_size, num_layers",
+                               2 * 8 * sum(int(np.prod(sh)) for sh in shapes.values()))
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(self._hidden_size)
+        weights = {}
+        for name, shape in shapes.items():
+            w = rng.uniform(-bound, bound, size=shape).astype(self._dtype)
+            w.flags.writeable = False
+            weights[name] = w
+        s(self, "_weights", weights)
+
+    # -- options (read-only: the weights' shapes depend on them) --------------------
+    input_size = property(lambda self: self._input_size)
+    hidden_size = property(lambda self: self._hidden_size)
+    num_layers = property(lambda self: self._num_layers)
+    nonlinearity = property(lambda self: self._nonlinearity)
+    bias = property(lambda self: self._bias)
+    batch_first = property(lambda self: self._batch_first)
+    bidirectional = property(lambda self: self._bidirectional)
+    dtype = property(lambda self: self._dtype)
+    num_directions = property(lambda self: 2 if self._bidirectional else 1)
+
+    def __repr__(self):
+        return (f"RNN(input_size={self._input_size}, hidden_size={self._hidden_size}, "
+                f"num_layers={self._num_layers}, nonlinearity={self._nonlinearity!r}, "
+                f"bias={self._bias}, batch_first={self._batch_first}, "
+                f"bidirectional={self._bidirectional}, dtype={self._dtype})")
+
+    # -- weights ----------------------------------------------------------------------
+    def _weight_shapes(self) -> dict:
+        H, D = self._hidden_size, self.num_directions
+        shapes = {}
+        for k in range(self._num_layers):
+            for suffix in ("", "_reverse")[:D]:
+                shapes[f"w_x_l{k}{suffix}"] = (self._input_size if k == 0 else D * H, H)
+                shapes[f"w_y_l{k}{suffix}"] = (H, H)
+                if self._bias:
+                    shapes[f"b_l{k}{suffix}"] = (H,)
+        return shapes
+
+    def weights(self) -> dict:
+        """Every weight by name, in layer order (forward direction first)."""
+        return {name: w.view() for name, w in self._weights.items()}
+
+    def __getattr__(self, name):
+        weights = self.__dict__.get("_weights", {})
+        if name in weights:
+            return weights[name].view()
+        if _WEIGHT_NAME.match(name):
+            raise AttributeError(f"{name}: this layer has no such weight (num_layers="
+                                 f"{self._num_layers}, bias={self._bias}, "
+                                 f"bidirectional={self._bidirectional})")
+        raise AttributeError(f"'RNN' object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        if name not in self._weights:
+            if _WEIGHT_NAME.match(name):
+                self.__getattr__(name)  # raises the explanation
+            raise AttributeError(f"{name}: RNN attributes other than weights are read-only")
+        w = _checks.real_array(name, value, self._dtype).copy()
+        _checks.exact_shape(name, w, self._weights[name].shape, "")
+        w.flags.writeable = False
+        self._weights[name] = w
+        object.__setattr__(self, "_net", None)  # repacked at the next call
+
+    def _network(self):
+        net = self._net
+        if net is None:
+            cells = []
+            for k in range(self._num_layers):
+                for d, suffix in enumerate(("", "_reverse")[:self.num_directions]):
+                    cells.append((self._weights[f"w_x_l{k}{suffix}"], self._weights[f"w_y_l{k}{suffix}"],
+                                  self._weights.get(f"b_l{k}{suffix}"), d == 1))
+            net = _run.network(self._dtype, self._input_size, self._hidden_size, self._num_layers,
+                               self.num_directions, self._nonlinearity, cells)
+            object.__setattr__(self, "_net", net)
+        return net
+
+    # -- running --------------------------------------------------------------------------
+    def __call__(self, x, h0=None, lengths=None):
+        """(y, h_n) for a whole sequence.
+
+        x: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched.
+        h0: (num_layers * num_directions, B, H) ((L*D, H) unbatched) or None = zeros.
+        lengths: (B,) integers in [1, T]; outputs at steps >= lengths[b] are exactly 0,
+        h_n holds the state after step lengths[b] - 1, and the backward direction runs
+        over each sequence's own valid steps.
+        y: (T, B, D*H) in x's layout, [forward, backward] on the last axis; h_n like h0,
+        layer-major, direction-minor.
+        """
+        return _run.run(self._network(), self._dtype, x, h0, lengths, batch_first=self._batch_first)
+
+    def step(self, x_t, h=None):
+        """One time step through every layer: x_t (B, I) or (I,); h (L, B, H) or (L, H),
+        None = zeros. Returns the new h; h[-1] is the last layer's output."""
+        self._require_unidirectional("step")
+        x_t = _checks.real_array("x_t", x_t, self._dtype)
+        if x_t.ndim not in (1, 2):
+            raise ValueError(f"x_t: expected 2 dimensions (B, I) or 1 (I,), got shape "
+                             f"{_checks.shape_str(x_t.shape)}")
+        _, h_n = _run.run(self._network(), self._dtype, x_t[None], h, None, batch_first=False,
+                          names=("x_t", "h"))
+        return h_n
+
+    def stream(self, batch_size):
+        """A Stream that runs chunks of one long sequence, keeping the state between them."""
+        self._require_unidirectional("stream")
+        return Stream(self, _checks.positive_int("batch_size", batch_size))
+
+    def _require_unidirectional(self, what):
+        if self._bidirectional:
+            raise ValueError(f"{what}: a bidirectional layer needs the whole sequence; "
+                             f"call the layer on it instead")
+
+
+class Stream:
+    """Stateful chunked inference: the outputs of successive calls, concatenated in time,
+    equal one call of the layer on the concatenated chunks."""
+
+    def __init__(self, layer: RNN, batch_size: int):
+        self._layer = layer
+        self._batch_size = batch_size
+        self._state = None
+        self._busy = threading.Lock()
+
+    def __call__(self, x_chunk):
+        """x_chunk: (T_c, B, I), or (B, T_c, I) if the layer is batch_first. Returns y_chunk."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("stream: already running a chunk in another thread; a stream's "
+                               "chunks must come one after another")
+        try:
+            x = _checks.real_array("x_chunk", x_chunk, self._layer.dtype)
+            batch_axis = 0 if self._layer.batch_first else 1
+            if x.ndim != 3 or x.shape[batch_axis] != self._batch_size:
+                layout = "(B, T_c, I)" if self._layer.batch_first else "(T_c, B, I)"
+                raise ValueError(f"x_chunk: expected shape {layout} with B={self._batch_size}, "
+                                 f"got {_checks.shape_str(x.shape)}")
+            y, self._state = _run.run(self._layer._network(), x.dtype, x, self._state, None,
+                                      batch_first=self._layer.batch_first, names=("x_chunk", "state"))
+            return y
+        finally:
+            self._busy.release()
+
+    def reset(self):
+        """Start a new sequence: the state returns to zeros."""
+        self._state = None
+
+    @property
+    def state(self) -> np.ndarray:
+        """A copy of the current state, (num_layers, B, H)."""
+        if self._state is None:
+            return np.zeros((self._layer.num_layers, self._batch_size, self._layer.hidden_size),
+                            self._layer.dtype)
+        return self._state.copy()
+
+    def __repr__(self):
+        return f"Stream(batch_size={self._batch_size}, layer={self._layer!r})"

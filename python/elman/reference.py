@@ -1,0 +1,147 @@
+"""The specification of elman, as plain float64 NumPy.
+
+This module *is* the spec: every kernel in elman is tested against it. It is
+written straight from the equation, one explicit Python loop over time, with no
+attempt at speed, so that anyone can read it and check it by hand.
+
+One layer, one direction (``rnn``)::
+
+    h_{-1} = h0                     (zeros if h0 is None)
+    h_t    = phi(x_t @ W_x + h_{t-1} @ W_y + b)
+    y_t    = h_t
+
+    x_t: (B, I)   W_x: (I, H)   W_y: (H, H)   b: (H,)   h_t, y_t: (B, H)
+    phi:  "tanh" -> tanh(z),  "relu" -> max(z, 0)
+
+Options (same meaning in ``elman.rnn`` and ``elman.RNN``):
+
+* ``lengths`` (B,) ints, 1 <= lengths[b] <= T: sequence b has lengths[b] valid
+  steps. Outputs at steps >= lengths[b] are exactly 0; the final state of row b
+  is the state after its step lengths[b]-1.
+* ``reverse=True``: each sequence is read from its own last valid step
+  lengths[b]-1 down to step 0; the output stays in the original time order
+  (as ONNX ``direction="reverse"``), i.e. y[t] is the state after reading x[t].
+* ``batch_first=True``: x and y are (B, T, ...) instead of (T, B, ...).
+* Unbatched input: x (T, I), h0 (H,) -> y (T, H), h_T (H,); ``lengths`` is
+  then an error.
+
+A layer (``forward``) stacks ``num_layers`` such layers; layer k > 0 reads the
+previous layer's whole output. A bidirectional layer runs a forward and a
+reverse direction over the same input and concatenates their outputs as
+[forward, backward] on the last axis. h0 and h_n are (D*L, B, H), ordered
+layer-major, direction-minor (index k*D + d), as in PyTorch.
+
+Everything is computed in float64. The keyword ``dtype`` exists only so that
+the tests can measure how far a *naive* computation of the same loop in
+float32 drifts from this float64 spec (the baseline of the float32 tolerance);
+it is not part of the spec.
+"""
+
+import numpy as np
+
+ACTIVATIONS = {
+    "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0),  # NaN stays NaN (np.maximum propagates NaN)
+}
+
+
+def _phi(activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    return ACTIVATIONS[activation]
+
+
+def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", lengths=None,
+        reverse=False, batch_first=False, dtype=np.float64):
+    """One Elman layer, one direction. Returns (y, h_T).
+
+    x: (T, B, I), or (B, T, I) if batch_first, or unbatched (T, I).
+    h0: (B, H), or (H,) for unbatched x. lengths: (B,) ints in [1, T].
+    y: same layout as x with H features; h_T: (B, H) or (H,).
+    """
+    phi = _phi(activation)
+    x = np.asarray(x, dtype=dtype)
+    W_x = np.asarray(W_x, dtype=dtype)
+    W_y = np.asarray(W_y, dtype=dtype)
+    H = W_y.shape[0]
+    b = np.zeros(H, dtype) if b is None else np.asarray(b, dtype=dtype)
+
+    unbatched = x.ndim == 2
+    if unbatched:
+        if lengths is not None:
+            raise ValueError("lengths is not allowed with unbatched x")
+        x = x[:, None, :]                                  # (T, 1, I)
+        if h0 is not None:
+            h0 = np.asarray(h0)[None, :]                   # (1, H)
+    elif batch_first:
+        x = x.transpose(1, 0, 2)                           # -> (T, B, I)
+    T, B, _ = x.shape
+
+    lengths = np.full(B, T) if lengths is None else np.asarray(lengths).astype(np.int64)
+    if np.any(lengths < 1) or np.any(lengths > T):
+        raise ValueError("lengths must be in [1, T]")
+    h = np.zeros((B, H), dtype) if h0 is None else np.array(h0, dtype=dtype)
+    y = np.zeros((T, B, H), dtype)
+    rows = np.arange(B)
+
+    for s in range(T):                                     # s-th step of every sequence
+        active = s < lengths                               # rows still inside their sequence
+        t = lengths - 1 - s if reverse else np.full(B, s)  # the time index each row reads now
+        t = np.where(active, t, 0)
+        h_new = phi(x[t, rows] @ W_x + h @ W_y + b)
+        h = np.where(active[:, None], h_new, h)            # finished rows keep their state
+        y[t[active], rows[active]] = h_new[active]         # padded outputs stay exactly 0
+
+    if unbatched:
+        return y[:, 0, :], h[0]
+    if batch_first:
+        y = y.transpose(1, 0, 2)
+    return y, h
+
+
+def forward(layer, x, h0=None, lengths=None, *, dtype=np.float64):
+    """What ``layer(x, h0, lengths)`` must return, from the layer's weights and options.
+
+    ``layer`` is anything with the attributes of ``elman.RNN``: num_layers,
+    hidden_size, nonlinearity, bias, batch_first, bidirectional and the weights
+    w_x_l{k}, w_y_l{k}, b_l{k} (suffix ``_reverse`` for the backward direction).
+    Returns (y, h_n): y (T, B, D*H) (or (B, T, D*H), or (T, D*H) unbatched),
+    h_n (D*L, B, H) (or (D*L, H) unbatched).
+    """
+    L, H = layer.num_layers, layer.hidden_size
+    D = 2 if layer.bidirectional else 1
+    x = np.asarray(x, dtype=dtype)
+
+    unbatched = x.ndim == 2
+    if unbatched:
+        if lengths is not None:
+            raise ValueError("lengths is not allowed with unbatched x")
+        x = x[:, None, :]
+        if h0 is not None:
+            h0 = np.asarray(h0)[:, None, :]
+    elif layer.batch_first:
+        x = x.transpose(1, 0, 2)
+    T, B, _ = x.shape
+    h0 = np.zeros((D * L, B, H), dtype) if h0 is None else np.asarray(h0, dtype=dtype)
+
+    h_n = np.zeros((D * L, B, H), dtype)
+    inp = x
+    for k in range(L):
+        outputs = []
+        for d in range(D):
+            suffix = "_reverse" if d == 1 else ""
+            W_x = getattr(layer, f"w_x_l{k}{suffix}")
+            W_y = getattr(layer, f"w_y_l{k}{suffix}")
+            b = getattr(layer, f"b_l{k}{suffix}") if layer.bias else None
+            y, h_T = rnn(inp, W_x, W_y, b, h0[k * D + d], activation=layer.nonlinearity,
+                         lengths=lengths, reverse=(d == 1), dtype=dtype)
+            outputs.append(y)
+            h_n[k * D + d] = h_T
+        inp = np.concatenate(outputs, axis=-1)             # [forward, backward]
+
+    y = inp
+    if unbatched:
+        return y[:, 0, :], h_n[:, 0, :]
+    if layer.batch_first:
+        y = y.transpose(1, 0, 2)
+    return y, h_n

@@ -1,0 +1,141 @@
+"""layer.step and layer.stream against the oracle and against one full call."""
+
+import numpy as np
+import pytest
+
+import elman
+from helpers import assert_close, check_layer, ref, rng_for, uniform
+
+
+def _oracle_states(layer, x, h0=None):
+    """Oracle state of every layer after each step: list over t of (L, B, H), float64,
+    and the float32 naive equivalent (for the tolerance baseline)."""
+    out = {}
+    for dtype in (np.float64, np.float32):
+        states, h = [], h0
+        for t in range(x.shape[0]):
+            _, h = ref.forward(layer, x[t:t + 1], h, dtype=dtype)   # one step, all layers
+            states.append(h)
+        out[dtype] = states
+    return out[np.float64], out[np.float32]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_step_matches_oracle_and_full_call(num_layers, nonlinearity, dtype):
+    T, B, I, H = 12, 3, 5, 17
+    layer = elman.RNN(I, H, num_layers, nonlinearity, dtype=dtype, seed=21)
+    rng = rng_for("step", num_layers, nonlinearity, dtype)
+    x = uniform(rng, (T, B, I), 1.0, dtype)
+    h0 = uniform(rng, (num_layers, B, H), 1.0, dtype)
+    expected, naive = _oracle_states(layer, x, h0)
+    y_full, h_full = layer(x, h0)
+    h = h0
+    for t in range(T):
+        h_new = layer.step(x[t], h)
+        assert h_new.shape == (num_layers, B, H) and h_new.dtype == dtype
+        assert_close(h_new, expected[t], naive[t], dtype=dtype, what=f"step {t}")
+        # the last layer's state is the layer's output at t (same tolerance vs the full call)
+        assert_close(h_new[-1], y_full[t].astype(np.float64), naive[t][-1], dtype=dtype,
+                     what=f"step {t} vs full call")
+        h = h_new
+    assert_close(h, h_full.astype(np.float64), naive[-1], dtype=dtype, what="final step vs h_n")
+    check_layer(layer, x, h0, result=(y_full, h_full))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_step_default_state_and_unbatched(dtype):
+    L, I, H = 2, 4, 6
+    layer = elman.RNN(I, H, L, dtype=dtype, seed=22)
+    rng = rng_for("step0", dtype)
+    x = uniform(rng, (3, 2, I), 1.0, dtype)
+    expected, naive = _oracle_states(layer, x)
+    h = layer.step(x[0])                                   # h=None means zeros
+    assert_close(h, expected[0], naive[0], dtype=dtype)
+    h = layer.step(x[1], h)
+    assert_close(h, expected[1], naive[1], dtype=dtype)
+    # unbatched: x_t (I,), h (L, H)
+    hu = layer.step(x[0, 1])
+    assert hu.shape == (L, H)
+    assert_close(hu, expected[0][:, 1], naive[0][:, 1], dtype=dtype)
+    hu2 = layer.step(x[1, 1], hu)
+    assert_close(hu2, expected[1][:, 1], naive[1][:, 1], dtype=dtype)
+
+
+def test_step_does_not_modify_h():
+    layer = elman.RNN(3, 4, 2, dtype=np.float64, seed=23)
+    h = np.zeros((2, 1, 4))
+    x = np.ones((1, 3))
+    h_new = layer.step(x, h)
+    assert np.all(h == 0) and not np.shares_memory(h, h_new)
+    assert np.any(h_new != 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_stream_chunks_equal_one_call(num_layers, batch_first, dtype):
+    T, B, I, H = 23, 4, 6, 19
+    layer = elman.RNN(I, H, num_layers, batch_first=batch_first, dtype=dtype, seed=24)
+    rng = rng_for("stream", num_layers, batch_first, dtype)
+    x = uniform(rng, (T, B, I), 1.0, dtype)                # time-major; transposed below if needed
+    ey, eh = ref.forward(layer, x.transpose(1, 0, 2) if batch_first else x)
+    ny, nh = ref.forward(layer, x.transpose(1, 0, 2) if batch_first else x, dtype=np.float32)
+    if batch_first:
+        ey, ny = ey.transpose(1, 0, 2), ny.transpose(1, 0, 2)
+    s = layer.stream(batch_size=B)
+    assert np.array_equal(s.state, np.zeros((num_layers, B, H)))
+    for run in range(2):                                   # second run after reset()
+        parts, t = [], 0
+        for n in (1, 5, 2, 11, 4):                         # uneven chunks, sum 23
+            chunk = x[t:t + n]
+            y = s(chunk.transpose(1, 0, 2) if batch_first else chunk)
+            assert y.shape == ((B, n, H) if batch_first else (n, B, H)) and y.dtype == dtype
+            parts.append(y.transpose(1, 0, 2) if batch_first else y)
+            t += n
+        assert_close(np.concatenate(parts), ey, ny, dtype=dtype, what=f"stream run {run}")
+        st = s.state
+        assert st.shape == (num_layers, B, H)
+        assert_close(st, eh, nh, dtype=dtype, what="stream state")
+        st[...] = 123                                      # a copy: must not touch the stream
+        assert not np.any(s.state == 123)
+        s.reset()
+        assert np.array_equal(s.state, np.zeros((num_layers, B, H)))
+
+
+def test_stream_state_continues_across_calls():
+    """Two streams fed the same first chunk then different second chunks: the second
+    outputs are the oracle's continuation from the first chunk's state."""
+    T1, T2, B, I, H = 4, 3, 2, 3, 5
+    layer = elman.RNN(I, H, 2, dtype=np.float64, seed=25)
+    rng = rng_for("cont")
+    a, b = uniform(rng, (T1, B, I), 1.0, np.float64), uniform(rng, (T2, B, I), 1.0, np.float64)
+    s = layer.stream(batch_size=B)
+    s(a)
+    y = s(b)
+    _, h_mid = ref.forward(layer, a)
+    ey, _ = ref.forward(layer, b, h_mid)
+    assert_close(y, ey, dtype=np.float64)
+
+
+def test_stream_independent_of_layer_calls():
+    """Calling the layer or another stream between chunks does not disturb a stream."""
+    T, B, I, H = 6, 2, 3, 4
+    layer = elman.RNN(I, H, dtype=np.float64, seed=26)
+    x = uniform(rng_for("indep"), (T, B, I), 1.0, np.float64)
+    s1, s2 = layer.stream(batch_size=B), layer.stream(batch_size=B)
+    y1 = s1(x[:3])
+    layer(x[::-1].copy())
+    s2(x[3:])
+    y2 = s1(x[3:])
+    ey, _ = ref.forward(layer, x)
+    assert_close(np.concatenate([y1, y2]), ey, dtype=np.float64)
+
+
+def test_bidirectional_step_and_stream_rejected():
+    layer = elman.RNN(3, 4, bidirectional=True, seed=0)
+    with pytest.raises(ValueError, match="(?i)bidirectional"):
+        layer.step(np.zeros((1, 3), np.float32))
+    with pytest.raises(ValueError, match="(?i)bidirectional"):
+        layer.stream(batch_size=1)
