@@ -54,7 +54,7 @@ def test_absurd_sizes_memory_error(kwargs):
 
 def test_size_beyond_index_range():
     # a size past the kernels' index type may be refused as a value, or fail to allocate
-    with pytest.raises((MemoryError, ValueError), match=name("input_size") + "|(?i)memory|alloc"):
+    with pytest.raises((MemoryError, ValueError), match="(?i)" + name("input_size") + "|memory|alloc"):
         elman.RNN(input_size=10**12, hidden_size=8)
 
 
