@@ -7,6 +7,10 @@ until about a second has passed; the median is reported. Before anything else th
 machine's own sgemm throughput is measured at each thread count, so that every
 result can also be read as a fraction of what this machine's BLAS reaches.
 
+Each thread count runs in a fresh worker process whose thread variables and CPU
+affinity are set before anything is imported: several libraries (OpenBLAS, XLA)
+size their thread pools once, at load, so a setting made later would not reach them.
+
 Every implementation is an ``Impl``: a name, the modules it needs and a
 ``build(weights, config) -> run`` function, where ``run(x)`` maps x (T, B, I)
 float32 to y (T, B, H). Peers that cannot be imported are listed as
@@ -24,7 +28,9 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,14 +97,6 @@ class Impl:
     modules: tuple        # what must import for it to run; their versions are reported
     build: Callable       # build(weights, config) -> run(x) -> y
     role: str = "peer"    # "elman", "peer" (counts for the speed-up) or "oracle"
-    # Who sets its thread count: "own" (its build() or elman's setting), "threadpoolctl"
-    # (NumPy's BLAS, only if threadpoolctl is installed) or "none".
-    thread_control: str = "own"
-
-    def threads_controlled(self):
-        if self.thread_control == "threadpoolctl":
-            return importlib.util.find_spec("threadpoolctl") is not None
-        return self.thread_control == "own"
 
 
 # ----------------------------------------------------------------------------------
@@ -221,14 +219,13 @@ def choose_keras_backend():
 
 IMPLS = [
     Impl("elman", ("elman",), build_elman, role="elman"),
-    Impl("oracle (float64)", ("elman.reference",), build_oracle, role="oracle",
-         thread_control="threadpoolctl"),
-    Impl("numpy loop", ("numpy",), build_numpy, thread_control="threadpoolctl"),
+    Impl("oracle (float64)", ("elman.reference",), build_oracle, role="oracle"),
+    Impl("numpy loop", ("numpy",), build_numpy),
     Impl("torch", ("torch",), build_torch),
     Impl("onnxruntime", ("onnxruntime", "onnx"), build_onnxruntime),
-    # XLA sizes its thread pool once per process (XLA_FLAGS); it cannot follow --threads.
-    Impl("jax", ("jax", "jaxlib"), build_jax, thread_control="none"),
-    Impl("keras", ("keras",), build_keras, thread_control="none"),
+    # XLA has no thread setting; it sizes its pool to the CPUs the process may use.
+    Impl("jax", ("jax", "jaxlib"), build_jax),
+    Impl("keras", ("keras",), build_keras),
 ]
 
 
@@ -252,38 +249,6 @@ def package_version(module):
 
 # ----------------------------------------------------------------------------------
 # Measurement
-
-class ThreadLimit:
-    """Sets every thread pool we can reach to n threads for the duration of a block.
-
-    threadpoolctl (when installed) covers the BLAS and OpenMP libraries loaded in
-    the process, NumPy's included; elman has its own setting. Peers with a
-    per-session or global setting (torch, onnxruntime) set it in their build().
-    """
-
-    def __init__(self, n):
-        self.n = n
-        self.limits = None
-        self.elman_threads = elman.get_num_threads()
-
-    def __enter__(self):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            pass
-        else:
-            self.limits = threadpool_limits(limits=self.n)
-        elman.set_num_threads(self.n)
-        if elman.get_num_threads() != self.n:
-            progress(f"warning: elman.set_num_threads({self.n}) left "
-                     f"get_num_threads() = {elman.get_num_threads()}")
-        return self
-
-    def __exit__(self, *exc):
-        elman.set_num_threads(self.elman_threads)
-        if self.limits is not None:
-            self.limits.restore_original_limits()
-
 
 def measure_sgemm(n=SGEMM_N, repeats=SGEMM_REPEATS):
     """GFLOP/s of NumPy's float32 matmul on an n x n x n product (median of repeats)."""
@@ -331,8 +296,7 @@ def check(y, y_ref):
 def measure(impl, weights, config, x, y_ref, sgemm_gflops, repeats):
     """One row of the report: check the implementation, then time it."""
     row = {"impl": impl.name, "role": impl.role, "T": config.T, "B": config.B,
-           "I": config.I, "H": config.H, "threads": config.threads,
-           "threads_controlled": impl.threads_controlled()}
+           "I": config.I, "H": config.H, "threads": config.threads}
     try:
         run = impl.build(weights, config)
         ok, row["max_abs_error"] = check(np.asarray(run(x)), y_ref)
@@ -383,32 +347,77 @@ def speedups(rows):
     return result
 
 
-def run_benchmark(shapes, thread_counts, repeats):
-    """All measurements: sgemm per thread count, then every impl on every shape."""
-    choose_keras_backend()
+def thread_environment(threads):
+    """Environment of a worker: every thread-count variable the peers' libraries read."""
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = str(threads)
+    return env
+
+
+def affinity(threads):
+    """The CPUs a worker with this many threads may use, or None to leave it alone."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[:threads] if threads < len(cpus) else None
+
+
+def run_worker(job):
+    """Runs worker() in a fresh process; its progress lines pass through on stderr."""
+    cpus = affinity(job["threads"])
+    # The affinity is set first, before any import can start a thread pool.
+    pin = f"import os; os.sched_setaffinity(0, {cpus}); " if cpus else ""
+    code = pin + "from elman import benchmark; benchmark.worker()"
+    with tempfile.TemporaryDirectory() as tmp:
+        # Results go through a file: a peer's library may print to stdout.
+        result = Path(tmp) / "result.json"
+        done = subprocess.run([sys.executable, "-c", code], text=True,
+                              input=json.dumps({**job, "result": str(result)}),
+                              env=thread_environment(job["threads"]))
+        if done.returncode != 0:
+            raise RuntimeError(f"the benchmark worker for {job['threads']} thread(s) "
+                               f"exited with status {done.returncode}")
+        return {**json.loads(result.read_text()), "cpus": cpus}
+
+
+def worker():
+    """One thread count, in its own process: reads a job on stdin, writes a result file."""
+    job = json.load(sys.stdin)
+    threads, shapes = job["threads"], [tuple(s) for s in job["shapes"]]
+    elman.set_num_threads(threads)
     missing = {impl.name: import_error(impl) for impl in IMPLS}
     available = [impl for impl in IMPLS if missing[impl.name] is None]
-    for name, why in missing.items():
-        if why is not None:
-            progress(f"{name}: not installed ({why})")
-    if importlib.util.find_spec("threadpoolctl") is None:
-        progress("threadpoolctl is not installed: NumPy's BLAS threads are not controlled")
-    total = len(shapes) * len(thread_counts) * len(available)
-    rows, sgemm = [], {}
-    for threads in thread_counts:
-        with ThreadLimit(threads):
-            sgemm[threads] = measure_sgemm()
-            progress(f"sgemm {SGEMM_N}^3 threads={threads}: {sgemm[threads]:.1f} GFLOP/s")
-            for shape in shapes:
-                weights, x = make_inputs(shape)
-                config = Config(*shape, threads)
-                y_ref = build_oracle(weights, config)(x)
-                for impl in available:
-                    row = measure(impl, weights, config, x, y_ref, sgemm[threads], repeats)
-                    rows.append(row)
-                    progress(f"[{len(rows)}/{total}] {config.label()} {impl.name}: {describe(row)}")
-    not_installed = {name: why for name, why in missing.items() if why is not None}
-    return rows, sgemm, not_installed
+    if job["first"] == 0:
+        for name, why in missing.items():
+            if why:
+                progress(f"{name}: not installed ({why})")
+    sgemm = measure_sgemm()
+    progress(f"sgemm {SGEMM_N}^3 threads={threads}: {sgemm:.1f} GFLOP/s")
+    rows = []
+    for shape in shapes:
+        weights, x = make_inputs(shape)
+        config = Config(*shape, threads)
+        y_ref = build_oracle(weights, config)(x)
+        for impl in available:
+            rows.append(measure(impl, weights, config, x, y_ref, sgemm, job["repeats"]))
+            count = job["first"] + len(rows)
+            progress(f"[{count}/{job['total']}] {config.label()} {impl.name}: {describe(rows[-1])}")
+    Path(job["result"]).write_text(json.dumps({
+        "rows": rows, "sgemm": sgemm, "elman_threads": elman.get_num_threads(),
+        "not_installed": {name: why for name, why in missing.items() if why},
+        "versions": versions()}))
+
+
+def run_benchmark(shapes, thread_counts, repeats):
+    """All measurements, one worker process per thread count."""
+    choose_keras_backend()
+    # Only for the progress count; the workers find out what really imports.
+    found = [impl for impl in IMPLS if all(importlib.util.find_spec(m) for m in impl.modules)]
+    per_threads = len(shapes) * len(found)
+    return [run_worker({"threads": threads, "shapes": shapes, "repeats": repeats,
+                        "first": i * per_threads, "total": len(thread_counts) * per_threads})
+            for i, threads in enumerate(thread_counts)]
 
 
 def progress(message):
@@ -423,61 +432,74 @@ def describe(row):
     return f"FAILED ({row['reason']})"
 
 
+def versions():
+    modules = {m.split(".")[0] for impl in IMPLS for m in impl.modules} | {"numpy"}
+    return {m: package_version(m) for m in sorted(modules) if m in sys.modules}
+
+
 # ----------------------------------------------------------------------------------
 # Report
 
-def cpu_model():
+def cpu_info():
+    """Model name, family and model number of the first CPU in /proc/cpuinfo.
+
+    The family matters: a VM may show only "AMD EPYC", and a BLAS that does not know
+    the family falls back to an older kernel (OpenBLAS runs AVX2 code on Zen 5).
+    """
+    info = {"name": platform.processor() or platform.machine()}
+    keys = {"model name": "name", "cpu family": "family", "model": "model"}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break                                      # the end of the first CPU
+            key, _, value = line.partition(":")
+            if key.strip() in keys:
+                info[keys[key.strip()]] = value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return info
 
 
-def environment(thread_counts, sgemm, not_installed):
-    modules = sorted({m.split(".")[0] for impl in IMPLS for m in impl.modules}
-                     | {"numpy", "threadpoolctl"})
-    try:
-        from threadpoolctl import threadpool_info
-        blas = threadpool_info()
-    except ImportError:
-        blas = "threadpoolctl not installed: NumPy's BLAS threads were not controlled"
+def environment(thread_counts, workers):
+    first = workers[0]
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "host": socket.gethostname(),
-        "cpu": cpu_model(),
+        "cpu": cpu_info(),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "thread_counts": thread_counts,
-        "versions": {m: package_version(m) for m in modules
-                     if importlib.util.find_spec(m) is not None},
+        "threads_set_by": "one process per thread count with OMP_NUM_THREADS, "
+                          "OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, elman.set_num_threads, "
+                          "torch.set_num_threads, onnxruntime intra_op_num_threads and, "
+                          "below the CPU count, CPU affinity (which sizes XLA's pool)",
+        "cpus": {str(n): w["cpus"] for n, w in zip(thread_counts, workers)},
+        "elman_threads": {str(n): w["elman_threads"] for n, w in zip(thread_counts, workers)},
+        "versions": first["versions"],
         "keras_backend": os.environ.get("KERAS_BACKEND"),
-        "thread_pools": blas,
-        "sgemm_gflops": {str(n): g for n, g in sgemm.items()},
+        "sgemm_gflops": {str(n): w["sgemm"] for n, w in zip(thread_counts, workers)},
         "sgemm_size": SGEMM_N,
         "tolerance": {"rtol": RTOL, "atol": ATOL},
-        "not_installed": not_installed,
+        "not_installed": first["not_installed"],
     }
 
 
 def markdown(rows, gains, env):
-    lines = [f"CPU: {env['cpu']}; sgemm " + ", ".join(
+    cpu = env["cpu"]
+    lines = [f"CPU: {cpu['name']} (family {cpu.get('family')}, model {cpu.get('model')}); "
+             "NumPy sgemm " + ", ".join(
         f"{g:.0f} GFLOP/s at {n} thread(s)" for n, g in env["sgemm_gflops"].items()), ""]
     lines += ["| T | B | I | H | threads | implementation | median ms | us/step | GFLOP/s | of sgemm |",
               "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
-        name = r["impl"] + ("" if r["threads_controlled"] else " *")
-        shape = f"| {r['T']} | {r['B']} | {r['I']} | {r['H']} | {r['threads']} | {name} |"
+        shape = f"| {r['T']} | {r['B']} | {r['I']} | {r['H']} | {r['threads']} | {r['impl']} |"
         if r["status"] == "ok":
             lines.append(f"{shape} {r['median_ms']:.3f} | {r['us_per_step']:.2f} | "
                          f"{r['gflops']:.1f} | {r['fraction_of_sgemm']:.1%} |")
         else:
             lines.append(f"{shape} {r['status']} | | | |")
-    if not all(r["threads_controlled"] for r in rows):
-        lines += ["", "\\* thread count not controlled: the library chose its own."]
     lines.append("")
     lines += ["| T | B | I | H | threads | elman ms | fastest peer | peer ms | speed-up |",
               "|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
@@ -555,8 +577,9 @@ def add_arguments(parser):
 
 def main(args):
     shapes = args.config or (FULL_GRID if args.grid == "full" else QUICK_GRID)
-    rows, sgemm, not_installed = run_benchmark(shapes, args.threads, args.repeats)
-    env = environment(args.threads, sgemm, not_installed)
+    workers = run_benchmark(shapes, args.threads, args.repeats)
+    rows = [row for w in workers for row in w["rows"]]
+    env = environment(args.threads, workers)
     gains = speedups(rows)
     path = write_json(args.out or default_out_dir(), env, rows, gains)
     print(markdown(rows, gains, env))
