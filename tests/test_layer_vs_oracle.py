@@ -149,3 +149,34 @@ def test_array_like_input():
     layer = elman.RNN(3, 4, dtype=np.float64, seed=9)
     x = [[[0.5, -1.0, 0.25]], [[1.0, 0.0, -0.5]]]
     check_layer(layer, np.array(x), result=layer(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_stride_and_read_only_inputs(dtype):
+    T, B, I, H = 5, 4, 6, 8
+    layer = elman.RNN(I, H, 2, bidirectional=True, dtype=dtype, seed=10)
+    rng = rng_for("bcast", dtype)
+    row = uniform(rng, (I,), 1.0, dtype)
+    x = np.broadcast_to(row, (T, B, I))                        # all strides but one are 0, read-only
+    h0 = np.broadcast_to(uniform(rng, (1, B, H), 1.0, dtype), (4, B, H))
+    check_layer(layer, x, h0)
+    x2 = uniform(rng, (T, B, I), 1.0, dtype)
+    x2.flags.writeable = False
+    check_layer(layer, x2, lengths=np.array([5, 1, 3, 2]))
+
+
+def test_h0_other_dtype_converted():
+    T, B, I, H = 4, 2, 3, 5
+    layer = elman.RNN(I, H, 2, dtype=np.float32, seed=11)
+    rng = rng_for("h0dtype")
+    x = uniform(rng, (T, B, I), 1.0, np.float32)
+    h0 = uniform(rng, (2, B, H), 1.0, np.float64)
+    y, h_n = layer(x, h0)
+    assert y.dtype == np.float32 and h_n.dtype == np.float32
+    check_layer(layer, x, h0.astype(np.float32), result=(y, h_n))
+    check_layer(layer, x, np.zeros((2, B, H), np.int64), result=layer(x, np.zeros((2, B, H), np.int64)))
+
+
+def test_dtype_given_as_np_dtype():
+    assert elman.RNN(3, 4, dtype=np.dtype("float64")).dtype == np.float64
+    assert elman.RNN(3, 4, dtype=np.dtype(np.float32)).dtype == np.float32

@@ -169,3 +169,14 @@ def test_float32_baseline_is_float32():
     y64, h64 = ref.rnn(x, W_x, W_y)
     assert y32.dtype == np.float32 and h32.dtype == np.float32 and y64.dtype == np.float64
     assert 0 < np.abs(y32 - y64).max() < 1e-5
+
+
+def test_forward_h0_order_two_layers_by_hand():
+    layer = _scalar_layer(BIDIR2, 2, True)
+    # h0 = [l0 fwd, l0 bwd, l1 fwd, l1 bwd] = [1, 2, 0.5, 0.25]
+    # l0 fwd: 0.5 + 0.5 = 1.0, 1 + 0.5 = 1.5;  l0 bwd: t1 = 2 + 0.5 + 0.5 = 3.0, t0 = 1 + 0.75 + 0.5 = 2.25
+    # l1 fwd: 1.0 + 1.125 + 0.25 + 1 = 3.375, 1.5 + 1.5 + 1.6875 + 1 = 5.6875
+    # l1 bwd: t1 = -1.5 + 3.0 + 0.25 = 1.75, t0 = -1.0 + 2.25 + 1.75 = 3.0
+    y, h_n = ref.forward(layer, np.array([[1.0], [2.0]]), h0=np.array([[1.0], [2.0], [0.5], [0.25]]))
+    assert np.array_equal(y, [[3.375, 3.0], [5.6875, 1.75]])
+    assert np.array_equal(h_n[:, 0], [1.5, 2.25, 5.6875, 3.0])

@@ -139,3 +139,17 @@ def test_bidirectional_step_and_stream_rejected():
         layer.step(np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match="(?i)bidirectional"):
         layer.stream(batch_size=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_one_step_chunks_latency_shape(dtype):
+    """B = 1, H = 256, 40 chunks of one step each (the latency path) against the oracle."""
+    T, B, I, H = 40, 1, 32, 256
+    layer = elman.RNN(I, H, 2, dtype=dtype, seed=27)
+    x = uniform(rng_for("lat", dtype), (T, B, I), 1.0, dtype)
+    s = layer.stream(batch_size=B)
+    y = np.concatenate([s(x[t:t + 1]) for t in range(T)])
+    ey, eh = ref.forward(layer, x)
+    ny, nh = ref.forward(layer, x, dtype=np.float32)
+    assert_close(y, ey, ny, dtype=dtype)
+    assert_close(s.state, eh, nh, dtype=dtype, what="state")

@@ -27,7 +27,7 @@ def test_get_set(restore_threads):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("T,B,I,H", [(50, 1, 64, 256), (20, 64, 100, 257), (10, 17, 1024, 31), (3, 8, 16, 1024)])
+@pytest.mark.parametrize("T,B,I,H", [(50, 1, 64, 256), (120, 1, 32, 1024), (20, 64, 100, 257), (10, 17, 1024, 31), (3, 8, 16, 1024)])
 def test_results_with_threads(threads, dtype, T, B, I, H, restore_threads):
     elman.set_num_threads(threads)
     layer = elman.RNN(I, H, 2, bidirectional=True, dtype=dtype, seed=31)

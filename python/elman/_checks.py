@@ -37,9 +37,9 @@ def positive_int(name: str, value, limit: int | None = None) -> int:
 
 
 def activation(name: str, value) -> str:
-    if not isinstance(value, str) or value.lower() not in ACTIVATIONS:
+    if not isinstance(value, str) or value not in ACTIVATIONS:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, ACTIVATIONS))}, got {value!r}")
-    return value.lower()
+    return value
 
 
 def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
@@ -50,7 +50,7 @@ def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name}: expected an array of real numbers ({e})") from e
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=dtype)
+    return a.astype(dtype, order="C", copy=False)  # (ascontiguousarray would make 0-d 1-d)
 
 
 def shape_str(shape) -> str:
