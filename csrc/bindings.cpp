@@ -112,6 +112,22 @@ void bind_network(py::module_& m, const char* name) {
       .def_property_readonly("num_directions", &Net::num_directions);
 }
 
+// a @ b with elman's float32 product (b packed first, as layers do at construction) on
+// elman's threads: the yardstick of the benchmark.
+Array<float> matmul(const Array<float>& a, const Array<float>& b) {
+  require(a.ndim() == 2 && b.ndim() == 2 && a.shape(1) == b.shape(0),
+          "matmul: expected a (m, k) and b (k, n)");
+  const int64_t m = a.shape(0), k = a.shape(1), n = b.shape(1);
+  Array<float> c({m, n});
+  {
+    py::gil_scoped_release release;
+    elman::cpu::Weight<float> w(b.data(), k, n);
+    elman::cpu::parallel_matmul<float>(m, a.data(), k, w, c.mutable_data(), n,
+                                       elman::cpu::num_threads());
+  }
+  return c;
+}
+
 // The vectorised activation alone, for the accuracy tests of tests/test_activations.py.
 template <typename T>
 Array<T> activation(const Array<T>& v, elman::Activation act) {
@@ -135,6 +151,7 @@ PYBIND11_MODULE(_core, m) {
   bind_network<double>(m, "NetworkF64");
   m.def("activation", &activation<float>, py::arg("v"), py::arg("activation"));
   m.def("activation", &activation<double>, py::arg("v"), py::arg("activation"));
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"));
   m.def("set_num_threads", [](int n) {
     require(n >= 1, "n: expected an integer >= 1");
     elman::cpu::set_num_threads(n);

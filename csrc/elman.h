@@ -32,14 +32,4 @@ struct CellWeights {
   bool reverse;
 };
 
-namespace cpu {
-
-template <typename T>
-void forward(const Shape& shape, Activation act, const CellWeights<T>* cells, const T* x,
-             const T* h0, const std::int64_t* lengths, T* y, T* h_n);
-
-void set_num_threads(int n);
-int num_threads();
-
-}  // namespace cpu
 }  // namespace elman

@@ -17,6 +17,7 @@ Network<T>::Network(std::int64_t input_size, std::int64_t hidden_size, std::int6
     throw std::invalid_argument("Network: need one set of weights per layer and direction");
   const std::int64_t H = hidden_size;
   storage_.reserve(3 * cells.size());
+  std::vector<CellWeights<T>> copies;
   for (std::int64_t c = 0; c < static_cast<std::int64_t>(cells.size()); ++c) {
     const std::int64_t in = c < num_directions ? input_size : num_directions * H;
     auto copy = [this](const T* p, std::int64_t n) -> const T* {
@@ -25,15 +26,16 @@ Network<T>::Network(std::int64_t input_size, std::int64_t hidden_size, std::int6
       return storage_.back().data();
     };
     const CellWeights<T>& w = cells[c];
-    cells_.push_back({copy(w.w_x, in * H), copy(w.w_y, H * H), copy(w.b, H), w.reverse});
+    copies.push_back({copy(w.w_x, in * H), copy(w.w_y, H * H), copy(w.b, H), w.reverse});
   }
+  cpu_ = cpu::prepare(Shape{0, 0, input_size, hidden_size, num_layers, num_directions}, copies);
 }
 
 template <typename T>
 void Network<T>::forward(std::int64_t steps, std::int64_t batch, const T* x, const T* h0,
                          const std::int64_t* lengths, T* y, T* h_n) const {
   const Shape shape{steps, batch, input_size_, hidden_size_, num_layers_, num_directions_};
-  cpu::forward(shape, act_, cells_.data(), x, h0, lengths, y, h_n);
+  cpu::forward(shape, act_, cpu_, x, h0, lengths, y, h_n);
 }
 
 template class Network<float>;

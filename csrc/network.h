@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/cpu.h"
 #include "elman.h"
 
 namespace elman {
@@ -32,8 +33,8 @@ class Network {
  private:
   std::int64_t input_size_, hidden_size_, num_layers_, num_directions_;
   Activation act_;
-  std::vector<std::vector<T>> storage_;  // the packed copies cells_ points into
-  std::vector<CellWeights<T>> cells_;
+  std::vector<std::vector<T>> storage_;  // copies of the weights, which cpu_ points into
+  std::vector<cpu::Cell<T>> cpu_;       // the weights as the CPU kernels take them
 };
 
 }  // namespace elman

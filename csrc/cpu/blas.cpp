@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <climits>
 
-#include "elman.h"
 
 // scipy-openblas32 prefixes every symbol (scipy_cblas_sgemm ...), so that several
 // OpenBLAS copies can live in one process; BLAS_SYMBOL_PREFIX comes from CMake.
@@ -55,8 +54,8 @@ template void gemm<float>(std::int64_t, std::int64_t, std::int64_t, const float*
 template void gemm<double>(std::int64_t, std::int64_t, std::int64_t, const double*, std::int64_t,
                            const double*, std::int64_t, double, double*, std::int64_t);
 
-void set_num_threads(int n) { CBLAS(openblas_set_num_threads)(n); }
-
-int num_threads() { return CBLAS(openblas_get_num_threads)(); }
+void keep_blas_single_threaded() {
+  if (CBLAS(openblas_get_num_threads)() != 1) CBLAS(openblas_set_num_threads)(1);
+}
 
 }  // namespace elman::cpu

@@ -12,4 +12,9 @@ template <typename T>
 void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
           const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc);
 
+// elman runs OpenBLAS only inside its own threads, one OpenBLAS thread each: OpenBLAS's
+// own pool, called from several threads at once, serialises and oversubscribes the
+// cores. Restores that setting if something (threadpoolctl, say) changed it.
+void keep_blas_single_threaded();
+
 }  // namespace elman::cpu

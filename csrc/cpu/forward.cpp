@@ -1,16 +1,52 @@
-// The forward pass of a layer stack on the CPU: per layer and direction, one GEMM for
-// the input projection of all steps and rows, then the time-step loop.
+// The forward pass of a layer stack on the CPU: per layer and direction, one product
+// for the input projection of all steps and rows, then the time-step loop.
+#include <algorithm>
 #include <vector>
 
 #include "cpu/blas.h"
+#include "cpu/cpu.h"
 #include "cpu/recurrence.h"
-#include "elman.h"
+#include "cpu/thread_pool.h"
 
 namespace elman::cpu {
+namespace {
+
+// Below this many multiply-adds, a second thread costs more than it saves.
+constexpr std::int64_t kMinGemmWorkPerThread = 256 * 1024;
+
+}  // namespace
 
 template <typename T>
-void forward(const Shape& s, Activation act, const CellWeights<T>* cells, const T* x,
+void parallel_matmul(std::int64_t m, const T* a, std::int64_t lda, const Weight<T>& w, T* c,
+                     std::int64_t ldc, int threads) {
+  const std::int64_t work = m * w.rows * w.cols;
+  const int used = static_cast<int>(std::clamp<std::int64_t>(work / kMinGemmWorkPerThread, 1,
+                                                             std::min<std::int64_t>(threads, m)));
+  ThreadPool::global().run(used, [&](int i) {
+    std::int64_t r0, r1;
+    split_range(m, used, i, 1, &r0, &r1);
+    matmul<T>(r1 - r0, 0, w.cols, a + r0 * lda, lda, w, false, c + r0 * ldc, ldc);
+  });
+}
+
+template <typename T>
+std::vector<Cell<T>> prepare(const Shape& s, const std::vector<CellWeights<T>>& cells) {
+  std::vector<Cell<T>> out;
+  const std::int64_t H = s.hidden_size;
+  for (std::size_t c = 0; c < cells.size(); ++c) {
+    const std::int64_t in = static_cast<std::int64_t>(c) < s.num_directions ? s.input_size
+                                                                              : s.num_directions * H;
+    out.push_back({Weight<T>(cells[c].w_x, in, H), Weight<T>(cells[c].w_y, H, H), cells[c].b,
+                   cells[c].reverse});
+  }
+  return out;
+}
+
+template <typename T>
+void forward(const Shape& s, Activation act, const std::vector<Cell<T>>& cells, const T* x,
              const T* h0, const std::int64_t* lengths, T* y, T* h_n) {
+  keep_blas_single_threaded();
+  const int threads = ThreadPool::global().threads();
   const std::int64_t H = s.hidden_size, D = s.num_directions, rows = s.steps * s.batch;
   const std::int64_t features = D * H;  // of every layer's output
   // Layers before the last write into these, alternately.
@@ -22,21 +58,30 @@ void forward(const Shape& s, Activation act, const CellWeights<T>* cells, const 
   for (std::int64_t l = 0; l < s.num_layers; ++l) {
     T* out = l + 1 == s.num_layers ? y : between[l % 2].data();
     for (std::int64_t d = 0; d < D; ++d) {
-      const CellWeights<T>& w = cells[l * D + d];
+      const Cell<T>& cell = cells[l * D + d];
       const std::int64_t state = (l * D + d) * s.batch * H;
       // The projection goes straight into this direction's columns of the output.
-      gemm<T>(rows, H, in_features, in, in_features, w.w_x, H, T(0), out + d * H, features);
-      recurrence<T>(s.steps, s.batch, H, act, w.w_y, w.b, w.reverse, h0 ? h0 + state : nullptr,
-                    lengths, out + d * H, features, h_n + state);
+      parallel_matmul<T>(rows, in, in_features, cell.w_x, out + d * H, features, threads);
+      run_recurrence<T>({s.steps, s.batch, H, act, cell.w_y, cell.b, cell.reverse,
+                         h0 ? h0 + state : nullptr, lengths, out + d * H, features, h_n + state},
+                        threads);
     }
     in = out;
     in_features = features;
   }
 }
 
-template void forward<float>(const Shape&, Activation, const CellWeights<float>*, const float*,
-                             const float*, const std::int64_t*, float*, float*);
-template void forward<double>(const Shape&, Activation, const CellWeights<double>*, const double*,
-                              const double*, const std::int64_t*, double*, double*);
+#define ELMAN_INSTANTIATE(T)                                                                     \
+  template std::vector<Cell<T>> prepare<T>(const Shape&, const std::vector<CellWeights<T>>&);   \
+  template void forward<T>(const Shape&, Activation, const std::vector<Cell<T>>&, const T*,     \
+                           const T*, const std::int64_t*, T*, T*);                               \
+  template void parallel_matmul<T>(std::int64_t, const T*, std::int64_t, const Weight<T>&, T*,   \
+                                   std::int64_t, int);
+ELMAN_INSTANTIATE(float)
+ELMAN_INSTANTIATE(double)
+
+void set_num_threads(int n) { ThreadPool::global().set_threads(n); }
+
+int num_threads() { return ThreadPool::global().threads(); }
 
 }  // namespace elman::cpu

@@ -3,79 +3,104 @@
 #include <algorithm>
 #include <vector>
 
-#include "cpu/blas.h"
 #include "cpu/epilogue.h"
+#include "cpu/thread_pool.h"
 
 namespace elman::cpu {
 namespace {
 
-// Every row runs all steps: the recurrent product of step t accumulates straight into
-// the rows of step t, which already hold the input projection.
+// Rows [r0, r1) and columns [c0, c1) of every step, on one thread, when every row runs
+// all steps: the recurrent product of step t accumulates straight into the rows of
+// step t, which already hold the input projection. With columns split between
+// threads, `barrier` makes each step wait until all columns of the previous one exist.
 template <typename T>
-void full_length(std::int64_t steps, std::int64_t batch, std::int64_t H, Activation act,
-                 const T* w_y, const T* bias, bool reverse, const T* h0, T* y, std::int64_t ldy,
-                 T* h_n) {
-  const T* prev = h0;
+void full_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1, std::int64_t c0,
+                 std::int64_t c1, SpinBarrier* barrier) {
+  const std::int64_t rows = r1 - r0, cols = c1 - c0, H = r.hidden, step = r.batch * r.ldy;
+  const T* bias = r.bias ? r.bias + c0 : nullptr;
+  const T* prev = r.h0 ? r.h0 + r0 * H : nullptr;
   std::int64_t ld_prev = H;
-  for (std::int64_t k = 0; k < steps; ++k) {
-    T* yt = y + (reverse ? steps - 1 - k : k) * batch * ldy;
-    if (prev) gemm<T>(batch, H, H, prev, ld_prev, w_y, H, T(1), yt, ldy);
-    for (std::int64_t b = 0; b < batch; ++b) bias_activation(H, yt + b * ldy, nullptr, bias, act);
+  for (std::int64_t k = 0; k < r.steps; ++k) {
+    T* yt = r.y + (r.reverse ? r.steps - 1 - k : k) * step + r0 * r.ldy;
+    if (prev) matmul<T>(rows, c0, c1, prev, ld_prev, r.w_y, true, yt, r.ldy);
+    for (std::int64_t b = 0; b < rows; ++b) bias_activation(cols, yt + b * r.ldy + c0, nullptr, bias, r.act);
+    if (barrier) barrier->wait();
     prev = yt;
-    ld_prev = ldy;
+    ld_prev = r.ldy;
   }
-  for (std::int64_t b = 0; b < batch; ++b) std::copy(prev + b * ldy, prev + b * ldy + H, h_n + b * H);
+  for (std::int64_t b = 0; b < rows; ++b)
+    std::copy(prev + b * ld_prev + c0, prev + b * ld_prev + c1, r.h_n + (r0 + b) * H + c0);
 }
 
-// Rows have their own lengths, so in the backward direction they sit at different
-// steps at the same iteration: the state lives in h_n, and each row's recurrent
-// product is taken from a separate buffer.
+// Rows [r0, r1) on one thread, when rows have their own lengths: in the backward
+// direction they sit at different steps at the same iteration, so the state lives in
+// h_n and each row's recurrent product comes from a separate buffer.
 template <typename T>
-void variable_length(std::int64_t steps, std::int64_t batch, std::int64_t H, Activation act,
-                     const T* w_y, const T* bias, bool reverse, const T* h0,
-                     const std::int64_t* lengths, T* y, std::int64_t ldy, T* h_n) {
-  if (h0)
-    std::copy(h0, h0 + batch * H, h_n);
+void variable_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1) {
+  const std::int64_t rows = r1 - r0, H = r.hidden;
+  T* h = r.h_n + r0 * H;
+  if (r.h0)
+    std::copy(r.h0 + r0 * H, r.h0 + r1 * H, h);
   else
-    std::fill(h_n, h_n + batch * H, T(0));
-  std::vector<T> recurrent(batch * H);
-  for (std::int64_t k = 0; k < steps; ++k) {
-    const bool zero_state = k == 0 && !h0;
-    if (!zero_state) gemm<T>(batch, H, H, h_n, H, w_y, H, T(0), recurrent.data(), H);
-    for (std::int64_t b = 0; b < batch; ++b) {
-      if (k >= lengths[b]) continue;
-      const std::int64_t t = reverse ? lengths[b] - 1 - k : k;
-      T* row = y + (t * batch + b) * ldy;
-      bias_activation(H, row, zero_state ? nullptr : recurrent.data() + b * H, bias, act);
-      std::copy(row, row + H, h_n + b * H);
+    std::fill(h, h + rows * H, T(0));
+  std::vector<T> recurrent(rows * H);
+  for (std::int64_t k = 0; k < r.steps; ++k) {
+    const bool zero_state = k == 0 && !r.h0;
+    if (!zero_state) matmul<T>(rows, 0, H, h, H, r.w_y, false, recurrent.data(), H);
+    for (std::int64_t b = r0; b < r1; ++b) {
+      if (k >= r.lengths[b]) continue;
+      const std::int64_t t = r.reverse ? r.lengths[b] - 1 - k : k;
+      T* row = r.y + (t * r.batch + b) * r.ldy;
+      bias_activation(H, row, zero_state ? nullptr : recurrent.data() + (b - r0) * H, r.bias, r.act);
+      std::copy(row, row + H, r.h_n + b * H);
     }
   }
-  for (std::int64_t b = 0; b < batch; ++b)
-    for (std::int64_t t = lengths[b]; t < steps; ++t) {
-      T* row = y + (t * batch + b) * ldy;
+  for (std::int64_t b = r0; b < r1; ++b)
+    for (std::int64_t t = r.lengths[b]; t < r.steps; ++t) {
+      T* row = r.y + (t * r.batch + b) * r.ldy;
       std::fill(row, row + H, T(0));
     }
 }
 
+// Below this many multiply-adds per step, a second thread costs more than it saves.
+constexpr std::int64_t kMinWorkPerThread = 32 * 1024;
+
 }  // namespace
 
 template <typename T>
-void recurrence(std::int64_t steps, std::int64_t batch, std::int64_t H, Activation act,
-                const T* w_y, const T* bias, bool reverse, const T* h0,
-                const std::int64_t* lengths, T* y, std::int64_t ldy, T* h_n) {
-  const bool all_full = !lengths || std::all_of(lengths, lengths + batch,
-                                                [steps](std::int64_t n) { return n == steps; });
-  if (all_full)
-    full_length(steps, batch, H, act, w_y, bias, reverse, h0, y, ldy, h_n);
-  else
-    variable_length(steps, batch, H, act, w_y, bias, reverse, h0, lengths, y, ldy, h_n);
+void run_recurrence(const Recurrence<T>& r, int threads) {
+  const std::int64_t H = r.hidden;
+  const bool all_full = !r.lengths || std::all_of(r.lengths, r.lengths + r.batch,
+                                                  [&](std::int64_t n) { return n == r.steps; });
+  const std::int64_t work = r.batch * H * H;
+  int n = static_cast<int>(std::min<std::int64_t>(threads, std::max<std::int64_t>(1, work / kMinWorkPerThread)));
+
+  if (!all_full) {  // rows apart: no synchronisation at all
+    n = static_cast<int>(std::min<std::int64_t>(n, r.batch));
+    ThreadPool::global().run(n, [&](int i) {
+      std::int64_t r0, r1;
+      split_range(r.batch, n, i, 1, &r0, &r1);
+      variable_length(r, r0, r1);
+    });
+  } else if (r.batch >= n) {  // rows apart: no synchronisation at all
+    ThreadPool::global().run(n, [&](int i) {
+      std::int64_t r0, r1;
+      split_range(r.batch, n, i, 1, &r0, &r1);
+      full_length(r, r0, r1, 0, H, nullptr);
+    });
+  } else {  // columns apart, in whole panels of packed W_y: a barrier per step
+    const std::int64_t grain = PackedMatrix::kPanel;
+    n = static_cast<int>(std::min<std::int64_t>(n, (H + grain - 1) / grain));
+    SpinBarrier barrier(n);
+    ThreadPool::global().run(n, [&](int i) {
+      std::int64_t c0, c1;
+      split_range(H, n, i, grain, &c0, &c1);
+      full_length(r, 0, r.batch, c0, c1, n > 1 ? &barrier : nullptr);
+    });
+  }
 }
 
-template void recurrence<float>(std::int64_t, std::int64_t, std::int64_t, Activation, const float*,
-                                const float*, bool, const float*, const std::int64_t*, float*,
-                                std::int64_t, float*);
-template void recurrence<double>(std::int64_t, std::int64_t, std::int64_t, Activation,
-                                 const double*, const double*, bool, const double*,
-                                 const std::int64_t*, double*, std::int64_t, double*);
+template void run_recurrence<float>(const Recurrence<float>&, int);
+template void run_recurrence<double>(const Recurrence<double>&, int);
 
 }  // namespace elman::cpu

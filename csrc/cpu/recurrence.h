@@ -1,21 +1,32 @@
-// The time-step loop of one layer in one direction.
+// The time-step loop of one layer in one direction, spread over elman's threads.
 #pragma once
 
 #include <cstdint>
 
 #include "activations.h"
+#include "cpu/matmul.h"
 
 namespace elman::cpu {
 
-// y_t = act(p_t + y_{t-1} @ w_y + bias) over the steps, in place: on entry the rows of y
-// (row stride ldy, row t*batch + b for step t, batch row b) hold p_t = x_t @ w_x; on
-// exit they hold the outputs, exactly zero at steps >= lengths[b]. w_y (H, H); bias (H,)
-// or null; h0 (batch, H) or null (= zeros); lengths (batch,) or null (= all steps);
-// reverse runs each row from its last valid step down to 0. h_n (batch, H) receives
-// each row's state after its last valid step.
+// y_t = act(p_t + y_{t-1} @ w_y + bias) over the steps, in place.
 template <typename T>
-void recurrence(std::int64_t steps, std::int64_t batch, std::int64_t H, Activation act,
-                const T* w_y, const T* bias, bool reverse, const T* h0,
-                const std::int64_t* lengths, T* y, std::int64_t ldy, T* h_n);
+struct Recurrence {
+  std::int64_t steps, batch, hidden;
+  Activation act;
+  const Weight<T>& w_y;          // (H, H)
+  const T* bias;                 // (H,) or null
+  bool reverse;                  // run each row from its last valid step down to 0
+  const T* h0;                   // (batch, H) or null (= zeros)
+  const std::int64_t* lengths;   // (batch,) or null (= all steps)
+  // On entry row t*batch + b of y (row stride ldy) holds p_t = x_t @ w_x of batch row b;
+  // on exit the output, exactly zero at steps >= lengths[b].
+  T* y;
+  std::int64_t ldy;
+  T* h_n;  // (batch, H): each row's state after its last valid step
+};
+
+// Runs on up to `threads` threads (elman's pool); the split never changes the result.
+template <typename T>
+void run_recurrence(const Recurrence<T>& r, int threads);
 
 }  // namespace elman::cpu

@@ -1,0 +1,131 @@
+#include "cpu/packed_gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+// The kernels are compiled for AVX-512F only (the target attribute), and reached only
+// when the CPU has it (packed_gemm_supported), so the rest of the library stays
+// baseline x86-64.
+#define ELMAN_AVX512 __attribute__((target("avx512f")))
+
+namespace elman::cpu {
+namespace {
+
+constexpr std::int64_t P = PackedMatrix::kPanel;  // 2 vectors of 16 floats
+// Rows of A handled per pass over a panel: they stay in L2 while the panels cycle.
+constexpr std::int64_t kRowBlock = 192;
+
+// A tile of MR rows x NP panels: MR * NP * 2 accumulators, summed over all k in order.
+template <int MR, int NP>
+ELMAN_AVX512 void tile(std::int64_t k, const float* a, std::int64_t lda, const float* panel0,
+                       std::int64_t panel_stride, bool accumulate, float* c, std::int64_t ldc,
+                       std::int64_t cols) {
+  __m512 acc[MR][NP][2];
+  for (int r = 0; r < MR; ++r)
+    for (int p = 0; p < NP; ++p) acc[r][p][0] = acc[r][p][1] = _mm512_setzero_ps();
+  for (std::int64_t i = 0; i < k; ++i) {
+    __m512 w[NP][2];
+    for (int p = 0; p < NP; ++p) {
+      w[p][0] = _mm512_load_ps(panel0 + p * panel_stride + i * P);
+      w[p][1] = _mm512_load_ps(panel0 + p * panel_stride + i * P + 16);
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m512 x = _mm512_set1_ps(a[r * lda + i]);
+      for (int p = 0; p < NP; ++p) {
+        acc[r][p][0] = _mm512_fmadd_ps(x, w[p][0], acc[r][p][0]);
+        acc[r][p][1] = _mm512_fmadd_ps(x, w[p][1], acc[r][p][1]);
+      }
+    }
+  }
+  for (int p = 0; p < NP; ++p)
+    for (int h = 0; h < 2; ++h) {
+      const std::int64_t first = p * P + h * 16;  // column of this vector within the tile
+      const std::int64_t valid = std::clamp<std::int64_t>(cols - first, 0, 16);
+      const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1u);
+      if (!mask) continue;
+      for (int r = 0; r < MR; ++r) {
+        float* out = c + r * ldc + first;
+        __m512 v = acc[r][p][h];
+        if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
+        _mm512_mask_storeu_ps(out, mask, v);
+      }
+    }
+}
+
+using TileFn = void (*)(std::int64_t, const float*, std::int64_t, const float*, std::int64_t, bool,
+                        float*, std::int64_t, std::int64_t);
+
+// Panels per tile for a tile of MR rows: enough independent accumulators (>= 8) to
+// hide the FMA latency, few enough (<= 16) to stay in registers.
+constexpr int panels_for_rows(int mr) { return mr >= 8 ? 1 : mr >= 4 ? 2 : 4; }
+
+template <int MR>
+TileFn tile_for(int np) {
+  switch (np) {
+    case 1: return tile<MR, 1>;
+    case 2: return tile<MR, 2>;
+    case 3: return tile<MR, 3>;
+    default: return tile<MR, 4>;
+  }
+}
+
+TileFn tile_for(int mr, int np) {
+  switch (mr) {
+    case 1: return tile_for<1>(np);
+    case 2: return tile_for<2>(np);
+    case 3: return tile_for<3>(np);
+    case 4: return tile_for<4>(np);
+    case 5: return tile_for<5>(np);
+    case 6: return tile_for<6>(np);
+    case 7: return tile_for<7>(np);
+    default: return tile_for<8>(np);
+  }
+}
+
+}  // namespace
+
+bool packed_gemm_supported() {
+  static const bool supported = __builtin_cpu_supports("avx512f");
+  return supported;
+}
+
+void PackedMatrix::Free::operator()(float* p) const { std::free(p); }
+
+PackedMatrix::PackedMatrix(const float* w, std::int64_t k, std::int64_t n) : k_(k), n_(n) {
+  const std::int64_t panels = (n + P - 1) / P;
+  const std::size_t bytes = static_cast<std::size_t>(panels * k * P) * sizeof(float);
+  float* data = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (!data) throw std::bad_alloc();
+  data_.reset(data);
+  for (std::int64_t p = 0; p < panels; ++p)
+    for (std::int64_t i = 0; i < k; ++i)
+      for (std::int64_t j = 0; j < P; ++j) {
+        const std::int64_t col = p * P + j;
+        data[(p * k + i) * P + j] = col < n ? w[i * n + col] : 0.0f;
+      }
+}
+
+void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* a,
+                 std::int64_t lda, const PackedMatrix& w, bool accumulate, float* c,
+                 std::int64_t ldc) {
+  const std::int64_t k = w.rows(), stride = k * P;
+  for (std::int64_t r0 = 0; r0 < m; r0 += kRowBlock) {
+    const std::int64_t r1 = std::min(m, r0 + kRowBlock);
+    for (std::int64_t row = r0; row < r1;) {
+      const int mr = static_cast<int>(std::min<std::int64_t>(8, r1 - row));
+      const int np = panels_for_rows(mr);
+      for (std::int64_t col = c0; col < c1;) {
+        const int panels = static_cast<int>(std::min<std::int64_t>(np, (c1 - col + P - 1) / P));
+        tile_for(mr, panels)(k, a + row * lda, lda, w.panel(col / P), stride, accumulate,
+                             c + row * ldc + col, ldc, c1 - col);
+        col += panels * P;
+      }
+      row += mr;
+    }
+  }
+}
+
+}  // namespace elman::cpu

@@ -1,0 +1,43 @@
+// elman's own float32 matrix product for AVX-512 CPUs, with the weight operand packed
+// once (at layer construction) into the layout the kernel streams.
+//
+// OpenBLAS would do the same products, but it packs the weights again on every call
+// (every time step), its single-row path is a separate, slower sgemv, and its kernel
+// choice follows OPENBLAS_CORETYPE, which may hold it to AVX2 on AVX-512 machines.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace elman::cpu {
+
+// Whether this CPU runs the packed kernels (AVX-512F); otherwise callers use BLAS.
+bool packed_gemm_supported();
+
+// W (k, n) in column panels of kPanel columns, zero padded: element (i, j) at
+// panels[((j / kPanel) * k + i) * kPanel + j % kPanel], 64-byte aligned.
+class PackedMatrix {
+ public:
+  static constexpr std::int64_t kPanel = 32;
+  PackedMatrix(const float* w, std::int64_t k, std::int64_t n);  // w row-major (k, n)
+  std::int64_t rows() const { return k_; }
+  std::int64_t cols() const { return n_; }
+  const float* panel(std::int64_t p) const { return data_.get() + p * k_ * kPanel; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  std::int64_t k_, n_;
+  std::unique_ptr<float[], Free> data_;
+};
+
+// C[:, c0:c1] = A @ W[:, c0:c1] (+ C[:, c0:c1] if accumulate), for m rows of A (row
+// stride lda) and C (row stride ldc). c0 is a multiple of kPanel; c1 <= W.cols().
+// Every element is summed in the same order whatever m, c0 and c1 are, so splitting
+// the work between threads never changes the result.
+void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* a,
+                 std::int64_t lda, const PackedMatrix& w, bool accumulate, float* c,
+                 std::int64_t ldc);
+
+}  // namespace elman::cpu

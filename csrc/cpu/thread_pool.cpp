@@ -1,0 +1,133 @@
+#include "cpu/thread_pool.h"
+
+#include <sched.h>
+
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ELMAN_PAUSE() _mm_pause()
+#else
+#define ELMAN_PAUSE() std::this_thread::yield()
+#endif
+
+namespace elman::cpu {
+namespace {
+
+// Spin this many rounds (~50-100 us) before yielding, or before a worker goes to sleep.
+constexpr int kSpinRounds = 20000;
+
+int available_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+// Waits until done() holds: spinning first, then yielding the CPU between checks.
+template <typename Done>
+void spin_until(Done done) {
+  for (int i = 0; !done(); ++i) {
+    if (i < kSpinRounds)
+      ELMAN_PAUSE();
+    else
+      std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+ThreadPool& ThreadPool::global() {
+  static ThreadPool pool;
+  return pool;
+}
+
+ThreadPool::ThreadPool() { threads_ = available_cpus(); }
+
+ThreadPool::~ThreadPool() {
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  resize(0);
+}
+
+void ThreadPool::set_threads(int n) {
+  threads_.store(n < 1 ? 1 : n, std::memory_order_relaxed);
+}
+
+void ThreadPool::resize(int workers) {
+  if (static_cast<int>(workers_.size()) == workers) return;
+  if (!workers_.empty()) {  // stop them all, then start the wanted number afresh
+    {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      stopping_ = true;
+      epoch_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    stopping_ = false;
+  }
+  // Each starts from the current epoch: a job published before it runs is not its own.
+  const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
+  for (int k = 0; k < workers; ++k) workers_.emplace_back(&ThreadPool::worker, this, k + 1, epoch);
+}
+
+void ThreadPool::worker(int index, std::uint64_t seen) {
+  for (;;) {
+    // Spin for a new epoch, then sleep until one is published.
+    for (int i = 0; i < kSpinRounds && epoch_.load(std::memory_order_acquire) == seen; ++i)
+      ELMAN_PAUSE();
+    if (epoch_.load(std::memory_order_acquire) == seen) {
+      std::unique_lock<std::mutex> lock(sleep_mutex_);
+      wake_.wait(lock, [&] { return epoch_.load(std::memory_order_acquire) != seen; });
+    }
+    seen = epoch_.load(std::memory_order_acquire);
+    if (stopping_) return;
+    if (index < job_threads_) {
+      try {
+        (*job_)(index);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::run(int n, const std::function<void(int)>& job) {
+  if (n <= 1) {
+    job(0);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  if (static_cast<int>(workers_.size()) < n - 1) resize(n - 1);
+  job_ = &job;
+  job_threads_ = n;
+  error_ = nullptr;
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> wake_lock(sleep_mutex_);  // no wake-up can be missed
+    epoch_.fetch_add(1, std::memory_order_release);
+  }
+  wake_.notify_all();
+  try {
+    job(0);
+  } catch (...) {
+    std::lock_guard<std::mutex> error_lock(error_mutex_);
+    if (!error_) error_ = std::current_exception();
+  }
+  spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
+  if (error_) std::rethrow_exception(error_);
+}
+
+void SpinBarrier::wait() {
+  const std::uint32_t generation = generation_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+    arrived_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    return;
+  }
+  spin_until([&] { return generation_.load(std::memory_order_acquire) != generation; });
+}
+
+}  // namespace elman::cpu
