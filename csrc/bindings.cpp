@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/blas.h"
 #include "cpu/epilogue.h"
 #include "network.h"
 
@@ -144,6 +145,7 @@ Array<T> activation(const Array<T>& v, elman::Activation act) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "elman's native engine; use the elman package, not this module.";
+  elman::cpu::keep_blas_single_threaded();
   py::enum_<elman::Activation>(m, "Activation")
       .value("tanh", elman::Activation::Tanh)
       .value("relu", elman::Activation::Relu);

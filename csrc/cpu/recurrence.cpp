@@ -64,6 +64,11 @@ void variable_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1) {
 
 // Below this many multiply-adds per step, a second thread costs more than it saves.
 constexpr std::int64_t kMinWorkPerThread = 32 * 1024;
+// When W_y does not fit in a core's L2 and each thread would have fewer rows than this,
+// reading W_y dominates: splitting its columns halves each core's share of that reading,
+// which is worth a barrier per step.
+constexpr std::int64_t kColumnSplitRows = 8;
+constexpr std::int64_t kL2Bytes = 1 << 20;
 
 }  // namespace
 
@@ -82,13 +87,15 @@ void run_recurrence(const Recurrence<T>& r, int threads) {
       split_range(r.batch, n, i, 1, &r0, &r1);
       variable_length(r, r0, r1);
     });
-  } else if (r.batch >= n) {  // rows apart: no synchronisation at all
+  } else if (r.batch >= n && !(r.batch < kColumnSplitRows * n && H * H * sizeof(T) > kL2Bytes)) {
+    // rows apart: no synchronisation at all, but every thread reads all of W_y each step
     ThreadPool::global().run(n, [&](int i) {
       std::int64_t r0, r1;
       split_range(r.batch, n, i, 1, &r0, &r1);
       full_length(r, r0, r1, 0, H, nullptr);
     });
-  } else {  // columns apart, in whole panels of packed W_y: a barrier per step
+  } else {  // columns apart, in whole panels of packed W_y: each core keeps its share
+            // of W_y in its cache; a barrier per step
     const std::int64_t grain = PackedMatrix::kPanel;
     n = static_cast<int>(std::min<std::int64_t>(n, (H + grain - 1) / grain));
     SpinBarrier barrier(n);

@@ -11,6 +11,10 @@ from ._functional import rnn
 from ._layer import RNN, Stream
 
 __version__ = "0.1.0"
+
+from . import _threadpoolctl  # noqa: E402
+
+_threadpoolctl.register()
 __all__ = ["RNN", "Stream", "rnn", "set_num_threads", "get_num_threads", "reference"]
 
 
