@@ -55,6 +55,45 @@ ELMAN_AVX512 void tile(std::int64_t k, const float* a, std::int64_t lda, const f
     }
 }
 
+// A single row (B = 1, the latency case): the sum over k runs in KS interleaved partial
+// sums, so that KS * NP * 2 FMA chains hide the FMA latency even for small H, where a
+// single chain per vector would make each step wait ~4 cycles per k.
+template <int NP, int KS>
+ELMAN_AVX512 void row(std::int64_t k, const float* a, std::int64_t, const float* panel0,
+                      std::int64_t panel_stride, bool accumulate, float* c, std::int64_t,
+                      std::int64_t cols) {
+  __m512 acc[KS][NP][2];
+  for (int s = 0; s < KS; ++s)
+    for (int p = 0; p < NP; ++p) acc[s][p][0] = acc[s][p][1] = _mm512_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + KS <= k; i += KS)
+    for (int s = 0; s < KS; ++s) {
+      const __m512 x = _mm512_set1_ps(a[i + s]);
+      for (int p = 0; p < NP; ++p)
+        for (int h = 0; h < 2; ++h)
+          acc[s][p][h] = _mm512_fmadd_ps(x, _mm512_load_ps(panel0 + p * panel_stride + (i + s) * P + h * 16),
+                                         acc[s][p][h]);
+    }
+  for (; i < k; ++i) {
+    const __m512 x = _mm512_set1_ps(a[i]);
+    for (int p = 0; p < NP; ++p)
+      for (int h = 0; h < 2; ++h)
+        acc[0][p][h] = _mm512_fmadd_ps(x, _mm512_load_ps(panel0 + p * panel_stride + i * P + h * 16),
+                                       acc[0][p][h]);
+  }
+  for (int p = 0; p < NP; ++p)
+    for (int h = 0; h < 2; ++h) {
+      __m512 v = acc[0][p][h];
+      for (int s = 1; s < KS; ++s) v = _mm512_add_ps(v, acc[s][p][h]);
+      const std::int64_t first = p * P + h * 16;
+      const std::int64_t valid = std::clamp<std::int64_t>(cols - first, 0, 16);
+      const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1u);
+      if (!mask) continue;
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, c + first));
+      _mm512_mask_storeu_ps(c + first, mask, v);
+    }
+}
+
 using TileFn = void (*)(std::int64_t, const float*, std::int64_t, const float*, std::int64_t, bool,
                         float*, std::int64_t, std::int64_t);
 
@@ -74,7 +113,13 @@ TileFn tile_for(int np) {
 
 TileFn tile_for(int mr, int np) {
   switch (mr) {
-    case 1: return tile_for<1>(np);
+    case 1:  // at most 16 accumulators
+      switch (np) {
+        case 1: return row<1, 4>;
+        case 2: return row<2, 4>;
+        case 3: return row<3, 2>;
+        default: return row<4, 2>;
+      }
     case 2: return tile_for<2>(np);
     case 3: return tile_for<3>(np);
     case 4: return tile_for<4>(np);

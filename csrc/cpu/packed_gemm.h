@@ -34,8 +34,8 @@ class PackedMatrix {
 
 // C[:, c0:c1] = A @ W[:, c0:c1] (+ C[:, c0:c1] if accumulate), for m rows of A (row
 // stride lda) and C (row stride ldc). c0 is a multiple of kPanel; c1 <= W.cols().
-// Every element is summed in the same order whatever m, c0 and c1 are, so splitting
-// the work between threads never changes the result.
+// A row computed alone (a tile of one row) sums in another order than rows computed
+// in blocks, so results may differ in the last bits with the number of rows per thread.
 void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* a,
                  std::int64_t lda, const PackedMatrix& w, bool accumulate, float* c,
                  std::int64_t ldc);

@@ -25,7 +25,7 @@ struct Recurrence {
   T* h_n;  // (batch, H): each row's state after its last valid step
 };
 
-// Runs on up to `threads` threads (elman's pool); the split never changes the result.
+// Runs on up to `threads` threads (elman's pool).
 template <typename T>
 void run_recurrence(const Recurrence<T>& r, int threads);
 

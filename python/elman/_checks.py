@@ -5,8 +5,9 @@ Every message names the argument and says what was expected.
 
 from __future__ import annotations
 
-import os
+import functools
 import numbers
+import os
 
 import numpy as np
 
@@ -74,6 +75,7 @@ def lengths_array(value, steps: int, batch: int) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
+@functools.lru_cache(maxsize=None)
 def _physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
