@@ -15,7 +15,8 @@ def make_parser():
         "bench", help="time elman against NumPy, PyTorch, ONNX Runtime, JAX and Keras",
         description="Check elman and every installed peer against the float64 oracle, "
                     "then time them on the same weights and inputs. Progress goes to "
-                    "stderr, a Markdown table to stdout, every measurement to a JSON file.")
+                    "stderr, a Markdown table to stdout; JSON, CSV, Markdown and (with "
+                    "matplotlib) a PNG plot go to the output folder.")
     benchmark.add_arguments(bench)
     bench.set_defaults(run=benchmark.main)
     return parser

@@ -1,0 +1,72 @@
+"""The benchmark's own functions on one tiny configuration, in this process: elman and
+the NumPy loop only, so it needs no peer and no matplotlib, and takes about a second."""
+
+import csv
+import json
+
+import pytest
+
+import elman
+from elman import benchmark
+from elman._bench.grid import Config
+from elman._bench.measure import statistics_of
+
+SHAPE = (3, 2, 4, 5)  # T, B, I, H
+
+
+@pytest.fixture
+def results(tmp_path, capsys):
+    threads = elman.get_num_threads()
+    try:
+        runs = benchmark.run_benchmark([SHAPE], [1], repeats=1, peers=["numpy"],
+                                       sgemm_n=64, run=benchmark.do_job)
+    finally:
+        elman.set_num_threads(threads)
+    base = benchmark.report_runs(runs, ["numpy"], tmp_path)
+    return base, capsys.readouterr().out
+
+
+def test_json(results):
+    base, _ = results
+    data = json.loads(base.with_suffix(".json").read_text())
+    env = data["environment"]
+    for key in ("cpu", "cpu_count", "env", "thread_counts", "sgemm", "versions", "date"):
+        assert key in env
+    assert env["thread_counts"] == [1]
+    sgemm = env["sgemm"]["1"]
+    assert sgemm["numpy"] > 0 and sgemm["used"] >= sgemm["numpy"]
+    rows = {r["impl"]: r for r in data["results"]}
+    assert set(rows) == {"elman", "numpy"}
+    for row in rows.values():
+        assert row["status"] == "ok" and row["repeats"] == 1
+        assert row["median_ms"] > 0 and row["gflops"] > 0 and row["fraction_of_sgemm"] > 0
+        assert row["max_abs_error"] < 1e-4
+        assert row["wy_read_bound_ratio"] is None  # B > 1
+    [gain] = data["speedups"]
+    assert gain["fastest_peer"] == "numpy" and gain["speedup"] > 0
+    assert (gain["T"], gain["B"], gain["I"], gain["H"], gain["threads"]) == (*SHAPE, 1)
+
+
+def test_csv(results):
+    base, _ = results
+    with base.with_suffix(".csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["impl"] for r in rows] == ["elman", "numpy"]
+    for field in ("us_per_step", "gflops", "fraction_of_sgemm", "wy_read_bound_ratio"):
+        assert field in rows[0]
+    assert float(rows[0]["speedup"]) > 0 and rows[1]["speedup"] == ""
+
+
+def test_markdown(results):
+    base, printed = results
+    text = base.with_suffix(".md").read_text()
+    assert text == printed
+    assert "W_y-read bound ratio" in text and "speed-up" in text and "sgemm" in text
+    assert "| 3 | 2 | 4 | 5 | 1 | elman |" in text
+
+
+def test_bound_ratio_at_batch_one():
+    config = Config(T=10, B=1, I=4, H=256, threads=2)
+    row = statistics_of([10e-6], config)
+    # 4*256*256 bytes at 2 x 100 GB/s: 1.31 us; a step of 1 us is 0.76 of it.
+    assert row["wy_read_bound_ratio"] == pytest.approx(1.0 / 1.31072, rel=1e-6)
