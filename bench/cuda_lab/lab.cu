@@ -8,6 +8,8 @@
 //                every block keeps its slice of W_y's columns in shared memory for the
 //                whole sequence, steps are separated by a grid-wide barrier, bias + tanh
 //                fused (Persistent RNNs, Diamos et al. 2016).
+//   cluster    : for small H and B: one thread-block cluster, W_y and h on chip, DSMEM
+//                exchange and the cluster barrier between steps, no grid barrier.
 // Build and run: see run.sh. Prints one line per (configuration, variant).
 #include <cooperative_groups.h>
 #include <cublas_v2.h>
@@ -51,37 +53,113 @@ __global__ void bias_tanh(int rows, int H, float* y, const float* b) {
   if (i < rows * H) y[i] = elman::tanh_approx(y[i] + b[i % H]);
 }
 
-// All steps in one cooperative launch. Block j owns columns [j*cols, (j+1)*cols) of W_y,
-// held transposed in shared memory (w_s[c][k]) so that a warp reading consecutive k
-// hits consecutive banks. A warp computes one (row, column) dot product at a time:
-// lanes stride over k, then a shuffle reduction. y holds p_t on entry.
-__global__ void persistent(int T, int B, int H, int cols, const float* __restrict__ w_y,
-                           const float* __restrict__ b, float* y) {
-  extern __shared__ float w_s[];  // cols x (H + 1): one float of padding per row
-  cg::grid_group grid = cg::this_grid();
-  const int c0 = blockIdx.x * cols, ncols = min(cols, H - c0);
-  const int stride = H + 1;
+// One warp's share of a step: for row r of h_{t-1} (in shared or global memory) and up
+// to G consecutive columns c0.. of this block's W_y slice (w_s[c][k], row stride
+// `stride`), the dot products over k, lanes striding k; every lane ends with all G sums.
+template <int G, typename Load>
+__device__ void dot_group(int H, Load h_at, const float* w_s, int stride, int nc, float (&acc)[G]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int g = 0; g < G; ++g) acc[g] = 0.f;
+  for (int k = lane; k < H; k += 32) {
+    const float hk = h_at(k);
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+      if (g < nc) acc[g] += hk * w_s[g * stride + k];
+  }
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+    for (int off = 16; off > 0; off /= 2) acc[g] += __shfl_xor_sync(0xffffffffu, acc[g], off);
+}
+
+// W_y's columns [c0, c0 + ncols) into shared memory, transposed, rows padded by one float
+// so that a warp reading consecutive k of one column hits consecutive banks.
+__device__ void load_slice(int H, int c0, int ncols, const float* w_y, float* w_s) {
   for (int i = threadIdx.x; i < ncols * H; i += blockDim.x) {
     const int c = i / H, k = i % H;
-    w_s[c * stride + k] = w_y[k * H + c0 + c];
+    w_s[c * (H + 1) + k] = w_y[(size_t)k * H + c0 + c];
   }
+}
+
+// All steps in one cooperative launch over the whole GPU. Block j owns columns
+// [j*cols, (j+1)*cols) of W_y (cols <= G), kept in shared memory for the whole sequence;
+// steps are separated by a grid-wide barrier; bias + tanh fused. A warp takes a row of
+// h_{t-1} (read once, from L2) against all the block's columns. y holds p_t on entry.
+template <int G>
+__global__ void persistent(int T, int B, int H, int cols, const float* __restrict__ w_y,
+                           const float* __restrict__ b, float* y) {
+  extern __shared__ float w_s[];
+  cg::grid_group grid = cg::this_grid();
+  const int c0 = blockIdx.x * cols, ncols = min(cols, H - c0);
+  load_slice(H, c0, ncols, w_y, w_s);
   __syncthreads();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
   for (int t = 0; t < T; ++t) {
     float* yt = y + (size_t)t * B * H;
-    const float* prev = t > 0 ? y + (size_t)(t - 1) * B * H : nullptr;
-    for (int pair = warp; pair < B * ncols; pair += warps) {
-      const int r = pair / ncols, c = pair % ncols;
-      float acc = 0.f;
-      if (prev)
-        for (int k = lane; k < H; k += 32) acc += __ldcg(prev + (size_t)r * H + k) * w_s[c * stride + k];
-      for (int off = 16; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-      if (lane == 0) {
-        float* out = yt + (size_t)r * H + c0 + c;
-        *out = elman::tanh_approx(*out + acc + b[c0 + c]);
+    for (int r = warp; r < B; r += warps) {
+      float acc[G];
+      const float* prev = yt - (size_t)B * H + (size_t)r * H;
+      if (t > 0) {
+        dot_group<G>(H, [&](int k) { return __ldcg(prev + k); }, w_s, H + 1, ncols, acc);
+      } else {
+#pragma unroll
+        for (int g = 0; g < G; ++g) acc[g] = 0.f;
       }
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        if (g < ncols && lane == g) {
+          float* out = yt + (size_t)r * H + c0 + g;
+          *out = elman::tanh_approx(*out + acc[g] + b[c0 + g]);
+        }
     }
     grid.sync();  // every column of y_t exists before any block reads it
+  }
+}
+
+// Small H: all steps in ONE thread-block cluster (Hopper), no grid barrier. Each of the
+// CS blocks keeps its columns of W_y in shared memory and a full copy of h_{t-1}; it
+// writes its new columns into every block's copy of h_t through distributed shared
+// memory, then the cluster barrier makes them visible. h is double-buffered.
+constexpr int kCluster = 8;
+constexpr int kClusterGroup = 4;  // columns per warp item
+
+__global__ void __cluster_dims__(kCluster, 1, 1)
+clustered(int T, int B, int H, int cols, const float* __restrict__ w_y, const float* __restrict__ b,
+          float* y) {
+  extern __shared__ float smem[];
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = (int)cluster.block_rank();
+  const int c0 = rank * cols, ncols = max(0, min(cols, H - c0));
+  float* w_s = smem;
+  float* h_buf = smem + (size_t)cols * (H + 1);  // 2 x B x H
+  load_slice(H, c0, ncols, w_y, w_s);
+  for (int i = threadIdx.x; i < B * H; i += blockDim.x) h_buf[i] = 0.f;
+  cluster.sync();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  const int groups = (ncols + kClusterGroup - 1) / kClusterGroup;
+  for (int t = 0; t < T; ++t) {
+    const float* h = h_buf + (size_t)(t & 1) * B * H;
+    float* h_next = h_buf + (size_t)((t + 1) & 1) * B * H;
+    float* yt = y + (size_t)t * B * H;
+    for (int item = warp; item < B * groups; item += warps) {
+      const int r = item / groups, g0 = (item % groups) * kClusterGroup;
+      const int nc = min(kClusterGroup, ncols - g0);
+      float acc[kClusterGroup];
+      dot_group<kClusterGroup>(H, [&](int k) { return h[(size_t)r * H + k]; },
+                               w_s + (size_t)g0 * (H + 1), H + 1, nc, acc);
+      if (lane < nc) {
+        float v = 0.f;
+#pragma unroll
+        for (int g = 0; g < kClusterGroup; ++g)
+          if (g == lane) v = acc[g];
+        const int c = c0 + g0 + lane;
+        float* out = yt + (size_t)r * H + c;
+        v = elman::tanh_approx(*out + v + b[c]);
+        *out = v;
+        for (int dst = 0; dst < kCluster; ++dst) cluster.map_shared_rank(h_next, dst)[(size_t)r * H + c] = v;
+      }
+    }
+    cluster.sync();
   }
 }
 
@@ -150,36 +228,59 @@ void run_cublas(cublasHandle_t h, const Config& c, const Device& d) {
   }
 }
 
-struct PersistentPlan { int blocks, cols, threads; size_t smem; bool ok; };
+constexpr int kGroup = 16;  // the persistent kernel's columns per block, at most
 
-PersistentPlan plan_persistent(const Config& c) {
-  int dev = 0, sms = 0, smem_max = 0;
+struct Plan { int blocks, cols, threads; size_t smem; bool ok; };
+
+int device_attribute(cudaDeviceAttr what) {
+  int dev = 0, value = 0;
   CHECK(cudaGetDevice(&dev));
-  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  PersistentPlan p{};
+  CHECK(cudaDeviceGetAttribute(&value, what, dev));
+  return value;
+}
+
+Plan plan_persistent(const Config& c) {
+  const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
+  Plan p{};
   p.threads = 256;
   p.cols = std::max(1, (c.H + sms - 1) / sms);
   p.blocks = (c.H + p.cols - 1) / p.cols;
   p.smem = (size_t)p.cols * (c.H + 1) * sizeof(float);
-  p.ok = p.smem <= (size_t)smem_max;
+  p.ok = p.cols <= kGroup && p.smem <= (size_t)device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
   if (p.ok) {
-    CHECK(cudaFuncSetAttribute(persistent, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem));
+    CHECK(cudaFuncSetAttribute(persistent<kGroup>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem));
     int per_sm = 0;
-    CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, persistent, p.threads, p.smem));
+    CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, persistent<kGroup>, p.threads, p.smem));
     p.ok = per_sm * sms >= p.blocks;
   }
   return p;
 }
 
-void run_persistent(cublasHandle_t h, const Config& c, const Device& d, const PersistentPlan& p) {
+Plan plan_clustered(const Config& c) {
+  Plan p{};
+  p.threads = 256;
+  p.blocks = kCluster;
+  p.cols = (c.H + kCluster - 1) / kCluster;
+  p.smem = ((size_t)p.cols * (c.H + 1) + 2 * (size_t)c.B * c.H) * sizeof(float);
+  p.ok = p.smem <= (size_t)device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+  if (p.ok) CHECK(cudaFuncSetAttribute(clustered, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem));
+  return p;
+}
+
+void run_persistent(cublasHandle_t h, const Config& c, const Device& d, const Plan& p) {
   project(h, c, d);
   int T = c.T, B = c.B, H = c.H, cols = p.cols;
   const float* w_y = d.w_y;
   const float* b = d.b;
   float* y = d.y;
   void* args[] = {&T, &B, &H, &cols, &w_y, &b, &y};
-  CHECK(cudaLaunchCooperativeKernel((void*)persistent, p.blocks, p.threads, args, p.smem, 0));
+  CHECK(cudaLaunchCooperativeKernel((void*)persistent<kGroup>, p.blocks, p.threads, args, p.smem, 0));
+}
+
+void run_clustered(cublasHandle_t h, const Config& c, const Device& d, const Plan& p) {
+  project(h, c, d);
+  clustered<<<p.blocks, p.threads, p.smem>>>(c.T, c.B, c.H, p.cols, d.w_y, d.b, d.y);
+  CHECK(cudaGetLastError());
 }
 
 double max_error(const Problem& p, const Device& d) {
@@ -250,11 +351,15 @@ int main(int argc, char** argv) {
       std::printf("%-22s %-11s %10.3f %10.2f %12.3e\n", name, variant, ms, ms * 1e3 / c.T, err);
     };
     report("cublas", [&] { run_cublas(handle, c, d); });
-    const PersistentPlan plan = plan_persistent(c);
-    if (plan.ok)
-      report("persistent", [&] { run_persistent(handle, c, d, plan); });
+    const Plan grid_plan = plan_persistent(c), cluster_plan = plan_clustered(c);
+    if (grid_plan.ok)
+      report("persistent", [&] { run_persistent(handle, c, d, grid_plan); });
     else
-      std::printf("%-22s %-11s W_y slice of %zu bytes does not fit on chip\n", name, "persistent", plan.smem);
+      std::printf("%-22s %-11s does not fit on chip\n", name, "persistent");
+    if (cluster_plan.ok)
+      report("cluster", [&] { run_clustered(handle, c, d, cluster_plan); });
+    else
+      std::printf("%-22s %-11s does not fit in one cluster (%zu bytes per block)\n", name, "cluster", cluster_plan.smem);
     CHECK(cudaFree(d.x)); CHECK(cudaFree(d.w_x)); CHECK(cudaFree(d.w_y)); CHECK(cudaFree(d.b)); CHECK(cudaFree(d.y));
   }
   CHECK_BLAS(cublasDestroy(handle));
