@@ -81,10 +81,25 @@ __device__ void load_slice(int H, int c0, int ncols, const float* w_y, float* w_
   }
 }
 
+// Writes the G sums of a warp item: lane g < nc finishes column g (bias + tanh on top of
+// p_t, which y holds) and hands the value to `store` as well.
+template <int G, typename Store>
+__device__ void finish_group(float (&acc)[G], int nc, float* out_row, const float* b_row, Store store) {
+  const int lane = threadIdx.x % 32;
+  if (lane >= nc) return;
+  float v = 0.f;
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+    if (g == lane) v = acc[g];
+  v = elman::tanh_approx(out_row[lane] + v + b_row[lane]);
+  out_row[lane] = v;
+  store(lane, v);
+}
+
 // All steps in one cooperative launch over the whole GPU. Block j owns columns
-// [j*cols, (j+1)*cols) of W_y (cols <= G), kept in shared memory for the whole sequence;
-// steps are separated by a grid-wide barrier; bias + tanh fused. A warp takes a row of
-// h_{t-1} (read once, from L2) against all the block's columns. y holds p_t on entry.
+// [j*cols, (j+1)*cols) of W_y, kept in shared memory for the whole sequence; steps are
+// separated by a grid-wide barrier; bias + tanh fused. A warp item is one row of
+// h_{t-1} (read from L2) against G of the block's columns. y holds p_t on entry.
 template <int G>
 __global__ void persistent(int T, int B, int H, int cols, const float* __restrict__ w_y,
                            const float* __restrict__ b, float* y) {
@@ -93,71 +108,54 @@ __global__ void persistent(int T, int B, int H, int cols, const float* __restric
   const int c0 = blockIdx.x * cols, ncols = min(cols, H - c0);
   load_slice(H, c0, ncols, w_y, w_s);
   __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32, groups = (ncols + G - 1) / G;
   for (int t = 0; t < T; ++t) {
     float* yt = y + (size_t)t * B * H;
-    for (int r = warp; r < B; r += warps) {
-      float acc[G];
+    for (int item = warp; item < B * groups; item += warps) {
+      const int r = item / groups, g0 = (item % groups) * G, nc = min(G, ncols - g0);
       const float* prev = yt - (size_t)B * H + (size_t)r * H;
+      float acc[G];
       if (t > 0) {
-        dot_group<G>(H, [&](int k) { return __ldcg(prev + k); }, w_s, H + 1, ncols, acc);
+        dot_group<G>(H, [&](int k) { return __ldcg(prev + k); }, w_s + (size_t)g0 * (H + 1), H + 1, nc, acc);
       } else {
 #pragma unroll
         for (int g = 0; g < G; ++g) acc[g] = 0.f;
       }
-#pragma unroll
-      for (int g = 0; g < G; ++g)
-        if (g < ncols && lane == g) {
-          float* out = yt + (size_t)r * H + c0 + g;
-          *out = elman::tanh_approx(*out + acc[g] + b[c0 + g]);
-        }
+      finish_group<G>(acc, nc, yt + (size_t)r * H + c0 + g0, b + c0 + g0, [](int, float) {});
     }
     grid.sync();  // every column of y_t exists before any block reads it
   }
 }
 
-// Small H: all steps in ONE thread-block cluster (Hopper), no grid barrier. Each of the
-// CS blocks keeps its columns of W_y in shared memory and a full copy of h_{t-1}; it
-// writes its new columns into every block's copy of h_t through distributed shared
-// memory, then the cluster barrier makes them visible. h is double-buffered.
-constexpr int kCluster = 8;
-constexpr int kClusterGroup = 4;  // columns per warp item
-
-__global__ void __cluster_dims__(kCluster, 1, 1)
-clustered(int T, int B, int H, int cols, const float* __restrict__ w_y, const float* __restrict__ b,
-          float* y) {
+// Small H: all steps in ONE thread-block cluster (Hopper), no grid barrier. Each block
+// keeps its columns of W_y in shared memory and a full copy of h_{t-1}; it writes its new
+// columns into every block's copy of h_t through distributed shared memory, then the
+// cluster barrier makes them visible. h is double-buffered.
+template <int G>
+__global__ void clustered(int T, int B, int H, int cols, const float* __restrict__ w_y,
+                          const float* __restrict__ b, float* y) {
   extern __shared__ float smem[];
   cg::cluster_group cluster = cg::this_cluster();
-  const int rank = (int)cluster.block_rank();
-  const int c0 = rank * cols, ncols = max(0, min(cols, H - c0));
+  const int blocks = (int)cluster.num_blocks();
+  const int c0 = (int)cluster.block_rank() * cols, ncols = max(0, min(cols, H - c0));
   float* w_s = smem;
   float* h_buf = smem + (size_t)cols * (H + 1);  // 2 x B x H
   load_slice(H, c0, ncols, w_y, w_s);
   for (int i = threadIdx.x; i < B * H; i += blockDim.x) h_buf[i] = 0.f;
   cluster.sync();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  const int groups = (ncols + kClusterGroup - 1) / kClusterGroup;
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32, groups = (ncols + G - 1) / G;
   for (int t = 0; t < T; ++t) {
     const float* h = h_buf + (size_t)(t & 1) * B * H;
     float* h_next = h_buf + (size_t)((t + 1) & 1) * B * H;
     float* yt = y + (size_t)t * B * H;
     for (int item = warp; item < B * groups; item += warps) {
-      const int r = item / groups, g0 = (item % groups) * kClusterGroup;
-      const int nc = min(kClusterGroup, ncols - g0);
-      float acc[kClusterGroup];
-      dot_group<kClusterGroup>(H, [&](int k) { return h[(size_t)r * H + k]; },
-                               w_s + (size_t)g0 * (H + 1), H + 1, nc, acc);
-      if (lane < nc) {
-        float v = 0.f;
-#pragma unroll
-        for (int g = 0; g < kClusterGroup; ++g)
-          if (g == lane) v = acc[g];
-        const int c = c0 + g0 + lane;
-        float* out = yt + (size_t)r * H + c;
-        v = elman::tanh_approx(*out + v + b[c]);
-        *out = v;
-        for (int dst = 0; dst < kCluster; ++dst) cluster.map_shared_rank(h_next, dst)[(size_t)r * H + c] = v;
-      }
+      const int r = item / groups, g0 = (item % groups) * G, nc = min(G, ncols - g0);
+      float acc[G];
+      dot_group<G>(H, [&](int k) { return h[(size_t)r * H + k]; }, w_s + (size_t)g0 * (H + 1), H + 1, nc, acc);
+      const size_t at = (size_t)r * H + c0 + g0;
+      finish_group<G>(acc, nc, yt + at, b + c0 + g0, [&](int lane, float v) {
+        for (int dst = 0; dst < blocks; ++dst) cluster.map_shared_rank(h_next, dst)[at + lane] = v;
+      });
     }
     cluster.sync();
   }
@@ -228,9 +226,8 @@ void run_cublas(cublasHandle_t h, const Config& c, const Device& d) {
   }
 }
 
-constexpr int kGroup = 16;  // the persistent kernel's columns per block, at most
-
-struct Plan { int blocks, cols, threads; size_t smem; bool ok; };
+struct Plan { int blocks, cols, threads, group; size_t smem; bool ok; };
+using Kernel = void (*)(int, int, int, int, const float*, const float*, float*);
 
 int device_attribute(cudaDeviceAttr what) {
   int dev = 0, value = 0;
@@ -239,31 +236,48 @@ int device_attribute(cudaDeviceAttr what) {
   return value;
 }
 
+// Columns per warp item: the widest that still gives every warp an item.
+int choose_group(int B, int ncols, int warps) {
+  for (int g : {16, 4})
+    if (B * ((ncols + g - 1) / g) >= warps) return g;
+  return 1;
+}
+
+Kernel persistent_kernel(int g) { return g == 16 ? persistent<16> : g == 4 ? persistent<4> : persistent<1>; }
+Kernel clustered_kernel(int g) { return g == 16 ? clustered<16> : g == 4 ? clustered<4> : clustered<1>; }
+
 Plan plan_persistent(const Config& c) {
   const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
   Plan p{};
   p.threads = 256;
   p.cols = std::max(1, (c.H + sms - 1) / sms);
   p.blocks = (c.H + p.cols - 1) / p.cols;
+  p.group = choose_group(c.B, p.cols, p.threads / 32);
   p.smem = (size_t)p.cols * (c.H + 1) * sizeof(float);
-  p.ok = p.cols <= kGroup && p.smem <= (size_t)device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+  p.ok = p.smem <= (size_t)device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
   if (p.ok) {
-    CHECK(cudaFuncSetAttribute(persistent<kGroup>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem));
+    Kernel k = persistent_kernel(p.group);
+    CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem));
     int per_sm = 0;
-    CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, persistent<kGroup>, p.threads, p.smem));
+    CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, p.threads, p.smem));
     p.ok = per_sm * sms >= p.blocks;
   }
   return p;
 }
 
-Plan plan_clustered(const Config& c) {
+Plan plan_clustered(const Config& c, int cluster) {
   Plan p{};
   p.threads = 256;
-  p.blocks = kCluster;
-  p.cols = (c.H + kCluster - 1) / kCluster;
+  p.blocks = cluster;
+  p.cols = (c.H + cluster - 1) / cluster;
+  p.group = choose_group(c.B, p.cols, p.threads / 32);
   p.smem = ((size_t)p.cols * (c.H + 1) + 2 * (size_t)c.B * c.H) * sizeof(float);
   p.ok = p.smem <= (size_t)device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
-  if (p.ok) CHECK(cudaFuncSetAttribute(clustered, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem));
+  if (p.ok) {
+    Kernel k = clustered_kernel(p.group);
+    CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem));
+    if (cluster > 8) CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+  }
   return p;
 }
 
@@ -274,20 +288,36 @@ void run_persistent(cublasHandle_t h, const Config& c, const Device& d, const Pl
   const float* b = d.b;
   float* y = d.y;
   void* args[] = {&T, &B, &H, &cols, &w_y, &b, &y};
-  CHECK(cudaLaunchCooperativeKernel((void*)persistent<kGroup>, p.blocks, p.threads, args, p.smem, 0));
+  CHECK(cudaLaunchCooperativeKernel((void*)persistent_kernel(p.group), p.blocks, p.threads, args, p.smem, 0));
 }
 
 void run_clustered(cublasHandle_t h, const Config& c, const Device& d, const Plan& p) {
   project(h, c, d);
-  clustered<<<p.blocks, p.threads, p.smem>>>(c.T, c.B, c.H, p.cols, d.w_y, d.b, d.y);
-  CHECK(cudaGetLastError());
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(p.blocks);
+  config.blockDim = dim3(p.threads);
+  config.dynamicSmemBytes = p.smem;
+  cudaLaunchAttribute cluster;
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = p.blocks;
+  cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  // Not fatal: a cluster size the device refuses shows as a wrong (unwritten) result.
+  const cudaError_t e = cudaLaunchKernelEx(&config, clustered_kernel(p.group), c.T, c.B, c.H,
+                                           p.cols, (const float*)d.w_y, (const float*)d.b, d.y);
+  if (e != cudaSuccess) std::fprintf(stderr, "cluster of %d: %s\n", p.blocks, cudaGetErrorString(e));
 }
 
 double max_error(const Problem& p, const Device& d) {
   std::vector<float> y(p.y_ref.size());
   CHECK(cudaMemcpy(y.data(), d.y, y.size() * sizeof(float), cudaMemcpyDeviceToHost));
   double worst = 0;
-  for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::fabs(y[i] - p.y_ref[i]));
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double e = std::fabs(y[i] - p.y_ref[i]);
+    if (std::isnan(e)) return INFINITY;  // a missed write (y starts as NaN)
+    worst = std::max(worst, e);
+  }
   return worst;
 }
 
@@ -321,7 +351,7 @@ int main(int argc, char** argv) {
   std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
   cublasHandle_t handle;
   CHECK_BLAS(cublasCreate(&handle));
-  std::printf("%-22s %-11s %10s %10s %12s %s\n", "T,B,I,H", "variant", "ms", "us/step", "max_err", "note");
+  std::printf("%-22s %-13s %10s %10s %12s %s\n", "T,B,I,H", "variant", "ms", "us/step", "max_err", "note");
   for (const Config& c : configs) {
     Problem p = make_problem(c);
     Device d;
@@ -344,22 +374,28 @@ int main(int argc, char** argv) {
       CHECK(cudaDeviceSynchronize());
       const double err = max_error(p, d);
       if (!(err <= tol)) {
-        std::printf("%-22s %-11s %10s %10s %12.3e WRONG (tolerance %.0e)\n", name, variant, "-", "-", err, tol);
+        std::printf("%-22s %-13s %10s %10s %12.3e WRONG (tolerance %.0e)\n", name, variant, "-", "-", err, tol);
         return;
       }
       const double ms = median_ms(run, repeats);
-      std::printf("%-22s %-11s %10.3f %10.2f %12.3e\n", name, variant, ms, ms * 1e3 / c.T, err);
+      std::printf("%-22s %-13s %10.3f %10.2f %12.3e\n", name, variant, ms, ms * 1e3 / c.T, err);
     };
     report("cublas", [&] { run_cublas(handle, c, d); });
-    const Plan grid_plan = plan_persistent(c), cluster_plan = plan_clustered(c);
+    const Plan grid_plan = plan_persistent(c);
+    char variant[32];
+    std::snprintf(variant, sizeof variant, "persist/g%d", grid_plan.group);
     if (grid_plan.ok)
-      report("persistent", [&] { run_persistent(handle, c, d, grid_plan); });
+      report(variant, [&] { run_persistent(handle, c, d, grid_plan); });
     else
       std::printf("%-22s %-11s does not fit on chip\n", name, "persistent");
-    if (cluster_plan.ok)
-      report("cluster", [&] { run_clustered(handle, c, d, cluster_plan); });
-    else
-      std::printf("%-22s %-11s does not fit in one cluster (%zu bytes per block)\n", name, "cluster", cluster_plan.smem);
+    for (int cluster : {8, 16}) {
+      const Plan plan = plan_clustered(c, cluster);
+      std::snprintf(variant, sizeof variant, "cluster%d/g%d", cluster, plan.group);
+      if (plan.ok)
+        report(variant, [&] { run_clustered(handle, c, d, plan); });
+      else
+        std::printf("%-22s %-11s does not fit (%zu bytes per block)\n", name, variant, plan.smem);
+    }
     CHECK(cudaFree(d.x)); CHECK(cudaFree(d.w_x)); CHECK(cudaFree(d.w_y)); CHECK(cudaFree(d.b)); CHECK(cudaFree(d.y));
   }
   CHECK_BLAS(cublasDestroy(handle));
