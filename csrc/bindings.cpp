@@ -39,19 +39,26 @@ void require_shape(const py::array& a, std::vector<int64_t> shape, const char* n
   }
 }
 
+// The pointwise function phi(clip(z)); clip None = no clip.
+elman::ActivationParams activation_params(elman::Activation kind, double alpha, double beta,
+                                          std::optional<double> clip) {
+  require(!clip || *clip >= 0, "clip: expected a number >= 0");
+  return {kind, alpha, beta, clip.has_value(), clip.value_or(0.0)};
+}
+
 template <typename T>
 std::unique_ptr<elman::Network<T>> make_network(int64_t input_size, int64_t hidden_size,
                                                 int64_t num_layers, int64_t num_directions,
-                                                elman::Activation act, py::list cells) {
+                                                py::list cells) {
   require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1, "sizes must be >= 1");
   require(num_directions == 1 || num_directions == 2, "num_directions must be 1 or 2");
   require(static_cast<int64_t>(cells.size()) == num_layers * num_directions,
-          "cells: need one (w_x, w_y, b, reverse) per layer and direction");
+          "cells: need one (w_x, w_y, b, reverse, activation) per layer and direction");
   std::vector<Array<T>> keep;  // holds the arrays alive while the network copies them
   std::vector<elman::CellWeights<T>> weights;
   for (size_t c = 0; c < cells.size(); ++c) {
     auto cell = cells[c].cast<py::tuple>();
-    require(cell.size() == 4, "cells: each entry is (w_x, w_y, b, reverse)");
+    require(cell.size() == 5, "cells: each entry is (w_x, w_y, b, reverse, activation)");
     const int64_t in = static_cast<int64_t>(c) < num_directions ? input_size
                                                                  : num_directions * hidden_size;
     auto w_x = cell[0].cast<Array<T>>();
@@ -65,12 +72,13 @@ std::unique_ptr<elman::Network<T>> make_network(int64_t input_size, int64_t hidd
       b = bias.data();
       keep.push_back(bias);
     }
-    weights.push_back({w_x.data(), w_y.data(), b, cell[3].cast<bool>()});
+    weights.push_back({w_x.data(), w_y.data(), b, cell[3].cast<bool>(),
+                       cell[4].cast<elman::ActivationParams>()});
     keep.push_back(w_x);
     keep.push_back(w_y);
   }
   return std::make_unique<elman::Network<T>>(input_size, hidden_size, num_layers, num_directions,
-                                             act, weights);
+                                             weights);
 }
 
 template <typename T>
@@ -102,8 +110,7 @@ void bind_network(py::module_& m, const char* name) {
   using Net = elman::Network<T>;
   py::class_<Net>(m, name, "A packed stack of recurrent layers (see csrc/elman.h for shapes).")
       .def(py::init(&make_network<T>), py::arg("input_size"), py::arg("hidden_size"),
-           py::arg("num_layers"), py::arg("num_directions"), py::arg("activation"),
-           py::arg("cells"))
+           py::arg("num_layers"), py::arg("num_directions"), py::arg("cells"))
       .def("forward", &forward<T>, py::arg("x"), py::arg("h0") = py::none(),
            py::arg("lengths") = py::none(),
            "(T, B, I) -> (y (T, B, D*H), h_n (L*D, B, H)); GIL released while it runs.")
@@ -131,7 +138,9 @@ Array<float> matmul(const Array<float>& a, const Array<float>& b) {
 
 // The vectorised activation alone, for the accuracy tests of tests/test_activations.py.
 template <typename T>
-Array<T> activation(const Array<T>& v, elman::Activation act) {
+Array<T> activation(const Array<T>& v, elman::Activation kind, double alpha, double beta,
+                    std::optional<double> clip) {
+  const elman::ActivationParams act = activation_params(kind, alpha, beta, clip);
   Array<T> out(v.size());
   std::copy(v.data(), v.data() + v.size(), out.mutable_data());
   {
@@ -148,11 +157,26 @@ PYBIND11_MODULE(_core, m) {
   elman::cpu::keep_blas_single_threaded();
   py::enum_<elman::Activation>(m, "Activation")
       .value("tanh", elman::Activation::Tanh)
-      .value("relu", elman::Activation::Relu);
+      .value("relu", elman::Activation::Relu)
+      .value("sigmoid", elman::Activation::Sigmoid)
+      .value("affine", elman::Activation::Affine)
+      .value("leaky_relu", elman::Activation::LeakyRelu)
+      .value("thresholded_relu", elman::Activation::ThresholdedRelu)
+      .value("scaled_tanh", elman::Activation::ScaledTanh)
+      .value("hard_sigmoid", elman::Activation::HardSigmoid)
+      .value("elu", elman::Activation::Elu)
+      .value("softsign", elman::Activation::Softsign)
+      .value("softplus", elman::Activation::Softplus);
+  py::class_<elman::ActivationParams>(m, "ActivationParams",
+                                      "One cell's phi(clip(z)) (see csrc/activations.h).")
+      .def(py::init(&activation_params), py::arg("kind"), py::arg("alpha") = 0.0,
+           py::arg("beta") = 0.0, py::arg("clip") = py::none());
   bind_network<float>(m, "NetworkF32");
   bind_network<double>(m, "NetworkF64");
-  m.def("activation", &activation<float>, py::arg("v"), py::arg("activation"));
-  m.def("activation", &activation<double>, py::arg("v"), py::arg("activation"));
+  m.def("activation", &activation<float>, py::arg("v"), py::arg("activation"),
+        py::arg("alpha") = 0.0, py::arg("beta") = 0.0, py::arg("clip") = py::none());
+  m.def("activation", &activation<double>, py::arg("v"), py::arg("activation"),
+        py::arg("alpha") = 0.0, py::arg("beta") = 0.0, py::arg("clip") = py::none());
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"));
   m.def("set_num_threads", [](int n) {
     require(n >= 1, "n: expected an integer >= 1");

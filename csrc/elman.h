@@ -11,7 +11,8 @@
 //   y_t = act(x_t @ w_x + y_{t-1} @ w_y + b):
 //   w_x (I_l, H) with I_0 = I and I_l = D*H for l > 0;  w_y (H, H);  b (H,) or null;
 //   reverse: run backwards in time, within each row's valid steps (a bidirectional
-//   layer's direction 1; a lone reverse direction as ONNX's direction="reverse").
+//   layer's direction 1; a lone reverse direction as ONNX's direction="reverse");
+//   activation: act and its clip (per cell, as ONNX allows one per direction).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,7 @@ struct CellWeights {
   const T* w_y;
   const T* b;
   bool reverse;
+  ActivationParams activation;
 };
 
 }  // namespace elman

@@ -6,13 +6,11 @@ namespace elman {
 
 template <typename T>
 Network<T>::Network(std::int64_t input_size, std::int64_t hidden_size, std::int64_t num_layers,
-                    std::int64_t num_directions, Activation act,
-                    const std::vector<CellWeights<T>>& cells)
+                    std::int64_t num_directions, const std::vector<CellWeights<T>>& cells)
     : input_size_(input_size),
       hidden_size_(hidden_size),
       num_layers_(num_layers),
-      num_directions_(num_directions),
-      act_(act) {
+      num_directions_(num_directions) {
   if (static_cast<std::int64_t>(cells.size()) != num_layers * num_directions)
     throw std::invalid_argument("Network: need one set of weights per layer and direction");
   const std::int64_t H = hidden_size;
@@ -26,7 +24,8 @@ Network<T>::Network(std::int64_t input_size, std::int64_t hidden_size, std::int6
       return storage_.back().data();
     };
     const CellWeights<T>& w = cells[c];
-    copies.push_back({copy(w.w_x, in * H), copy(w.w_y, H * H), copy(w.b, H), w.reverse});
+    copies.push_back({copy(w.w_x, in * H), copy(w.w_y, H * H), copy(w.b, H), w.reverse,
+                      w.activation});
   }
   cpu_ = cpu::prepare(Shape{0, 0, input_size, hidden_size, num_layers, num_directions}, copies);
 }
@@ -35,7 +34,7 @@ template <typename T>
 void Network<T>::forward(std::int64_t steps, std::int64_t batch, const T* x, const T* h0,
                          const std::int64_t* lengths, T* y, T* h_n) const {
   const Shape shape{steps, batch, input_size_, hidden_size_, num_layers_, num_directions_};
-  cpu::forward(shape, act_, cpu_, x, h0, lengths, y, h_n);
+  cpu::forward(shape, cpu_, x, h0, lengths, y, h_n);
 }
 
 template class Network<float>;

@@ -14,9 +14,9 @@ template <typename T>
 class Network {
  public:
   // One entry per layer and direction (layer-major), each array dense row-major with
-  // the shapes of elman.h; b may be null.
+  // the shapes of elman.h; b may be null. Each has its own activation.
   Network(std::int64_t input_size, std::int64_t hidden_size, std::int64_t num_layers,
-          std::int64_t num_directions, Activation act, const std::vector<CellWeights<T>>& cells);
+          std::int64_t num_directions, const std::vector<CellWeights<T>>& cells);
   Network(const Network&) = delete;  // cells_ points into storage_
   Network& operator=(const Network&) = delete;
 
@@ -28,11 +28,9 @@ class Network {
   std::int64_t hidden_size() const { return hidden_size_; }
   std::int64_t num_layers() const { return num_layers_; }
   std::int64_t num_directions() const { return num_directions_; }
-  Activation activation() const { return act_; }
 
  private:
   std::int64_t input_size_, hidden_size_, num_layers_, num_directions_;
-  Activation act_;
   std::vector<std::vector<T>> storage_;  // copies of the weights, which cpu_ points into
   std::vector<cpu::Cell<T>> cpu_;       // the weights as the CPU kernels take them
 };

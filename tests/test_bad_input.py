@@ -31,7 +31,7 @@ def x():
     (dict(input_size=3, hidden_size=-1), "hidden_size"),
     (dict(input_size=3, hidden_size=4, num_layers=0), "num_layers"),
     (dict(input_size=3, hidden_size=4, num_layers=-2), "num_layers"),
-    (dict(input_size=3, hidden_size=4, nonlinearity="sigmoid"), "nonlinearity"),
+    (dict(input_size=3, hidden_size=4, nonlinearity="swish"), "nonlinearity"),
     (dict(input_size=3, hidden_size=4, nonlinearity="Tanh "), "nonlinearity"),
 ])
 def test_constructor_values(kwargs, arg):
@@ -200,7 +200,7 @@ def test_rnn_mismatched_sizes():
 def test_rnn_activation_and_lengths():
     x, W_x, W_y = _args()
     with pytest.raises(ValueError, match=name("activation")):
-        elman.rnn(x, W_x, W_y, activation="sigmoid")
+        elman.rnn(x, W_x, W_y, activation="swish")
     with pytest.raises(ValueError, match=name("lengths")):
         elman.rnn(x, W_x, W_y, lengths=[T, 0, 1])
     with pytest.raises(ValueError, match=name("lengths")):

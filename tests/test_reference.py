@@ -10,12 +10,13 @@ from helpers import ref
 
 
 def test_activations_table():
-    assert set(ref.ACTIVATIONS) == {"tanh", "relu"}
+    assert set(ref.ACTIVATIONS) == {"tanh", "relu", "sigmoid", "affine", "leaky_relu", "thresholded_relu",
+                                    "scaled_tanh", "hard_sigmoid", "elu", "softsign", "softplus"}
     z = np.array([-2.0, -0.0, 0.0, 0.5, 3.0])
     assert np.array_equal(ref.ACTIVATIONS["relu"](z), [0.0, 0.0, 0.0, 0.5, 3.0])
     assert np.allclose(ref.ACTIVATIONS["tanh"](z), [math.tanh(v) for v in z], rtol=0, atol=1e-16)
     with pytest.raises(ValueError, match="activation"):
-        ref.rnn(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), activation="sigmoid")
+        ref.rnn(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), activation="swish")
 
 
 def test_scalar_tanh_by_hand():

@@ -15,6 +15,7 @@ struct Cell {
   Weight<T> w_x, w_y;
   const T* b;
   bool reverse;
+  ActivationParams activation;
 };
 
 // Packs the weights for this CPU; the arrays must outlive the cells.
@@ -23,8 +24,8 @@ std::vector<Cell<T>> prepare(const Shape& shape, const std::vector<CellWeights<T
 
 // The forward pass of elman.h on elman's threads.
 template <typename T>
-void forward(const Shape& shape, Activation act, const std::vector<Cell<T>>& cells, const T* x,
-             const T* h0, const std::int64_t* lengths, T* y, T* h_n);
+void forward(const Shape& shape, const std::vector<Cell<T>>& cells, const T* x, const T* h0,
+             const std::int64_t* lengths, T* y, T* h_n);
 
 // C (m, W.cols) = A (m, W.rows) @ W, rows split over up to `threads` threads.
 template <typename T>

@@ -13,33 +13,59 @@
 namespace elman::cpu {
 namespace {
 
-template <typename T, Activation A>
-ELMAN_HD T activate(T v) {
-  if constexpr (A == Activation::Tanh)
-    return tanh_approx(v);
-  else
-    return relu(v);
+// The activation's parameters in the arithmetic's type.
+template <typename T>
+struct Params {
+  T alpha, beta, clip;
+};
+
+template <typename T, Activation A, bool Clip>
+ELMAN_HD T pointwise(T z, const Params<T>& p) {
+  if constexpr (Clip) z = clip(z, p.clip);
+  return activate<A>(z, p.alpha, p.beta);
 }
 
 // One branch-free loop per combination, so that the compiler can vectorise each.
-template <typename T, Activation A>
+template <typename T, Activation A, bool Clip>
 ELMAN_HD void loop(std::int64_t n, T* __restrict v, const T* __restrict add,
-                   const T* __restrict bias) {
+                   const T* __restrict bias, Params<T> p) {
   if (add && bias)
-    for (std::int64_t i = 0; i < n; ++i) v[i] = activate<T, A>(v[i] + add[i] + bias[i]);
+    for (std::int64_t i = 0; i < n; ++i) v[i] = pointwise<T, A, Clip>(v[i] + add[i] + bias[i], p);
   else if (add)
-    for (std::int64_t i = 0; i < n; ++i) v[i] = activate<T, A>(v[i] + add[i]);
+    for (std::int64_t i = 0; i < n; ++i) v[i] = pointwise<T, A, Clip>(v[i] + add[i], p);
   else if (bias)
-    for (std::int64_t i = 0; i < n; ++i) v[i] = activate<T, A>(v[i] + bias[i]);
+    for (std::int64_t i = 0; i < n; ++i) v[i] = pointwise<T, A, Clip>(v[i] + bias[i], p);
   else
-    for (std::int64_t i = 0; i < n; ++i) v[i] = activate<T, A>(v[i]);
+    for (std::int64_t i = 0; i < n; ++i) v[i] = pointwise<T, A, Clip>(v[i], p);
+}
+
+template <typename T, Activation A>
+ELMAN_HD void with_clip(std::int64_t n, T* v, const T* add, const T* bias,
+                        const ActivationParams& act) {
+  const Params<T> p{static_cast<T>(act.alpha), static_cast<T>(act.beta), static_cast<T>(act.clip)};
+  if (act.clipped)
+    loop<T, A, true>(n, v, add, bias, p);
+  else
+    loop<T, A, false>(n, v, add, bias, p);
 }
 
 template <typename T>
-ELMAN_HD void dispatch(std::int64_t n, T* v, const T* add, const T* bias, Activation act) {
-  switch (act) {
-    case Activation::Tanh: loop<T, Activation::Tanh>(n, v, add, bias); break;
-    case Activation::Relu: loop<T, Activation::Relu>(n, v, add, bias); break;
+ELMAN_HD void dispatch(std::int64_t n, T* v, const T* add, const T* bias,
+                       const ActivationParams& act) {
+  switch (act.kind) {
+    case Activation::Tanh: with_clip<T, Activation::Tanh>(n, v, add, bias, act); break;
+    case Activation::Relu: with_clip<T, Activation::Relu>(n, v, add, bias, act); break;
+    case Activation::Sigmoid: with_clip<T, Activation::Sigmoid>(n, v, add, bias, act); break;
+    case Activation::Affine: with_clip<T, Activation::Affine>(n, v, add, bias, act); break;
+    case Activation::LeakyRelu: with_clip<T, Activation::LeakyRelu>(n, v, add, bias, act); break;
+    case Activation::ThresholdedRelu:
+      with_clip<T, Activation::ThresholdedRelu>(n, v, add, bias, act);
+      break;
+    case Activation::ScaledTanh: with_clip<T, Activation::ScaledTanh>(n, v, add, bias, act); break;
+    case Activation::HardSigmoid: with_clip<T, Activation::HardSigmoid>(n, v, add, bias, act); break;
+    case Activation::Elu: with_clip<T, Activation::Elu>(n, v, add, bias, act); break;
+    case Activation::Softsign: with_clip<T, Activation::Softsign>(n, v, add, bias, act); break;
+    case Activation::Softplus: with_clip<T, Activation::Softplus>(n, v, add, bias, act); break;
   }
 }
 
@@ -47,13 +73,13 @@ ELMAN_HD void dispatch(std::int64_t n, T* v, const T* add, const T* bias, Activa
 
 ELMAN_MULTIVERSION
 void bias_activation(std::int64_t n, float* v, const float* add, const float* bias,
-                     Activation act) {
+                     const ActivationParams& act) {
   dispatch(n, v, add, bias, act);
 }
 
 ELMAN_MULTIVERSION
 void bias_activation(std::int64_t n, double* v, const double* add, const double* bias,
-                     Activation act) {
+                     const ActivationParams& act) {
   dispatch(n, v, add, bias, act);
 }
 

@@ -37,14 +37,14 @@ std::vector<Cell<T>> prepare(const Shape& s, const std::vector<CellWeights<T>>& 
     const std::int64_t in = static_cast<std::int64_t>(c) < s.num_directions ? s.input_size
                                                                               : s.num_directions * H;
     out.push_back({Weight<T>(cells[c].w_x, in, H), Weight<T>(cells[c].w_y, H, H), cells[c].b,
-                   cells[c].reverse});
+                   cells[c].reverse, cells[c].activation});
   }
   return out;
 }
 
 template <typename T>
-void forward(const Shape& s, Activation act, const std::vector<Cell<T>>& cells, const T* x,
-             const T* h0, const std::int64_t* lengths, T* y, T* h_n) {
+void forward(const Shape& s, const std::vector<Cell<T>>& cells, const T* x, const T* h0,
+             const std::int64_t* lengths, T* y, T* h_n) {
   keep_blas_single_threaded();
   const int threads = ThreadPool::global().threads();
   const std::int64_t H = s.hidden_size, D = s.num_directions, rows = s.steps * s.batch;
@@ -62,7 +62,7 @@ void forward(const Shape& s, Activation act, const std::vector<Cell<T>>& cells, 
       const std::int64_t state = (l * D + d) * s.batch * H;
       // The projection goes straight into this direction's columns of the output.
       parallel_matmul<T>(rows, in, in_features, cell.w_x, out + d * H, features, threads);
-      run_recurrence<T>({s.steps, s.batch, H, act, cell.w_y, cell.b, cell.reverse,
+      run_recurrence<T>({s.steps, s.batch, H, cell.activation, cell.w_y, cell.b, cell.reverse,
                          h0 ? h0 + state : nullptr, lengths, out + d * H, features, h_n + state},
                         threads);
     }
@@ -73,8 +73,8 @@ void forward(const Shape& s, Activation act, const std::vector<Cell<T>>& cells, 
 
 #define ELMAN_INSTANTIATE(T)                                                                     \
   template std::vector<Cell<T>> prepare<T>(const Shape&, const std::vector<CellWeights<T>>&);   \
-  template void forward<T>(const Shape&, Activation, const std::vector<Cell<T>>&, const T*,     \
-                           const T*, const std::int64_t*, T*, T*);                               \
+  template void forward<T>(const Shape&, const std::vector<Cell<T>>&, const T*, const T*,       \
+                           const std::int64_t*, T*, T*);                                         \
   template void parallel_matmul<T>(std::int64_t, const T*, std::int64_t, const Weight<T>&, T*,   \
                                    std::int64_t, int);
 ELMAN_INSTANTIATE(float)

@@ -12,7 +12,7 @@ namespace elman::cpu {
 template <typename T>
 struct Recurrence {
   std::int64_t steps, batch, hidden;
-  Activation act;
+  ActivationParams act;
   const Weight<T>& w_y;          // (H, H)
   const T* bias;                 // (H,) or null
   bool reverse;                  // run each row from its last valid step down to 0

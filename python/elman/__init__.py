@@ -15,7 +15,34 @@ __version__ = "0.1.0"
 from . import _threadpoolctl  # noqa: E402
 
 _threadpoolctl.register()
-__all__ = ["RNN", "Stream", "rnn", "set_num_threads", "get_num_threads", "reference"]
+__all__ = ["RNN", "Stream", "rnn", "set_num_threads", "get_num_threads", "reference", "onnx",
+           "from_torch", "from_keras", "from_onnx", "load"]
+
+
+# The importers load their framework only when called (never at `import elman`).
+def from_torch(module) -> RNN:
+    """An elman.RNN equal to a torch.nn.RNN or torch.nn.RNNCell (see elman/_torch.py)."""
+    from . import _torch
+    return _torch.from_torch(module)
+
+
+def from_keras(layer):
+    """An elman.RNN equal to a Keras SimpleRNN or Bidirectional(SimpleRNN); see
+    elman/_keras.py for how its outputs map to Keras's."""
+    from . import _keras
+    return _keras.from_keras(layer)
+
+
+def from_onnx(model_or_path) -> RNN:
+    """An elman.RNN from the RNN node(s) of an ONNX model (a path or a ModelProto)."""
+    from . import _onnx_model
+    return _onnx_model.from_onnx(model_or_path)
+
+
+def load(path) -> RNN:
+    """A layer written by RNN.save."""
+    from . import _io
+    return _io.load(path)
 
 
 def set_num_threads(n: int) -> None:
@@ -30,8 +57,8 @@ def get_num_threads() -> int:
 
 
 def __getattr__(name):
-    # elman.reference is plain NumPy; load it on first use.
-    if name == "reference":
+    # elman.reference (plain NumPy) and elman.onnx load on first use.
+    if name in ("reference", "onnx"):
         import importlib
         return importlib.import_module(".reference", __name__)
     raise AttributeError(f"module 'elman' has no attribute {name!r}")

@@ -13,7 +13,6 @@ import numpy as np
 
 # The engine passes these sizes to BLAS, whose integers are 32-bit.
 MAX_FEATURES = 2**31 - 1
-ACTIVATIONS = ("tanh", "relu")
 
 
 def layer_dtype(dtype) -> np.dtype:
@@ -37,21 +36,26 @@ def positive_int(name: str, value, limit: int | None = None) -> int:
     return value
 
 
-def activation(name: str, value) -> str:
-    if not isinstance(value, str) or value not in ACTIVATIONS:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, ACTIVATIONS))}, got {value!r}")
-    return value
-
-
 def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous array of `dtype` (a copy only where needed)."""
+    """A C-contiguous array of `dtype` (a copy only where needed): NumPy arrays, anything
+    with __dlpack__ on the CPU (torch, JAX: shared, not copied) or the buffer protocol."""
     try:
-        a = np.asarray(value)
+        a = _shared(value)
     except (ValueError, TypeError) as e:
         raise TypeError(f"{name}: expected an array of real numbers ({e})") from e
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
     return a.astype(dtype, order="C", copy=False)  # (ascontiguousarray would make 0-d 1-d)
+
+
+def _shared(value) -> np.ndarray:
+    """`value` as an ndarray, sharing its memory where it can."""
+    if not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__"):
+        try:
+            return np.from_dlpack(value)
+        except (BufferError, RuntimeError, TypeError):
+            pass  # e.g. on a GPU, or a dtype NumPy lacks: np.asarray copies, or explains
+    return np.asarray(value)
 
 
 def shape_str(shape) -> str:

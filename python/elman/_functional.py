@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, _run
+from . import _activations, _checks, _run
 
 
-def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", lengths=None, reverse=False,
-        batch_first=False):
+def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=None,
+        activation_beta=None, clip=None, lengths=None, reverse=False, batch_first=False):
     """Run y_t = act(x_t @ W_x + y_{t-1} @ W_y + b) over a sequence.
 
     x: (T, B, I), or (B, T, I) with batch_first, or (T, I) unbatched.
     W_x: (I, H); W_y: (H, H); b: (H,) or None; h0: (B, H) ((H,) unbatched) or None = zeros.
+    activation: one of elman.reference.ACTIVATIONS (those of ONNX's RNN), with its
+    activation_alpha and activation_beta (None = ONNX's defaults); clip: bound the
+    pre-activation to [-clip, clip] (None = no bound).
     lengths: (B,) integers in [1, T]: steps >= lengths[b] give exactly 0 and h_T holds
     the state after step lengths[b] - 1. reverse: run from the last valid step to the
     first; y stays in the original time order (as ONNX direction="reverse").
@@ -20,7 +23,7 @@ def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", lengths=None, revers
     float64 if any argument is float64, else float32. The weights are copied on every
     call: for repeated calls, elman.RNN packs them once.
     """
-    act = _checks.activation("activation", activation)
+    act = _activations.resolve("activation", activation, activation_alpha, activation_beta, clip)
     arrays = [np.asarray(a) for a in (x, W_x, W_y, b, h0) if a is not None]
     dtype = np.dtype(np.float64 if any(a.dtype == np.float64 for a in arrays) else np.float32)
     W_x = _checks.real_array("W_x", W_x, dtype)
@@ -34,7 +37,7 @@ def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", lengths=None, revers
     if b is not None:
         b = _checks.real_array("b", b, dtype)
         _checks.exact_shape("b", b, (hidden,), "(H,), with H from W_x")
-    net = _run.network(dtype, inputs, hidden, 1, 1, act, [(W_x, W_y, b, bool(reverse))])
+    net = _run.network(dtype, inputs, hidden, 1, 1, [(W_x, W_y, b, bool(reverse), act)])
     if h0 is not None:
         h0 = _checks.real_array("h0", h0, dtype)
         x_shape = np.shape(arrays[0])

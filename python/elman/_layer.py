@@ -7,9 +7,9 @@ import threading
 
 import numpy as np
 
-from . import _checks, _run
+from . import _activations, _checks, _run
 
-_WEIGHT_NAME = re.compile(r"^(w_x|w_y|b)_l(\d+)(_reverse)?$")
+WEIGHT_NAME = re.compile(r"^(w_x|w_y|b)_l(\d+)(_reverse)?$")
 
 
 class RNN:
@@ -20,15 +20,21 @@ class RNN:
     input_size, I_k = num_directions * H after. They start ~ U(-1/sqrt(H), 1/sqrt(H))
     from ``np.random.default_rng(seed)``, read as read-only arrays, and can be assigned
     (same shape; the layer repacks them).
+
+    nonlinearity: one of elman.reference.ACTIVATIONS (ONNX's RNN activations, snake_case),
+    with activation_alpha / activation_beta (None = ONNX's defaults) and clip (bound the
+    pre-activation to [-clip, clip]; None = none), the same in every layer and direction.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, bidirectional=False, dtype=np.float32, seed=None):
+                 batch_first=False, bidirectional=False, dtype=np.float32, seed=None, *,
+                 activation_alpha=None, activation_beta=None, clip=None):
         s = object.__setattr__
         s(self, "_input_size", _checks.positive_int("input_size", input_size, _checks.MAX_FEATURES))
         s(self, "_hidden_size", _checks.positive_int("hidden_size", hidden_size, _checks.MAX_FEATURES))
         s(self, "_num_layers", _checks.positive_int("num_layers", num_layers))
-        s(self, "_nonlinearity", _checks.activation("nonlinearity", nonlinearity))
+        s(self, "_activation", _activations.resolve("nonlinearity", nonlinearity, activation_alpha,
+                                                    activation_beta, clip))
         s(self, "_bias", bool(bias))
         s(self, "_batch_first", bool(batch_first))
         s(self, "_bidirectional", bool(bidirectional))
@@ -46,11 +52,27 @@ class RNN:
             weights[name] = w
         s(self, "_weights", weights)
 
+    @classmethod
+    def from_weights(cls, weights: dict, **options) -> "RNN":
+        """A layer with `options` (the constructor's keywords) and exactly these weights, by
+        name as weights() returns them: the importers' and elman.load's way in."""
+        layer = cls(**options)
+        expected = layer._weight_shapes()
+        if set(weights) != set(expected):
+            missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+            raise ValueError(f"weights: do not match the options (missing {missing}, unexpected {extra})")
+        for name in expected:
+            setattr(layer, name, weights[name])
+        return layer
+
     # -- options (read-only: the weights' shapes depend on them) --------------------
     input_size = property(lambda self: self._input_size)
     hidden_size = property(lambda self: self._hidden_size)
     num_layers = property(lambda self: self._num_layers)
-    nonlinearity = property(lambda self: self._nonlinearity)
+    nonlinearity = property(lambda self: self._activation.name)
+    activation_alpha = property(lambda self: self._activation.alpha)  # None: takes none
+    activation_beta = property(lambda self: self._activation.beta)
+    clip = property(lambda self: self._activation.clip)
     bias = property(lambda self: self._bias)
     batch_first = property(lambda self: self._batch_first)
     bidirectional = property(lambda self: self._bidirectional)
@@ -58,10 +80,11 @@ class RNN:
     num_directions = property(lambda self: 2 if self._bidirectional else 1)
 
     def __repr__(self):
+        extra = "".join(f", {k}={v}" for k, v in self._activation.non_default().items())
         return (f"RNN(input_size={self._input_size}, hidden_size={self._hidden_size}, "
-                f"num_layers={self._num_layers}, nonlinearity={self._nonlinearity!r}, "
+                f"num_layers={self._num_layers}, nonlinearity={self.nonlinearity!r}, "
                 f"bias={self._bias}, batch_first={self._batch_first}, "
-                f"bidirectional={self._bidirectional}, dtype={self._dtype})")
+                f"bidirectional={self._bidirectional}, dtype={self._dtype}{extra})")
 
     # -- weights ----------------------------------------------------------------------
     def _weight_shapes(self) -> dict:
@@ -83,7 +106,7 @@ class RNN:
         weights = self.__dict__.get("_weights", {})
         if name in weights:
             return weights[name].view()
-        if _WEIGHT_NAME.match(name):
+        if WEIGHT_NAME.match(name):
             raise AttributeError(f"{name}: this layer has no such weight (num_layers="
                                  f"{self._num_layers}, bias={self._bias}, "
                                  f"bidirectional={self._bidirectional})")
@@ -91,7 +114,7 @@ class RNN:
 
     def __setattr__(self, name, value):
         if name not in self._weights:
-            if _WEIGHT_NAME.match(name):
+            if WEIGHT_NAME.match(name):
                 self.__getattr__(name)  # raises the explanation
             raise AttributeError(f"{name}: RNN attributes other than weights are read-only")
         w = _checks.real_array(name, value, self._dtype).copy()
@@ -107,9 +130,9 @@ class RNN:
             for k in range(self._num_layers):
                 for d, suffix in enumerate(("", "_reverse")[:self.num_directions]):
                     cells.append((self._weights[f"w_x_l{k}{suffix}"], self._weights[f"w_y_l{k}{suffix}"],
-                                  self._weights.get(f"b_l{k}{suffix}"), d == 1))
+                                  self._weights.get(f"b_l{k}{suffix}"), d == 1, self._activation))
             net = _run.network(self._dtype, self._input_size, self._hidden_size, self._num_layers,
-                               self.num_directions, self._nonlinearity, cells)
+                               self.num_directions, cells)
             object.__setattr__(self, "_net", net)
         return net
 
@@ -143,6 +166,23 @@ class RNN:
         """A Stream that runs chunks of one long sequence, keeping the state between them."""
         self._require_unidirectional("stream")
         return Stream(self, _checks.positive_int("batch_size", batch_size))
+
+    # -- interop (each in its own module, which imports its framework only when called) --
+    def save(self, path) -> None:
+        """Write every option and weight to `path` (format: elman/_io.py, README)."""
+        from . import _io
+        _io.save(self, path)
+
+    def to_torch(self):
+        """An equivalent torch.nn.RNN (tanh or relu, no clip), in evaluation mode."""
+        from . import _torch
+        return _torch.to_torch(self)
+
+    def to_onnx(self, path=None, *, opset: int = 22):
+        """An ONNX model (one standard RNN node per layer) computing this layer; written to
+        `path` if given. Returns the onnx.ModelProto."""
+        from . import _onnx_model
+        return _onnx_model.to_onnx(self, path, opset=opset)
 
     def _require_unidirectional(self, what):
         if self._bidirectional:

@@ -58,8 +58,9 @@ def _unbatched_state(name, h0, dtype, shape):
 
 
 def network(dtype: np.dtype, input_size: int, hidden_size: int, num_layers: int,
-            num_directions: int, activation: str, cells: list):
-    """A native network; cells: (w_x, w_y, b or None, reverse) per layer and direction."""
+            num_directions: int, cells: list):
+    """A native network; cells: (w_x, w_y, b or None, reverse, _activations.Activation) per
+    layer and direction."""
     native = _core.NetworkF32 if dtype == np.float32 else _core.NetworkF64
     return native(input_size, hidden_size, num_layers, num_directions,
-                  getattr(_core.Activation, activation), cells)
+                  [(w_x, w_y, b, reverse, act.native()) for w_x, w_y, b, reverse, act in cells])

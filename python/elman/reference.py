@@ -11,7 +11,9 @@ One layer, one direction (``rnn``)::
     y_t    = h_t
 
     x_t: (B, I)   W_x: (I, H)   W_y: (H, H)   b: (H,)   h_t, y_t: (B, H)
-    phi:  "tanh" -> tanh(z),  "relu" -> max(z, 0)
+    phi:  one of ACTIVATIONS below (those of the ONNX RNN operator), with its
+          parameters alpha and beta (defaults: those of the ONNX operator of the
+          same name); with ``clip`` c, phi(min(max(z, -c), c)) (as ONNX).
 
 Options (same meaning in ``elman.rnn`` and ``elman.RNN``):
 
@@ -39,27 +41,62 @@ it is not part of the spec.
 
 import numpy as np
 
+def _sigmoid(z):
+    e = np.exp(-np.abs(z))  # never overflows; e / (1 + e) keeps small results accurate
+    return np.where(z < 0, e, 1.0) / (1 + e)
+
+
+# The activations of the ONNX RNN operator, with their parameters alpha and beta.
+# NaN stays NaN in every one (np.maximum, np.where and the ufuncs propagate it).
 ACTIVATIONS = {
     "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0),  # NaN stays NaN (np.maximum propagates NaN)
+    "relu": lambda z: np.maximum(z, 0),
+    "sigmoid": lambda z: _sigmoid(z),
+    "affine": lambda z, alpha, beta: alpha * z + beta,
+    "leaky_relu": lambda z, alpha: np.where(z < 0, alpha * z, z),
+    "thresholded_relu": lambda z, alpha: np.where(z <= alpha, 0.0, z),
+    "scaled_tanh": lambda z, alpha, beta: alpha * np.tanh(beta * z),
+    "hard_sigmoid": lambda z, alpha, beta: np.minimum(np.maximum(alpha * z + beta, 0), 1),
+    "elu": lambda z, alpha: np.where(z < 0, alpha * np.expm1(np.minimum(z, 0)), z),
+    "softsign": lambda z: np.where(np.isinf(z), np.sign(z), z / (1 + np.abs(z))),  # limit at Inf
+    "softplus": lambda z: np.logaddexp(0, z),
+}
+
+# The parameters each activation takes, with their defaults: those of the ONNX operator
+# of the same name (ScaledTanh has none in ONNX: alpha = beta = 1, i.e. plain tanh).
+PARAMETERS = {name: {} for name in ACTIVATIONS} | {
+    "affine": {"alpha": 1.0, "beta": 0.0},
+    "leaky_relu": {"alpha": 0.01},
+    "thresholded_relu": {"alpha": 1.0},
+    "scaled_tanh": {"alpha": 1.0, "beta": 1.0},
+    "hard_sigmoid": {"alpha": 0.2, "beta": 0.5},
+    "elu": {"alpha": 1.0},
 }
 
 
-def _phi(activation):
+def _phi(activation, alpha=None, beta=None, clip=None):
+    """z -> phi(clip(z)) with the given parameters (None = the default)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    return ACTIVATIONS[activation]
+    given = {"alpha": alpha, "beta": beta}
+    params = {p: default if given[p] is None else given[p]
+              for p, default in PARAMETERS[activation].items()}
+    f = ACTIVATIONS[activation]
+    if clip is None:
+        return lambda z: f(z, **params)
+    return lambda z: f(np.clip(z, -clip, clip), **params)
 
 
-def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", lengths=None,
-        reverse=False, batch_first=False, dtype=np.float64):
+def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=None,
+        activation_beta=None, clip=None, lengths=None, reverse=False, batch_first=False,
+        dtype=np.float64):
     """One Elman layer, one direction. Returns (y, h_T).
 
     x: (T, B, I), or (B, T, I) if batch_first, or unbatched (T, I).
     h0: (B, H), or (H,) for unbatched x. lengths: (B,) ints in [1, T].
     y: same layout as x with H features; h_T: (B, H) or (H,).
     """
-    phi = _phi(activation)
+    phi = _phi(activation, activation_alpha, activation_beta, clip)
     x = np.asarray(x, dtype=dtype)
     W_x = np.asarray(W_x, dtype=dtype)
     W_y = np.asarray(W_y, dtype=dtype)
@@ -103,7 +140,8 @@ def forward(layer, x, h0=None, lengths=None, *, dtype=np.float64):
     """What ``layer(x, h0, lengths)`` must return, from the layer's weights and options.
 
     ``layer`` is anything with the attributes of ``elman.RNN``: num_layers,
-    hidden_size, nonlinearity, bias, batch_first, bidirectional and the weights
+    hidden_size, nonlinearity, bias, batch_first, bidirectional (and, if it has them,
+    activation_alpha, activation_beta, clip: None = default) and the weights
     w_x_l{k}, w_y_l{k}, b_l{k} (suffix ``_reverse`` for the backward direction).
     Returns (y, h_n): y (T, B, D*H) (or (B, T, D*H), or (T, D*H) unbatched),
     h_n (D*L, B, H) (or (D*L, H) unbatched).
@@ -134,6 +172,9 @@ def forward(layer, x, h0=None, lengths=None, *, dtype=np.float64):
             W_y = getattr(layer, f"w_y_l{k}{suffix}")
             b = getattr(layer, f"b_l{k}{suffix}") if layer.bias else None
             y, h_T = rnn(inp, W_x, W_y, b, h0[k * D + d], activation=layer.nonlinearity,
+                         activation_alpha=getattr(layer, "activation_alpha", None),
+                         activation_beta=getattr(layer, "activation_beta", None),
+                         clip=getattr(layer, "clip", None),
                          lengths=lengths, reverse=(d == 1), dtype=dtype)
             outputs.append(y)
             h_n[k * D + d] = h_T

@@ -1,0 +1,71 @@
+"""elman.RNN.save / elman.load: a layer in one file, every option and weight, exactly.
+
+The file is a NumPy .npz archive (a zip of .npy arrays), read with allow_pickle=False:
+  "header": the UTF-8 bytes (uint8 array) of a JSON object
+            {"format": "elman.RNN", "version": 1,
+             "options": {input_size, hidden_size, num_layers, nonlinearity, bias, batch_first,
+                         bidirectional, dtype ("float32" | "float64"),
+                         activation_alpha, activation_beta, clip}}
+  one array per weight, named as RNN.weights() names it (w_x_l0, w_y_l0, b_l0, ...,
+  suffix _reverse), in the layer's dtype.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+import zlib
+
+import numpy as np
+
+from ._layer import RNN
+
+FORMAT = "elman.RNN"
+VERSION = 1
+_OPTIONS = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
+            "bidirectional", "activation_alpha", "activation_beta", "clip")
+
+
+def save(layer: RNN, path) -> None:
+    """Write `layer` to `path` (the name is used as given; NumPy adds no suffix to a file
+    object, and '.npz' to a name without it)."""
+    options = {name: getattr(layer, name) for name in _OPTIONS}
+    options["dtype"] = layer.dtype.name
+    header = json.dumps({"format": FORMAT, "version": VERSION, "options": options})
+    arrays = {"header": np.frombuffer(header.encode(), np.uint8), **layer.weights()}
+    np.savez(path, **arrays)
+
+
+def load(path) -> RNN:
+    """The layer saved at `path`. A file that is not such a layer, or is truncated or
+    corrupt, raises ValueError naming the path and the fault."""
+    where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with archive:
+            if "header" not in archive.files:
+                raise ValueError("no 'header' entry")
+            header = json.loads(archive["header"].tobytes().decode())
+            weights = {name: archive[name] for name in archive.files if name != "header"}
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
+            json.JSONDecodeError, ValueError) as e:
+        raise ValueError(f"{where}: not a readable elman model file: {e}") from e
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"{where}: not an elman model file (header format is not {FORMAT!r})")
+    if header.get("version") != VERSION:
+        raise ValueError(f"{where}: file format version {header.get('version')!r}; this elman "
+                         f"reads version {VERSION}")
+    options = header.get("options")
+    if not isinstance(options, dict) or set(options) != {*_OPTIONS, "dtype"}:
+        raise ValueError(f"{where}: header options must be exactly {sorted({*_OPTIONS, 'dtype'})}")
+    try:
+        dtype = np.dtype(options["dtype"])
+        for name, w in weights.items():
+            if w.dtype != dtype:
+                raise ValueError(f"weight {name} has dtype {w.dtype}, the header says {dtype}")
+        return RNN.from_weights(weights, **options)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{where}: inconsistent model: {e}") from e

@@ -1,0 +1,153 @@
+"""ONNX models in (elman.from_onnx) and out (RNN.to_onnx), through the standard RNN operator.
+
+to_onnx writes one RNN node per layer with layout 0 (the only layout ONNX Runtime runs),
+explicit activation_alpha/beta (ONNX Runtime's defaults differ from the specification's),
+and Transpose/Reshape nodes that give the outputs elman's shapes:
+  input  "X"   (T, B, I), or (B, T, I) for a batch_first layer;
+  output "Y"   (T, B, D*H), or (B, T, D*H);  "h_n" (L*D, B, H), as layer(X) returns them.
+from_onnx reads the RNN nodes of a model, in graph order, as the layers of one stack,
+with their weights from the model's initializers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _activations
+from ._layer import RNN
+from .onnx import activations_from_attributes
+
+_BATCH_FIRST = "elman.batch_first"
+_ATTRIBUTES = {"activations", "activation_alpha", "activation_beta", "clip", "direction",
+               "hidden_size", "layout"}
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as e:
+        raise ImportError("elman's ONNX model interop needs onnx (pip install onnx)") from e
+    return onnx
+
+
+def to_onnx(layer: RNN, path=None, *, opset: int = 22):
+    onnx = _onnx()
+    from onnx import TensorProto, helper, numpy_helper
+    elem = TensorProto.DOUBLE if layer.dtype == np.float64 else TensorProto.FLOAT
+    D, H = layer.num_directions, layer.hidden_size
+    act = layer._activation
+    attrs = dict(hidden_size=H, activations=[_activations.ONNX_NAMES[act.name]] * D,
+                 direction="bidirectional" if D == 2 else "forward")
+    if act.alpha is not None:
+        attrs["activation_alpha"] = [act.alpha] * D
+    if act.beta is not None:
+        attrs["activation_beta"] = [act.beta] * D
+    if act.clip is not None:
+        attrs["clip"] = act.clip
+    nodes, inits = [], [numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge_directions")]
+    x = "X"
+    if layer.batch_first:
+        nodes.append(helper.make_node("Transpose", ["X"], ["X_time_major"], perm=[1, 0, 2]))
+        x = "X_time_major"
+    states = []
+    for k in range(layer.num_layers):
+        suffixes = ("", "_reverse")[:D]
+        w = np.stack([getattr(layer, f"w_x_l{k}{s}").T for s in suffixes])
+        r = np.stack([getattr(layer, f"w_y_l{k}{s}").T for s in suffixes])
+        inputs = [x, f"W_l{k}", f"R_l{k}"]
+        inits += [numpy_helper.from_array(np.ascontiguousarray(w), f"W_l{k}"),
+                  numpy_helper.from_array(np.ascontiguousarray(r), f"R_l{k}")]
+        if layer.bias:
+            b = np.stack([np.concatenate([getattr(layer, f"b_l{k}{s}"), np.zeros(H, layer.dtype)])
+                          for s in suffixes])
+            inputs.append(f"B_l{k}")
+            inits.append(numpy_helper.from_array(b, f"B_l{k}"))
+        nodes.append(helper.make_node("RNN", inputs, [f"Y_l{k}", f"h_n_l{k}"], name=f"rnn_l{k}",
+                                      **attrs))
+        # [T, D, B, H] -> [T, B, D, H] -> [T, B, D*H]: directions side by side, as elman
+        nodes.append(helper.make_node("Transpose", [f"Y_l{k}"], [f"Y_l{k}_tbdh"], perm=[0, 2, 1, 3]))
+        last = k + 1 == layer.num_layers
+        x = "Y_time_major" if last and layer.batch_first else ("Y" if last else f"X_l{k + 1}")
+        nodes.append(helper.make_node("Reshape", [f"Y_l{k}_tbdh", "merge_directions"], [x]))
+        states.append(f"h_n_l{k}")
+    if layer.batch_first:
+        nodes.append(helper.make_node("Transpose", ["Y_time_major"], ["Y"], perm=[1, 0, 2]))
+    nodes.append(helper.make_node("Concat", states, ["h_n"], axis=0))
+    x_dims = ["B", "T", layer.input_size] if layer.batch_first else ["T", "B", layer.input_size]
+    y_dims = ["B", "T", D * H] if layer.batch_first else ["T", "B", D * H]
+    graph = helper.make_graph(
+        nodes, "elman_rnn", [helper.make_tensor_value_info("X", elem, x_dims)],
+        [helper.make_tensor_value_info("Y", elem, y_dims),
+         helper.make_tensor_value_info("h_n", elem, [layer.num_layers * D, "B", H])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="elman")
+    # The RNN nodes say nothing of the Transposes around them: remember it for from_onnx.
+    helper.set_model_props(model, {_BATCH_FIRST: str(int(layer.batch_first))})
+    onnx.checker.check_model(model)
+    if path is not None:
+        onnx.save(model, path)
+    return model
+
+
+def from_onnx(model_or_path) -> RNN:
+    onnx = _onnx()
+    from onnx import helper, numpy_helper
+    model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else onnx.load(model_or_path)
+    initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    nodes = [n for n in model.graph.node if n.op_type == "RNN" and n.domain in ("", "ai.onnx")]
+    if not nodes:
+        raise ValueError("model: has no RNN node")
+    layers = []
+    for node in nodes:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        unknown = set(attrs) - _ATTRIBUTES
+        if unknown:
+            raise ValueError(f"model: RNN node {node.name!r} has attributes {sorted(unknown)} that "
+                             f"the RNN operator does not define")
+        direction = attrs.get("direction", b"forward")
+        direction = direction.decode() if isinstance(direction, bytes) else direction
+        if direction == "reverse":
+            raise ValueError(f"model: RNN node {node.name!r} runs direction='reverse' alone; elman.RNN "
+                             f"has forward and bidirectional layers (elman.onnx.rnn runs it)")
+        D = 2 if direction == "bidirectional" else 1
+        names = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])] or None
+        acts = activations_from_attributes(D, names, attrs.get("activation_alpha"),
+                                           attrs.get("activation_beta"), attrs.get("clip"))
+        if len(set(acts)) != 1:
+            raise ValueError(f"model: RNN node {node.name!r} has a different activation per direction "
+                             f"({names}); elman.RNN has one for all (elman.onnx.rnn runs it)")
+        weights = []
+        for i, what in ((1, "W"), (2, "R"), (3, "B")):
+            name = node.input[i] if len(node.input) > i else ""
+            if name and name not in initializers:
+                raise ValueError(f"model: RNN node {node.name!r}: {what} ({name!r}) is not an "
+                                 f"initializer; elman imports constant weights only")
+            weights.append(initializers.get(name) if name else None)
+        layers.append((node, D, attrs.get("layout", 0), acts[0], *weights))
+    batch_first = {p.key: p.value for p in model.metadata_props}.get(_BATCH_FIRST) == "1"
+    return _stack(layers, batch_first)
+
+
+def _stack(layers, batch_first: bool) -> RNN:
+    """One elman.RNN from the (node, D, layout, activation, W, R, B) of successive nodes;
+    batch_first with layout 1 or as the model's metadata says (to_onnx's Transposes)."""
+    node0, D, layout, act, W0, _, B0 = layers[0]
+    H, dtype = W0.shape[1], np.float64 if W0.dtype == np.float64 else np.float32
+    weights = {}
+    for k, (node, d, lay, a, W, R, B) in enumerate(layers):
+        if (d, lay, a, B is None) != (D, layout, act, B0 is None) or W.shape[1] != H:
+            raise ValueError(f"model: RNN node {node.name!r} differs from {node0.name!r} in direction, "
+                             f"layout, activation, bias or hidden size; elman.RNN stacks equal layers")
+        if W.shape[0] != D or R.shape != (D, H, H) or (k > 0 and W.shape[2] != D * H):
+            raise ValueError(f"model: RNN node {node.name!r} has weights of shapes W {W.shape}, R "
+                             f"{R.shape}, which do not make layer {k} of a stack")
+        for d, suffix in enumerate(("", "_reverse")[:D]):
+            weights[f"w_x_l{k}{suffix}"] = W[d].T.astype(dtype)
+            weights[f"w_y_l{k}{suffix}"] = R[d].T.astype(dtype)
+            if B is not None:
+                weights[f"b_l{k}{suffix}"] = (B[d, :H].astype(np.float64) + B[d, H:]).astype(dtype)
+    return RNN.from_weights(weights, input_size=W0.shape[2], hidden_size=H, num_layers=len(layers),
+                            nonlinearity=act.name, bias=B0 is not None, batch_first=layout == 1 or batch_first,
+                            bidirectional=D == 2, dtype=dtype, activation_alpha=act.alpha,
+                            activation_beta=act.beta, clip=act.clip)

@@ -1,0 +1,97 @@
+"""Keras interop: elman.from_keras(SimpleRNN | Bidirectional(SimpleRNN)) returns what the
+Keras layer returns, for every option: activation, use_bias, go_backwards,
+return_sequences, return_state, masks (right padding), merge modes."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+keras = pytest.importorskip("keras", reason="keras is not installed")
+
+import elman  # noqa: E402
+from helpers import rng_for, uniform  # noqa: E402
+
+# Keras's variables warn under NumPy 2 when converted; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+B, T, I, H = 3, 6, 4, 5
+TOL = dict(rtol=2e-5, atol=2e-6)
+
+
+def outputs_list(out):
+    return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
+
+
+def compare(keras_layer, x, mask=None, initial_state=None):
+    kwargs = {}
+    if mask is not None:
+        kwargs["mask"] = mask
+    if initial_state is not None:
+        kwargs["initial_state"] = initial_state
+    expected = outputs_list(keras_layer(x, **kwargs))
+    actual = outputs_list(elman.from_keras(keras_layer)(x, **kwargs))
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        assert a.shape == e.shape
+        np.testing.assert_allclose(a, e, **TOL)
+
+
+def lengths_mask():
+    return np.arange(T)[None, :] < np.array([T, 2, 4])[:, None]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("return_state", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_simple_rnn_options(use_bias, go_backwards, return_sequences, return_state, masked):
+    layer = keras.layers.SimpleRNN(H, use_bias=use_bias, go_backwards=go_backwards,
+                                   return_sequences=return_sequences, return_state=return_state,
+                                   bias_initializer="uniform", seed=1)
+    rng = rng_for("keras", use_bias, go_backwards, return_sequences, return_state, masked)
+    x = uniform(rng, (B, T, I), 1.5)
+    layer(x)  # build
+    compare(layer, x, mask=lengths_mask() if masked else None, initial_state=uniform(rng, (B, H)))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "linear", "softsign", "softplus",
+                                        "elu", "leaky_relu", "hard_sigmoid"])
+def test_simple_rnn_activations(activation):
+    layer = keras.layers.SimpleRNN(H, activation=activation, return_sequences=True,
+                                   bias_initializer="uniform", seed=2)
+    x = uniform(rng_for("keras-act", activation), (B, T, I), 1.5)
+    layer(x)
+    compare(layer, x)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("return_state", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+def test_bidirectional(merge_mode, return_sequences, return_state, masked):
+    layer = keras.layers.Bidirectional(
+        keras.layers.SimpleRNN(H, return_sequences=return_sequences, return_state=return_state,
+                               bias_initializer="uniform", seed=3), merge_mode=merge_mode)
+    rng = rng_for("keras-bi", merge_mode, return_sequences, return_state, masked)
+    x = uniform(rng, (B, T, I), 1.5)
+    layer(x)
+    compare(layer, x, mask=lengths_mask() if masked else None,
+            initial_state=[uniform(rng, (B, H)), uniform(rng, (B, H))])
+
+
+def test_refusals():
+    x = np.zeros((B, T, I), np.float32)
+    with pytest.raises(TypeError, match="SimpleRNN"):
+        elman.from_keras(keras.layers.GRU(H))
+    with pytest.raises(ValueError, match="not built"):
+        elman.from_keras(keras.layers.SimpleRNN(H))
+    gelu = keras.layers.SimpleRNN(H, activation="gelu")
+    gelu(x)
+    with pytest.raises(ValueError, match="activation 'gelu'"):
+        elman.from_keras(gelu)
+    layer = keras.layers.SimpleRNN(H)
+    layer(x)
+    with pytest.raises(ValueError, match="mask: .*prefix"):
+        elman.from_keras(layer)(x, mask=np.array([[True, False, True, True, True, True]] * B))

@@ -1,0 +1,125 @@
+"""ONNX models: RNN.to_onnx runs in ONNX Runtime with elman's outputs; elman.from_onnx reads
+them (and hand-made models) back; unsupported nodes are refused with the reason."""
+
+import numpy as np
+import pytest
+
+import elman
+from helpers import rng_for, uniform
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+
+def run_onnxruntime(model, x):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(["Y", "h_n"], {"X": x})
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(num_layers=3, bidirectional=True),
+    dict(num_layers=2, batch_first=True, bias=False, nonlinearity="relu"),
+    dict(nonlinearity="leaky_relu", activation_alpha=0.2, clip=2.0, bidirectional=True),
+    dict(nonlinearity="hard_sigmoid", num_layers=2),
+    dict(nonlinearity="softplus"),
+    dict(nonlinearity="scaled_tanh", activation_alpha=1.5, activation_beta=0.5, batch_first=True),
+])
+def test_to_onnx_runs_in_onnxruntime_with_elmans_outputs(options, tmp_path):
+    layer = elman.RNN(5, 8, seed=7, **options)
+    path = tmp_path / "model.onnx"
+    layer.to_onnx(path)
+    x = uniform(rng_for("to_onnx", repr(options)), (3, 6, 5) if layer.batch_first else (6, 3, 5), 1.5)
+    y_ort, h_ort = run_onnxruntime(onnx.load(path), x)
+    y, h_n = layer(x)
+    np.testing.assert_allclose(y_ort, y, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h_ort, h_n, rtol=1e-5, atol=1e-6)
+    back = elman.from_onnx(path)  # elman -> ONNX -> elman: same options, same weights
+    for option in ("num_layers", "bidirectional", "batch_first", "bias", "nonlinearity", "dtype"):
+        assert getattr(back, option) == getattr(layer, option), option
+    for option in ("activation_alpha", "activation_beta", "clip"):  # float32 in ONNX
+        want = getattr(layer, option)
+        assert getattr(back, option) == (None if want is None else float(np.float32(want))), option
+    for name, w in layer.weights().items():
+        np.testing.assert_array_equal(back.weights()[name], w)
+
+
+def rnn_model(attrs, D=1, H=4, I=3, extra_inputs=(), constant_weights=True):
+    rng = np.random.default_rng(0)
+    W, R = rng.uniform(-1, 1, (D, H, I)).astype(np.float32), rng.uniform(-1, 1, (D, H, H)).astype(np.float32)
+    B = rng.uniform(-1, 1, (D, 2 * H)).astype(np.float32)
+    inits = [numpy_helper.from_array(a, n) for a, n in ((W, "W"), (R, "R"), (B, "B"))]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "N", I])]
+    if not constant_weights:
+        inputs.append(helper.make_tensor_value_info("W", TensorProto.FLOAT, [D, H, I]))
+        inits = inits[1:]
+    node = helper.make_node("RNN", ["X", "W", "R", "B", *extra_inputs], ["Y", "Y_h"], name="rnn",
+                            hidden_size=H, **attrs)
+    graph = helper.make_graph([node], "g", inputs,
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+                              initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)]), (W, R, B)
+
+
+def test_from_onnx_hand_made_node_equals_onnx_rnn():
+    model, (W, R, B) = rnn_model(dict(direction="bidirectional", activations=["Elu", "Elu"],
+                                      activation_alpha=[0.5, 0.5], clip=3.0), D=2)
+    layer = elman.from_onnx(model)
+    assert (layer.nonlinearity, layer.activation_alpha, layer.clip, layer.bidirectional) == ("elu", 0.5, 3.0, True)
+    x = uniform(rng_for("from_onnx"), (5, 2, 3), 2.0)
+    Y, Y_h = elman.onnx.rnn(x, W, R, B, direction="bidirectional", activations=["Elu", "Elu"],
+                            activation_alpha=[0.5, 0.5], clip=3.0)
+    y, h_n = layer(x)
+    np.testing.assert_allclose(y, Y.transpose(0, 2, 1, 3).reshape(5, 2, 8), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(h_n, Y_h, rtol=1e-6, atol=1e-7)
+
+
+def test_from_onnx_layout_1_is_batch_first():
+    model, (W, R, B) = rnn_model(dict(layout=1))
+    layer = elman.from_onnx(model)
+    assert layer.batch_first
+    x = uniform(rng_for("layout1"), (2, 5, 3), 1.5)  # (B, T, I)
+    Y, Y_h = elman.onnx.rnn(x, W, R, B, layout=1)
+    y, h_n = layer(x)
+    np.testing.assert_allclose(y, Y[:, :, 0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(h_n[0], Y_h[:, 0], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("attrs,kwargs,match", [
+    (dict(direction="reverse"), {}, "direction='reverse'"),
+    (dict(direction="bidirectional", activations=["Tanh", "Relu"]), dict(D=2), "different activation per direction"),
+    (dict(activations=["Swish"]), {}, "activations"),
+    ({}, dict(constant_weights=False), "not an initializer"),
+])
+def test_from_onnx_refuses_with_reason(attrs, kwargs, match):
+    model, _ = rnn_model(attrs, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        elman.from_onnx(model)
+
+
+def test_from_onnx_unknown_attribute_and_no_rnn():
+    model, _ = rnn_model({})
+    model.graph.node[0].attribute.append(helper.make_attribute("input_forget", 1))
+    with pytest.raises(ValueError, match=r"attributes \['input_forget'\]"):
+        elman.from_onnx(model)
+    model.graph.node[0].op_type = "GRU"
+    with pytest.raises(ValueError, match="no RNN node"):
+        elman.from_onnx(model)
+
+
+@pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's deprecation notices
+def test_from_onnx_of_a_torch_export_equals_torch():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    import io
+    module = torch.nn.RNN(3, 4, 2, nonlinearity="relu", bidirectional=True).eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(module, (torch.randn(5, 2, 3),), buffer, dynamo=False, input_names=["X"])
+    layer = elman.from_onnx(onnx.load_from_string(buffer.getvalue()))
+    assert (layer.num_layers, layer.bidirectional, layer.nonlinearity) == (2, True, "relu")
+    x = torch.from_numpy(uniform(rng_for("torch-export"), (5, 2, 3), 1.5))
+    with torch.no_grad():
+        y_t, h_t = module(x)
+    y, h_n = layer(x)
+    np.testing.assert_allclose(y, y_t.numpy(), rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(h_n, h_t.numpy(), rtol=2e-5, atol=2e-6)

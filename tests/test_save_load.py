@@ -1,0 +1,116 @@
+"""RNN.save / elman.load: exact round trips of every option and weight; clear errors for
+files that are not elman layers, truncated or inconsistent."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import elman
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(num_layers=3, bidirectional=True, batch_first=True, bias=False, dtype=np.float64),
+    dict(nonlinearity="hard_sigmoid", activation_alpha=0.3, activation_beta=0.1, clip=2.5),
+    dict(nonlinearity="thresholded_relu", activation_alpha=1e-7, num_layers=2),
+])
+def test_round_trip_is_exact(options, tmp_path):
+    layer = elman.RNN(4, 6, seed=1, **options)
+    path = tmp_path / "layer.npz"
+    layer.save(path)
+    back = elman.load(path)
+    assert repr(back) == repr(layer)
+    assert back.weights().keys() == layer.weights().keys()
+    for name, w in layer.weights().items():
+        assert back.weights()[name].dtype == w.dtype
+        np.testing.assert_array_equal(back.weights()[name], w)
+    x = np.random.default_rng(0).standard_normal((5, 2, 4) if not layer.batch_first else (2, 5, 4))
+    for a, b in zip(layer(x), back(x)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_file_object_round_trip():
+    layer = elman.RNN(2, 3, seed=2)
+    buffer = io.BytesIO()
+    layer.save(buffer)
+    buffer.seek(0)
+    assert repr(elman.load(buffer)) == repr(layer)
+
+
+def saved(tmp_path, mutate=None):
+    path = tmp_path / "layer.npz"
+    elman.RNN(2, 3, num_layers=2, seed=3).save(path)
+    if mutate:
+        with np.load(path) as f:
+            arrays = dict(f)
+        header = json.loads(arrays["header"].tobytes())
+        mutate(header, arrays)
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+        np.savez(path, **arrays)
+    return path
+
+
+def test_truncated_file(tmp_path):
+    path = saved(tmp_path)
+    data = path.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 10):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=f"{path}: not a readable elman model file"):
+            elman.load(path)
+
+
+def test_not_an_npz(tmp_path):
+    path = tmp_path / "x.npz"
+    path.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable elman model file"):
+        elman.load(path)
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="not an .npz archive"):
+        elman.load(tmp_path / "a.npy")
+    np.savez(tmp_path / "b.npz", w=np.zeros(3))
+    with pytest.raises(ValueError, match="no 'header' entry"):
+        elman.load(tmp_path / "b.npz")
+
+
+def test_pickled_arrays_are_refused(tmp_path):
+    path = saved(tmp_path)
+    with np.load(path) as f:
+        arrays = dict(f)
+    arrays["w_x_l0"] = np.array([object()], dtype=object)
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="not a readable elman model file"):
+        elman.load(path)
+
+
+def _set(key, value):
+    return lambda header, arrays: header.__setitem__(key, value)
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (_set("format", "other"), "header format"),
+    (_set("version", 99), "version 99"),
+    (lambda h, a: h["options"].pop("clip"), "header options must be exactly"),
+    (lambda h, a: h["options"].__setitem__("hidden_size", 4), "inconsistent model"),
+    (lambda h, a: h["options"].__setitem__("nonlinearity", "swish"), "inconsistent model: nonlinearity"),
+    (lambda h, a: a.pop("w_y_l1"), "missing \\['w_y_l1'\\]"),
+    (lambda h, a: a.__setitem__("b_l0", a["b_l0"].astype(np.float64)), "b_l0 has dtype float64"),
+    (lambda h, a: a.__setitem__("b_l0", a["b_l0"][:2]), "inconsistent model: b_l0"),
+])
+def test_malformed_header_or_weights(mutate, match, tmp_path):
+    path = saved(tmp_path, mutate)
+    with pytest.raises(ValueError, match=f"{path}: .*{match}"):
+        elman.load(path)
+
+
+def test_format_is_an_npz_with_a_json_header(tmp_path):
+    path = saved(tmp_path)
+    with zipfile.ZipFile(path) as z:
+        assert set(z.namelist()) == {"header.npy", "w_x_l0.npy", "w_y_l0.npy", "b_l0.npy",
+                                     "w_x_l1.npy", "w_y_l1.npy", "b_l1.npy"}
+    with np.load(path, allow_pickle=False) as f:
+        header = json.loads(f["header"].tobytes())
+    assert header["format"] == "elman.RNN" and header["version"] == 1
+    assert header["options"]["dtype"] == "float32" and header["options"]["num_layers"] == 2
