@@ -52,6 +52,12 @@ void forward(const Shape& s, const std::vector<Cell<T>>& cells, const T* x, cons
   // Layers before the last write into these, alternately.
   std::vector<T> between[2];
   for (std::int64_t l = 0; l + 1 < s.num_layers && l < 2; ++l) between[l].resize(rows * features);
+  // No h0 means zeros, multiplied like any state: 0 @ W_y is NaN where W_y has NaN or Inf.
+  std::vector<T> zeros;
+  if (!h0) {
+    zeros.resize(s.num_layers * D * s.batch * H);
+    h0 = zeros.data();
+  }
 
   const T* in = x;
   std::int64_t in_features = s.input_size;
@@ -63,7 +69,7 @@ void forward(const Shape& s, const std::vector<Cell<T>>& cells, const T* x, cons
       // The projection goes straight into this direction's columns of the output.
       parallel_matmul<T>(rows, in, in_features, cell.w_x, out + d * H, features, threads);
       run_recurrence<T>({s.steps, s.batch, H, cell.activation, cell.w_y, cell.b, cell.reverse,
-                         h0 ? h0 + state : nullptr, lengths, out + d * H, features, h_n + state},
+                         h0 + state, lengths, out + d * H, features, h_n + state},
                         threads);
     }
     in = out;

@@ -18,11 +18,11 @@ void full_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1, std::
                  std::int64_t c1, SpinBarrier* barrier) {
   const std::int64_t rows = r1 - r0, cols = c1 - c0, H = r.hidden, step = r.batch * r.ldy;
   const T* bias = r.bias ? r.bias + c0 : nullptr;
-  const T* prev = r.h0 ? r.h0 + r0 * H : nullptr;
+  const T* prev = r.h0 + r0 * H;
   std::int64_t ld_prev = H;
   for (std::int64_t k = 0; k < r.steps; ++k) {
     T* yt = r.y + (r.reverse ? r.steps - 1 - k : k) * step + r0 * r.ldy;
-    if (prev) matmul<T>(rows, c0, c1, prev, ld_prev, r.w_y, true, yt, r.ldy);
+    matmul<T>(rows, c0, c1, prev, ld_prev, r.w_y, true, yt, r.ldy);
     for (std::int64_t b = 0; b < rows; ++b) bias_activation(cols, yt + b * r.ldy + c0, nullptr, bias, r.act);
     if (barrier) barrier->wait();
     prev = yt;
@@ -39,19 +39,15 @@ template <typename T>
 void variable_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1) {
   const std::int64_t rows = r1 - r0, H = r.hidden;
   T* h = r.h_n + r0 * H;
-  if (r.h0)
-    std::copy(r.h0 + r0 * H, r.h0 + r1 * H, h);
-  else
-    std::fill(h, h + rows * H, T(0));
+  std::copy(r.h0 + r0 * H, r.h0 + r1 * H, h);
   std::vector<T> recurrent(rows * H);
   for (std::int64_t k = 0; k < r.steps; ++k) {
-    const bool zero_state = k == 0 && !r.h0;
-    if (!zero_state) matmul<T>(rows, 0, H, h, H, r.w_y, false, recurrent.data(), H);
+    matmul<T>(rows, 0, H, h, H, r.w_y, false, recurrent.data(), H);
     for (std::int64_t b = r0; b < r1; ++b) {
       if (k >= r.lengths[b]) continue;
       const std::int64_t t = r.reverse ? r.lengths[b] - 1 - k : k;
       T* row = r.y + (t * r.batch + b) * r.ldy;
-      bias_activation(H, row, zero_state ? nullptr : recurrent.data() + (b - r0) * H, r.bias, r.act);
+      bias_activation(H, row, recurrent.data() + (b - r0) * H, r.bias, r.act);
       std::copy(row, row + H, r.h_n + b * H);
     }
   }

@@ -16,7 +16,8 @@ struct Recurrence {
   const Weight<T>& w_y;          // (H, H)
   const T* bias;                 // (H,) or null
   bool reverse;                  // run each row from its last valid step down to 0
-  const T* h0;                   // (batch, H) or null (= zeros)
+  const T* h0;                   // (batch, H): zeros when the caller gave none, since
+                                 // 0 @ W_y is NaN where W_y holds NaN or Inf (IEEE)
   const std::int64_t* lengths;   // (batch,) or null (= all steps)
   // On entry row t*batch + b of y (row stride ldy) holds p_t = x_t @ w_x of batch row b;
   // on exit the output, exactly zero at steps >= lengths[b].

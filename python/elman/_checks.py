@@ -45,7 +45,9 @@ def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name}: expected an array of real numbers ({e})") from e
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
-    return a.astype(dtype, order="C", copy=False)  # (ascontiguousarray would make 0-d 1-d)
+    # Contiguous and aligned: the kernels load whole items (and vectors) from it.
+    # (np.ascontiguousarray would also make a 0-d array 1-d.)
+    return np.require(a.astype(dtype, order="C", copy=False), requirements=("C", "A"))
 
 
 def _shared(value) -> np.ndarray:
@@ -76,7 +78,7 @@ def lengths_array(value, steps: int, batch: int) -> np.ndarray:
     if a.size and (a.min() < 1 or a.max() > steps):
         raise ValueError(f"lengths: expected values in [1, T={steps}], got values in "
                          f"[{a.min()}, {a.max()}]")
-    return np.ascontiguousarray(a, dtype=np.int64)
+    return np.require(a, dtype=np.int64, requirements=("C", "A"))
 
 
 @functools.lru_cache(maxsize=None)

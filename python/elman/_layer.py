@@ -40,9 +40,9 @@ class RNN:
         s(self, "_bidirectional", bool(bidirectional))
         s(self, "_dtype", _checks.layer_dtype(dtype))
         s(self, "_net", None)
+        # Checked before the table of shapes exists: it has an entry per layer.
+        _checks.fits_in_memory("input_size, hidden_size, num_layers", 2 * 8 * self._weight_count())
         shapes = self._weight_shapes()
-        _checks.fits_in_memory("input_size, hidden_size, num_layers",
-                               2 * 8 * sum(int(np.prod(sh)) for sh in shapes.values()))
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(self._hidden_size)
         weights = {}
@@ -87,6 +87,12 @@ class RNN:
                 f"bidirectional={self._bidirectional}, dtype={self._dtype}{extra})")
 
     # -- weights ----------------------------------------------------------------------
+    def _weight_count(self) -> int:
+        """Numbers in all the weights (Python integers: no overflow)."""
+        I, H, L, D = self._input_size, self._hidden_size, self._num_layers, self.num_directions
+        per_direction = H * H + (H if self._bias else 0)
+        return D * (I * H + per_direction) + (L - 1) * D * (D * H * H + per_direction)
+
     def _weight_shapes(self) -> dict:
         H, D = self._hidden_size, self.num_directions
         shapes = {}
