@@ -45,6 +45,7 @@ def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name}: expected an array of real numbers ({e})") from e
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
+    fits_in_memory(name, a.size * np.dtype(dtype).itemsize)  # before a copy is tried
     # Contiguous and aligned: the kernels load whole items (and vectors) from it.
     # (np.ascontiguousarray would also make a 0-d array 1-d.)
     return np.require(a.astype(dtype, order="C", copy=False), requirements=("C", "A"))

@@ -226,7 +226,10 @@ class Stream:
 
     def reset(self):
         """Start a new sequence: the state returns to zeros."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("stream: cannot reset while another thread runs a chunk")
         self._state = None
+        self._busy.release()
 
     @property
     def state(self) -> np.ndarray:

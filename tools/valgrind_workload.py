@@ -1,0 +1,58 @@
+"""A small workload for tools/valgrind: every public entry point once or twice, on small
+shapes (memcheck runs them ~50x slower), including refused calls and two elman threads."""
+
+import sys
+
+import numpy as np
+
+import elman
+
+
+def workload():
+    rng = np.random.default_rng(0)
+    data = lambda *shape, dtype=np.float32: rng.uniform(-1, 1, shape).astype(dtype)
+    elman.set_num_threads(2)
+    for dtype in (np.float32, np.float64):
+        options = (dict(), dict(num_layers=3, bidirectional=True),
+                   dict(nonlinearity="relu", batch_first=True))
+        for kw in options:
+            layer = elman.RNN(7, 40, dtype=dtype, seed=1, **kw)
+            x = data(9, 5, 7, dtype=dtype)
+            layer(x)
+            lengths = [5, 1, 4, 5, 2, 3, 5, 1, 1] if layer.batch_first else [9, 1, 4, 9, 2]
+            layer(x, lengths=lengths)
+            layer(x[:, 0])                                       # unbatched
+            layer(np.asfortranarray(x))                          # copied input
+        layer = elman.RNN(7, 40, 2, dtype=dtype, seed=2)
+        layer.w_y_l1 = data(40, 40, dtype=dtype)                 # repacked
+        h = layer.step(data(5, 7, dtype=dtype))
+        layer.step(data(5, 7, dtype=dtype), h)
+        stream = layer.stream(batch_size=5)
+        stream(data(3, 5, 7, dtype=dtype))
+        stream(data(4, 5, 7, dtype=dtype))
+        elman.rnn(data(6, 3, 7), data(7, 33, dtype=dtype), data(33, 33), reverse=True, lengths=[6, 2, 5])
+    big = elman.RNN(8, 640, seed=3)                              # columns split between threads
+    big(data(3, 2, 8))
+    for bad in (lambda: big(data(3, 2, 9)), lambda: big(data(3, 2, 8), lengths=[0, 3]),
+                lambda: big(data(3, 2, 8).astype(object))):
+        try:
+            bad()
+        except (ValueError, TypeError):
+            pass
+    elman.set_num_threads(1)
+    big(data(3, 2, 8))
+
+
+def invalid_read():
+    """A deliberate read of freed memory, to show that the check fails on one."""
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    p = libc.malloc(64)
+    libc.free(ctypes.c_void_p(p))
+    return ctypes.string_at(p, 64)
+
+
+if __name__ == "__main__":
+    invalid_read() if sys.argv[1:] == ["--self-test"] else workload()
+    print("workload done")
