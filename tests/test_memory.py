@@ -68,9 +68,10 @@ def test_no_growth_over_repeated_calls():
 # ---------------------------------------------------------------- peak of one forward pass
 def predicted_peak(T, B, I, H, L, D, itemsize, input_copied):
     """README.md's formula: the outputs, the buffers between layers, and the input copy
-    (when x is not already C-contiguous in the layer's dtype). The state (h0, h_n) and
-    per-thread scratch are O(L*D*B*H), negligible here."""
-    outputs = T * B * D * H + L * D * B * H
+    (when x is not already C-contiguous in the layer's dtype). The states (h_n, and the
+    zeros standing for the h0 these probes don't give) are 2*L*D*B*H; per-thread scratch
+    is O(B*H), negligible here."""
+    outputs = T * B * D * H + 2 * L * D * B * H
     between = min(L - 1, 2) * T * B * D * H
     copy = T * B * I if input_copied else 0
     return (outputs + between + copy) * itemsize
