@@ -6,7 +6,7 @@ elman.RNN is a stack of such layers shaped like torch.nn.RNN; elman.rnn runs one
 from weights given per call; elman.reference is the float64 NumPy oracle.
 """
 
-from . import _core
+from . import _core, cuda
 from ._functional import rnn
 from ._layer import RNN, Stream
 
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 from . import _threadpoolctl  # noqa: E402
 
 _threadpoolctl.register()
-__all__ = ["RNN", "Stream", "rnn", "set_num_threads", "get_num_threads", "reference", "onnx",
+__all__ = ["RNN", "Stream", "rnn", "set_num_threads", "get_num_threads", "reference", "onnx", "cuda",
            "from_torch", "from_keras", "from_onnx", "load"]
 
 
@@ -60,5 +60,5 @@ def __getattr__(name):
     # elman.reference (plain NumPy) and elman.onnx load on first use.
     if name in ("reference", "onnx"):
         import importlib
-        return importlib.import_module(".reference", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'elman' has no attribute {name!r}")

@@ -33,6 +33,11 @@ class Activation(NamedTuple):
         return _core.ActivationParams(getattr(_core.Activation, self.name), self.alpha or 0.0,
                                       self.beta or 0.0, self.clip)
 
+    def as_tuple(self):
+        """The CUDA backend's form of it: (kind, alpha, beta, clip or None)."""
+        return (int(getattr(_core.Activation, self.name)), self.alpha or 0.0, self.beta or 0.0,
+                self.clip)
+
     def non_default(self) -> dict:
         """The parameters that differ from their defaults, by their keyword names."""
         defaults = PARAMETERS[self.name]

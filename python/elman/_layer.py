@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import partial
 
 import numpy as np
 
-from . import _activations, _checks, _run
+from . import _activations, _checks, _run, cuda
 
 WEIGHT_NAME = re.compile(r"^(w_x|w_y|b)_l(\d+)(_reverse)?$")
 
@@ -28,7 +29,7 @@ class RNN:
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, bidirectional=False, dtype=np.float32, seed=None, *,
-                 activation_alpha=None, activation_beta=None, clip=None):
+                 activation_alpha=None, activation_beta=None, clip=None, device="cpu"):
         s = object.__setattr__
         s(self, "_input_size", _checks.positive_int("input_size", input_size, _checks.MAX_FEATURES))
         s(self, "_hidden_size", _checks.positive_int("hidden_size", hidden_size, _checks.MAX_FEATURES))
@@ -40,6 +41,7 @@ class RNN:
         s(self, "_bidirectional", bool(bidirectional))
         s(self, "_dtype", _checks.layer_dtype(dtype))
         s(self, "_net", None)
+        s(self, "_device", "cpu")
         # Checked before the table of shapes exists: it has an entry per layer.
         _checks.fits_in_memory("input_size, hidden_size, num_layers", 2 * 8 * self._weight_count())
         shapes = self._weight_shapes()
@@ -51,6 +53,7 @@ class RNN:
             w.flags.writeable = False
             weights[name] = w
         s(self, "_weights", weights)
+        self.to(device)
 
     @classmethod
     def from_weights(cls, weights: dict, **options) -> "RNN":
@@ -78,6 +81,19 @@ class RNN:
     bidirectional = property(lambda self: self._bidirectional)
     dtype = property(lambda self: self._dtype)
     num_directions = property(lambda self: 2 if self._bidirectional else 1)
+    device = property(lambda self: self._device)
+
+    def to(self, device) -> "RNN":
+        """Runs this layer on `device` ("cpu" or "cuda", float32 only) from now on."""
+        device = cuda.check_device(device)
+        if device == "cuda":
+            cuda.require()
+            if self._dtype != np.float32:
+                raise TypeError(f"device: the CUDA backend runs float32 layers, this one is {self._dtype}")
+        if device != self._device:
+            object.__setattr__(self, "_device", device)
+            object.__setattr__(self, "_net", None)
+        return self
 
     def __repr__(self):
         extra = "".join(f", {k}={v}" for k, v in self._activation.non_default().items())
@@ -137,8 +153,9 @@ class RNN:
                 for d, suffix in enumerate(("", "_reverse")[:self.num_directions]):
                     cells.append((self._weights[f"w_x_l{k}{suffix}"], self._weights[f"w_y_l{k}{suffix}"],
                                   self._weights.get(f"b_l{k}{suffix}"), d == 1, self._activation))
-            net = _run.network(self._dtype, self._input_size, self._hidden_size, self._num_layers,
-                               self.num_directions, cells)
+            build = cuda.network if self._device == "cuda" else partial(_run.network, self._dtype)
+            net = build(self._input_size, self._hidden_size, self._num_layers, self.num_directions,
+                        cells)
             object.__setattr__(self, "_net", net)
         return net
 
@@ -153,7 +170,11 @@ class RNN:
         over each sequence's own valid steps.
         y: (T, B, D*H) in x's layout, [forward, backward] on the last axis; h_n like h0,
         layer-major, direction-minor.
+        On "cuda", x with __cuda_array_interface__ ((T, B, I) float32) is read in place and
+        y, h_n are elman.cuda.DeviceArray; NumPy in gives NumPy out.
         """
+        if self._device == "cuda" and cuda.on_device(x):
+            return cuda.run_device(self._network(), x, h0, lengths, batch_first=self._batch_first)
         return _run.run(self._network(), self._dtype, x, h0, lengths, batch_first=self._batch_first)
 
     def step(self, x_t, h=None):

@@ -1,0 +1,60 @@
+// The CUDA backend: device memory and a layer stack on the GPU. Plain C++: no CUDA
+// header is needed to use it (the binding is compiled by the host compiler).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "elman.h"
+
+namespace elman::cuda {
+
+// GPUs usable by this process; 0 without a driver or a device.
+int device_count();
+
+// Device memory, freed with its owner.
+class Buffer {
+ public:
+  explicit Buffer(std::size_t bytes);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_;
+};
+
+void copy_to_device(void* device, const void* host, std::size_t bytes);
+void copy_to_host(void* host, const void* device, std::size_t bytes);
+
+// A stack of float32 recurrent layers on the current GPU, weights copied once.
+class Network {
+ public:
+  // Host arrays with the shapes of elman.h (steps and batch of `sizes` unused).
+  Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells);
+  ~Network();
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  // The forward pass of elman.h on device arrays (x, h0 or null, y, h_n); lengths is a
+  // host array or null. Runs on the legacy default stream and returns when it is done.
+  // Calls from several threads take turns.
+  void forward(std::int64_t steps, std::int64_t batch, const float* x, const float* h0,
+               const std::int64_t* lengths, float* y, float* h_n) const;
+
+  const Shape& sizes() const { return sizes_; }
+
+ private:
+  struct Impl;
+  Shape sizes_;
+  std::unique_ptr<Impl> impl_;
+  mutable std::mutex mutex_;
+};
+
+}  // namespace elman::cuda

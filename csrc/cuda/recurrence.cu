@@ -1,0 +1,287 @@
+#include <cooperative_groups.h>
+
+#include <algorithm>
+
+#include "cuda/check.h"
+#include "cuda/recurrence.h"
+
+namespace cg = cooperative_groups;
+
+namespace elman::cuda {
+namespace {
+
+// phi(clip(z)) for the layer's activation (the same functions as the CPU's epilogue).
+__device__ float apply_activation(const DeviceActivation& a, float z) {
+  if (a.clipped) z = elman::clip(z, a.clip);
+  switch (a.kind) {
+    case Activation::Tanh: return elman::activate<Activation::Tanh>(z, a.alpha, a.beta);
+    case Activation::Relu: return elman::activate<Activation::Relu>(z, a.alpha, a.beta);
+    case Activation::Sigmoid: return elman::activate<Activation::Sigmoid>(z, a.alpha, a.beta);
+    case Activation::Affine: return elman::activate<Activation::Affine>(z, a.alpha, a.beta);
+    case Activation::LeakyRelu: return elman::activate<Activation::LeakyRelu>(z, a.alpha, a.beta);
+    case Activation::ThresholdedRelu:
+      return elman::activate<Activation::ThresholdedRelu>(z, a.alpha, a.beta);
+    case Activation::ScaledTanh: return elman::activate<Activation::ScaledTanh>(z, a.alpha, a.beta);
+    case Activation::HardSigmoid: return elman::activate<Activation::HardSigmoid>(z, a.alpha, a.beta);
+    case Activation::Elu: return elman::activate<Activation::Elu>(z, a.alpha, a.beta);
+    case Activation::Softsign: return elman::activate<Activation::Softsign>(z, a.alpha, a.beta);
+    default: return elman::activate<Activation::Softplus>(z, a.alpha, a.beta);
+  }
+}
+
+__device__ float bias_at(const float* bias, int c) { return bias ? bias[c] : 0.f; }
+
+// ---- the fallback: one kernel per step --------------------------------------------
+
+// After product = state @ W_y: for every row still running at iteration k, its step
+// t (backwards within its own length if reverse) gets act(p_t + product + bias), which
+// also becomes its state.
+__global__ void step_epilogue(Recurrence r, const int* lengths, int k, const float* product,
+                              float* state) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= r.batch * r.hidden) return;
+  const int b = i / r.hidden, c = i % r.hidden;
+  const int length = lengths ? lengths[b] : r.steps;
+  if (k >= length) return;
+  const int t = r.reverse ? length - 1 - k : k;
+  float* out = r.y + ((size_t)t * r.batch + b) * r.ldy + c;
+  const float v = apply_activation(r.act, *out + product[i] + bias_at(r.bias, c));
+  *out = v;
+  state[i] = v;
+}
+
+// Steps at and past each row's length give exactly 0.
+__global__ void zero_padding(Recurrence r, const int* lengths) {
+  const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (size_t)r.steps * r.batch * r.hidden) return;
+  const int c = (int)(i % r.hidden);
+  const size_t row = i / r.hidden;
+  const int b = (int)(row % r.batch), t = (int)(row / r.batch);
+  if (t >= lengths[b]) r.y[row * r.ldy + c] = 0.f;
+}
+
+// ---- on chip: W_y in shared memory for the whole sequence --------------------------
+
+// W_y's columns [c0, c0 + ncols) into shared memory, transposed, rows padded by one
+// float so that a warp reading consecutive k of one column hits consecutive banks.
+__device__ void load_columns(const Recurrence& r, int c0, int ncols, float* w_s) {
+  const int H = r.hidden;
+  for (int i = threadIdx.x; i < ncols * H; i += blockDim.x) {
+    const int c = i / H, k = i % H;
+    w_s[c * (H + 1) + k] = r.w_y[(size_t)k * H + c0 + c];
+  }
+}
+
+// A warp's item: row h_row (H values, read by h_at) against G consecutive columns of
+// the block's slice; lanes stride k, then every lane holds all G sums.
+template <int G, typename Load>
+__device__ void dot_group(int H, Load h_at, const float* w_s, int nc, float (&acc)[G]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int g = 0; g < G; ++g) acc[g] = 0.f;
+  for (int k = lane; k < H; k += 32) {
+    const float hk = h_at(k);
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+      if (g < nc) acc[g] += hk * w_s[g * (H + 1) + k];
+  }
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+    for (int off = 16; off > 0; off /= 2) acc[g] += __shfl_xor_sync(0xffffffffu, acc[g], off);
+}
+
+// Lane g < nc finishes column c0 + g of row b at step t and returns its value.
+template <int G>
+__device__ float finish(const Recurrence& r, float (&acc)[G], int t, int b, int c) {
+  const int lane = threadIdx.x % 32;
+  float sum = 0.f;
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+    if (g == lane) sum = acc[g];
+  float* out = r.y + ((size_t)t * r.batch + b) * r.ldy + c;
+  const float v = apply_activation(r.act, *out + sum + bias_at(r.bias, c));
+  *out = v;
+  return v;
+}
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+// The whole GPU: block j owns `cols` columns; a grid barrier separates the steps, whose
+// previous outputs are read from L2 (bypassing the non-coherent L1).
+template <int G>
+__global__ void __launch_bounds__(kThreads) persistent(Recurrence r, int cols) {
+  extern __shared__ float w_s[];
+  cg::grid_group grid = cg::this_grid();
+  const int H = r.hidden, c0 = blockIdx.x * cols, ncols = min(cols, H - c0);
+  const int warp = threadIdx.x / 32, groups = (ncols + G - 1) / G;
+  load_columns(r, c0, ncols, w_s);
+  __syncthreads();
+  int prev_t = -1;
+  for (int k = 0; k < r.steps; ++k) {
+    const int t = r.reverse ? r.steps - 1 - k : k;
+    for (int item = warp; item < r.batch * groups; item += kWarps) {
+      const int b = item / groups, g0 = (item % groups) * G, nc = min(G, ncols - g0);
+      const float* prev = prev_t < 0 ? r.h0 + (size_t)b * H
+                                     : r.y + ((size_t)prev_t * r.batch + b) * r.ldy;
+      float acc[G];
+      dot_group<G>(H, [&](int i) { return __ldcg(prev + i); }, w_s + g0 * (H + 1), nc, acc);
+      if (threadIdx.x % 32 < nc) {
+        const int c = c0 + g0 + threadIdx.x % 32;
+        const float v = finish<G>(r, acc, t, b, c);
+        if (k == r.steps - 1) r.h_n[(size_t)b * H + c] = v;
+      }
+    }
+    prev_t = t;
+    grid.sync();
+  }
+}
+
+// One thread-block cluster (Hopper): every block holds its columns of W_y and a full
+// copy of h (double-buffered); new columns go to every block's copy through distributed
+// shared memory, and the cluster barrier separates the steps.
+template <int G>
+__global__ void __launch_bounds__(kThreads) clustered(Recurrence r, int cols) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ float smem[];
+  cg::cluster_group cluster = cg::this_cluster();
+  const int H = r.hidden, blocks = (int)cluster.num_blocks();
+  const int c0 = (int)cluster.block_rank() * cols, ncols = max(0, min(cols, H - c0));
+  const int warp = threadIdx.x / 32, groups = (ncols + G - 1) / G;
+  float* w_s = smem;
+  float* h_buf = smem + (size_t)cols * (H + 1);  // 2 x batch x H
+  load_columns(r, c0, ncols, w_s);
+  for (int i = threadIdx.x; i < r.batch * H; i += blockDim.x) h_buf[i] = r.h0[i];
+  cluster.sync();
+  for (int k = 0; k < r.steps; ++k) {
+    const int t = r.reverse ? r.steps - 1 - k : k;
+    const float* h = h_buf + (size_t)(k & 1) * r.batch * H;
+    float* h_next = h_buf + (size_t)((k + 1) & 1) * r.batch * H;
+    for (int item = warp; item < r.batch * groups; item += kWarps) {
+      const int b = item / groups, g0 = (item % groups) * G, nc = min(G, ncols - g0);
+      float acc[G];
+      dot_group<G>(H, [&](int i) { return h[(size_t)b * H + i]; }, w_s + g0 * (H + 1), nc, acc);
+      if (threadIdx.x % 32 < nc) {
+        const int c = c0 + g0 + threadIdx.x % 32;
+        const float v = finish<G>(r, acc, t, b, c);
+        for (int dst = 0; dst < blocks; ++dst)
+          cluster.map_shared_rank(h_next, dst)[(size_t)b * H + c] = v;
+        if (k == r.steps - 1) r.h_n[(size_t)b * H + c] = v;
+      }
+    }
+    cluster.sync();
+  }
+#endif
+}
+
+using Kernel = void (*)(Recurrence, int);
+
+// Columns per warp item: the widest that still gives every warp an item.
+int group_for(int batch, int cols) {
+  for (int g : {16, 4})
+    if (batch * ((cols + g - 1) / g) >= kWarps) return g;
+  return 1;
+}
+
+Kernel persistent_kernel(int g) { return g == 16 ? persistent<16> : g == 4 ? persistent<4> : persistent<1>; }
+Kernel clustered_kernel(int g) { return g == 16 ? clustered<16> : g == 4 ? clustered<4> : clustered<1>; }
+
+struct Device {
+  int sms, smem_per_block, major;
+};
+
+Device current_device() {
+  int dev = 0;
+  Device d{};
+  check(cudaGetDevice(&dev), "current device");
+  check(cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev), "SM count");
+  check(cudaDeviceGetAttribute(&d.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+        "shared memory per block");
+  check(cudaDeviceGetAttribute(&d.major, cudaDevAttrComputeCapabilityMajor, dev), "compute capability");
+  return d;
+}
+
+// A cluster of `blocks` (8 portable, 16 with Hopper's non-portable sizes): launched if
+// its W_y slice and two copies of h fit in each block's shared memory.
+bool try_cluster(const Recurrence& r, const Device& d, int blocks) {
+  const int cols = (r.hidden + blocks - 1) / blocks;
+  const size_t smem = ((size_t)cols * (r.hidden + 1) + 2 * (size_t)r.batch * r.hidden) * sizeof(float);
+  if (d.major < 9 || smem > (size_t)d.smem_per_block) return false;
+  const Kernel kernel = clustered_kernel(group_for(r.batch, cols));
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+        "cluster kernel shared memory");
+  if (blocks > 8)
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
+          "non-portable cluster size");
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(blocks);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = smem;
+  cudaLaunchAttribute cluster;
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = blocks;
+  cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  int active = 0;  // can such a cluster be resident at all?
+  if (cudaOccupancyMaxActiveClusters(&active, kernel, &config) != cudaSuccess || active < 1) {
+    cudaGetLastError();
+    return false;
+  }
+  check(cudaLaunchKernelEx(&config, kernel, r, cols), "cluster kernel launch");
+  return true;
+}
+
+bool try_persistent(const Recurrence& r, const Device& d) {
+  const int cols = std::max(1, (r.hidden + d.sms - 1) / d.sms);
+  const int blocks = (r.hidden + cols - 1) / cols;
+  const size_t smem = (size_t)cols * (r.hidden + 1) * sizeof(float);
+  if (smem > (size_t)d.smem_per_block) return false;
+  const Kernel kernel = persistent_kernel(group_for(r.batch, cols));
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+        "persistent kernel shared memory");
+  int per_sm = 0;
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem), "occupancy");
+  if (per_sm * d.sms < blocks) return false;  // a grid barrier needs every block resident
+  Recurrence args = r;
+  int cols_arg = cols;
+  void* params[] = {&args, &cols_arg};
+  check(cudaLaunchCooperativeKernel((void*)kernel, blocks, kThreads, params, smem, 0),
+        "persistent kernel launch");
+  return true;
+}
+
+}  // namespace
+
+bool run_on_chip(const Recurrence& r) {
+  // Measured on an H200 (bench/cuda_lab): one cluster wins for small H and few rows, the
+  // grid kernel up to H ~ 1024 at B <= 4; beyond, per-step cuBLAS products win.
+  const Device d = current_device();
+  if (r.batch <= 4 && r.hidden <= 256 && try_cluster(r, d, 8)) return true;
+  if (r.batch <= 4 && r.hidden <= 640 && try_cluster(r, d, 16)) return true;
+  if (r.batch <= 4 && try_persistent(r, d)) return true;
+  return false;
+}
+
+void run_stepwise(const Recurrence& r, const int* lengths, cublasHandle_t blas, float* state,
+                  float* product) {
+  const int n = r.batch * r.hidden, threads = 256, blocks = (n + threads - 1) / threads;
+  const float one = 1.f, zero = 0.f;
+  check(cudaMemcpy(state, r.h0, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice), "h0");
+  for (int k = 0; k < r.steps; ++k) {
+    // product (row-major batch x H) = state @ W_y, as column-major W_y^T state^T
+    check(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, r.hidden, r.batch, r.hidden, &one, r.w_y,
+                      r.hidden, state, r.hidden, &zero, product, r.hidden),
+          "recurrent product");
+    step_epilogue<<<blocks, threads>>>(r, lengths, k, product, state);
+    check(cudaGetLastError(), "step kernel launch");
+  }
+  if (lengths) {
+    const size_t all = (size_t)r.steps * n;
+    zero_padding<<<(unsigned)((all + threads - 1) / threads), threads>>>(r, lengths);
+    check(cudaGetLastError(), "padding kernel launch");
+  }
+  check(cudaMemcpy(r.h_n, state, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice), "h_n");
+}
+
+}  // namespace elman::cuda

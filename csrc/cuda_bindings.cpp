@@ -1,0 +1,181 @@
+// The Python binding of the CUDA backend (module elman._cuda): the only file of that
+// module that touches Python objects. It is a separate module from elman._core so that
+// the CPU package imports where no CUDA library exists. The Python package validates
+// user input; the checks here keep inconsistent sizes away from the kernels.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cuda/cuda.h"
+
+namespace py = pybind11;
+using std::int64_t;
+
+namespace {
+
+using HostArray = py::array_t<float, py::array::c_style>;
+using Lengths = py::array_t<int64_t, py::array::c_style>;
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw py::value_error(message);
+}
+
+// float32 values in device memory, owned here and shown to other libraries through
+// __cuda_array_interface__ (torch.as_tensor and cupy.asarray take it without a copy).
+class DeviceArray {
+ public:
+  explicit DeviceArray(std::vector<int64_t> shape) : shape_(std::move(shape)) {
+    int64_t count = 1;
+    for (int64_t n : shape_) count *= n;
+    buffer_ = std::make_shared<elman::cuda::Buffer>(count * sizeof(float));
+  }
+  float* data() const { return static_cast<float*>(buffer_->data()); }
+  const std::vector<int64_t>& shape() const { return shape_; }
+
+  py::dict interface() const {
+    py::dict d;
+    d["shape"] = py::tuple(py::cast(shape_));
+    d["typestr"] = "<f4";
+    d["data"] = py::make_tuple(reinterpret_cast<std::uintptr_t>(data()), false);
+    d["strides"] = py::none();
+    d["version"] = 3;  // no "stream": the values are complete when the call returns
+    return d;
+  }
+
+  HostArray to_numpy() const {
+    HostArray out(shape_);
+    elman::cuda::copy_to_host(out.mutable_data(), data(), buffer_->bytes());
+    return out;
+  }
+
+ private:
+  std::vector<int64_t> shape_;
+  std::shared_ptr<elman::cuda::Buffer> buffer_;
+};
+
+elman::ActivationParams activation(py::tuple t) {
+  require(t.size() == 4, "activation: expected (kind, alpha, beta, clip or None)");
+  const auto clip = t[3].cast<std::optional<double>>();
+  return {static_cast<elman::Activation>(t[0].cast<int>()), t[1].cast<double>(),
+          t[2].cast<double>(), clip.has_value(), clip.value_or(0.0)};
+}
+
+std::unique_ptr<elman::cuda::Network> make_network(int64_t input_size, int64_t hidden_size,
+                                                   int64_t num_layers, int64_t num_directions,
+                                                   py::list cells) {
+  require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1, "sizes must be >= 1");
+  require(num_directions == 1 || num_directions == 2, "num_directions must be 1 or 2");
+  require(static_cast<int64_t>(cells.size()) == num_layers * num_directions,
+          "cells: need one per layer and direction");
+  std::vector<HostArray> keep;
+  std::vector<elman::CellWeights<float>> weights;
+  for (size_t c = 0; c < cells.size(); ++c) {
+    auto cell = cells[c].cast<py::tuple>();
+    require(cell.size() == 5, "cells: each entry is (w_x, w_y, b, reverse, activation)");
+    const int64_t in = static_cast<int64_t>(c) < num_directions ? input_size
+                                                                 : num_directions * hidden_size;
+    auto w_x = cell[0].cast<HostArray>(), w_y = cell[1].cast<HostArray>();
+    require(w_x.ndim() == 2 && w_x.shape(0) == in && w_x.shape(1) == hidden_size, "w_x: wrong shape");
+    require(w_y.ndim() == 2 && w_y.shape(0) == hidden_size && w_y.shape(1) == hidden_size,
+            "w_y: wrong shape");
+    const float* b = nullptr;
+    if (!cell[2].is_none()) {
+      auto bias = cell[2].cast<HostArray>();
+      require(bias.ndim() == 1 && bias.shape(0) == hidden_size, "b: wrong shape");
+      b = bias.data();
+      keep.push_back(bias);
+    }
+    weights.push_back({w_x.data(), w_y.data(), b, cell[3].cast<bool>(),
+                       activation(cell[4].cast<py::tuple>())});
+    keep.push_back(w_x);
+    keep.push_back(w_y);
+  }
+  const elman::Shape sizes{0, 0, input_size, hidden_size, num_layers, num_directions};
+  return std::make_unique<elman::cuda::Network>(sizes, weights);
+}
+
+void check_lengths(const std::optional<Lengths>& lengths, int64_t steps, int64_t batch) {
+  if (!lengths) return;
+  require(lengths->ndim() == 1 && lengths->shape(0) == batch, "lengths: expected shape (B,)");
+  for (int64_t b = 0; b < batch; ++b)
+    require(lengths->at(b) >= 1 && lengths->at(b) <= steps, "lengths: values must be in [1, T]");
+}
+
+// NumPy in, NumPy out: copies to the device and back.
+py::tuple forward_host(const elman::cuda::Network& net, const HostArray& x,
+                       std::optional<HostArray> h0, std::optional<Lengths> lengths) {
+  const elman::Shape& s = net.sizes();
+  require(x.ndim() == 3 && x.shape(2) == s.input_size, "x: expected shape (T, B, I)");
+  const int64_t steps = x.shape(0), batch = x.shape(1), states = s.num_layers * s.num_directions;
+  require(steps >= 1 && batch >= 1, "x: T and B must be >= 1");
+  if (h0)
+    require(h0->ndim() == 3 && h0->shape(0) == states && h0->shape(1) == batch &&
+                h0->shape(2) == s.hidden_size,
+            "h0: expected shape (L*D, B, H)");
+  check_lengths(lengths, steps, batch);
+  HostArray y({steps, batch, s.num_directions * s.hidden_size});
+  HostArray h_n({states, batch, s.hidden_size});
+  {
+    py::gil_scoped_release release;
+    elman::cuda::Buffer x_d(x.size() * sizeof(float)), y_d(y.size() * sizeof(float)),
+        h_d(h_n.size() * sizeof(float)), h0_d(h0 ? h0->size() * sizeof(float) : 0);
+    elman::cuda::copy_to_device(x_d.data(), x.data(), x_d.bytes());
+    if (h0) elman::cuda::copy_to_device(h0_d.data(), h0->data(), h0_d.bytes());
+    net.forward(steps, batch, static_cast<const float*>(x_d.data()),
+                h0 ? static_cast<const float*>(h0_d.data()) : nullptr,
+                lengths ? lengths->data() : nullptr, static_cast<float*>(y_d.data()),
+                static_cast<float*>(h_d.data()));
+    elman::cuda::copy_to_host(y.mutable_data(), y_d.data(), y_d.bytes());
+    elman::cuda::copy_to_host(h_n.mutable_data(), h_d.data(), h_d.bytes());
+  }
+  return py::make_tuple(y, h_n);
+}
+
+// Device pointers in (x (T, B, I) and h0 (L*D, B, H) or 0, dense float32, on the current
+// device), DeviceArrays out.
+py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int64_t steps,
+                         int64_t batch, std::uintptr_t h0, std::optional<Lengths> lengths) {
+  const elman::Shape& s = net.sizes();
+  require(x != 0, "x: null device pointer");
+  require(steps >= 1 && batch >= 1, "x: T and B must be >= 1");
+  check_lengths(lengths, steps, batch);
+  DeviceArray y({steps, batch, s.num_directions * s.hidden_size});
+  DeviceArray h_n({s.num_layers * s.num_directions, batch, s.hidden_size});
+  {
+    py::gil_scoped_release release;
+    net.forward(steps, batch, reinterpret_cast<const float*>(x),
+                h0 ? reinterpret_cast<const float*>(h0) : nullptr,
+                lengths ? lengths->data() : nullptr, y.data(), h_n.data());
+  }
+  return py::make_tuple(y, h_n);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "elman's CUDA backend; use the elman package, not this module.";
+  m.def("device_count", &elman::cuda::device_count);
+  py::class_<DeviceArray>(m, "DeviceArray",
+                          "float32 values on the GPU, readable through __cuda_array_interface__")
+      .def_property_readonly("__cuda_array_interface__", &DeviceArray::interface)
+      .def_property_readonly("shape", [](const DeviceArray& a) { return py::tuple(py::cast(a.shape())); })
+      .def("numpy", &DeviceArray::to_numpy, "A copy on the host.");
+  py::class_<elman::cuda::Network>(m, "NetworkF32")
+      .def(py::init(&make_network), py::arg("input_size"), py::arg("hidden_size"),
+           py::arg("num_layers"), py::arg("num_directions"), py::arg("cells"))
+      .def("forward", &forward_host, py::arg("x"), py::arg("h0") = py::none(),
+           py::arg("lengths") = py::none())
+      .def("forward_device", &forward_device, py::arg("x"), py::arg("steps"), py::arg("batch"),
+           py::arg("h0"), py::arg("lengths") = py::none())
+      .def_property_readonly("input_size", [](const elman::cuda::Network& n) { return n.sizes().input_size; })
+      .def_property_readonly("hidden_size", [](const elman::cuda::Network& n) { return n.sizes().hidden_size; })
+      .def_property_readonly("num_layers", [](const elman::cuda::Network& n) { return n.sizes().num_layers; })
+      .def_property_readonly("num_directions",
+                             [](const elman::cuda::Network& n) { return n.sizes().num_directions; });
+}
