@@ -71,6 +71,9 @@ def on_device(value) -> bool:
 
 def _pointer(name: str, value, shape) -> int:
     """The data pointer of a dense float32 CUDA array of this shape."""
+    if not on_device(value):
+        raise TypeError(f"{name}: expected a CUDA array (with __cuda_array_interface__) as x "
+                        f"is one, got {type(value).__name__}")
     cai = value.__cuda_array_interface__
     got = tuple(cai["shape"])
     if cai["typestr"] != "<f4":

@@ -1,0 +1,782 @@
+"""The CUDA backend (elman.cuda, RNN(device="cuda")).
+
+Two parts:
+
+* Always run (CI has no GPU): what a build without CUDA, or a CUDA build on a machine
+  without a GPU, must say (RuntimeError naming the reason), the functions of elman.cuda,
+  and unknown device strings (ValueError). The "no device" case is also exercised on a
+  GPU machine, in a subprocess with CUDA_VISIBLE_DEVICES="".
+* GPU tests, skipped unless elman.cuda.is_available() (set ELMAN_REQUIRE_CUDA=1 to make
+  them fail instead of skip, as bench/gpu_check.sh does): the CUDA layer against the
+  float64 oracle over a grid of shapes chosen to break kernels (T = 1, B = 1 / 3 / 17 /
+  64 / 256, H just below and above 32, 256 / 257, 512, 640, 1024, 1760, odd I), every
+  option, every activation with clip, step and stream, NaN isolation, the same layer on
+  CPU and CUDA, threads, and the device path (torch CUDA tensors and CuPy arrays in,
+  elman.cuda.DeviceArray out).
+
+Tolerance: tests/helpers.py's float32 rule unchanged (4 x the plain float32 NumPy loop's
+error + floor). The CUDA kernels use FMA and another summation order (per-warp partial
+sums, tree reductions); their rounding error is of the same kind and size as a blocked
+CPU sgemm's, so no larger multiple is assumed. A failure here states err and the naive
+error: if a case exceeds 4x for a reason that is not a bug (e.g. a longer reduction
+chain), raise the multiple for that case with the reason written next to it.
+"""
+
+import gc
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import elman
+import elman.cuda
+from helpers import ROOT, assert_close, assert_padding_zero, check_layer, random_lengths, ref, rng_for, uniform
+
+BUILT = elman.cuda.is_built()
+AVAILABLE = elman.cuda.is_available()
+REQUIRED = os.environ.get("ELMAN_REQUIRE_CUDA") == "1"
+
+if AVAILABLE:
+    _WHY = ""
+elif BUILT:
+    _WHY = "elman.cuda is built but no CUDA device is visible"
+else:
+    _WHY = "elman was built without CUDA (ELMAN_CUDA=OFF, or no CUDA toolkit at build time)"
+
+# With ELMAN_REQUIRE_CUDA=1 the GPU tests run (and fail) rather than skip.
+gpu = pytest.mark.skipif(not AVAILABLE and not REQUIRED, reason=f"needs a CUDA GPU: {_WHY}")
+
+
+def make_input(rng, T, B, I, H, batch_first=False):
+    # keep pre-activations O(1) when I >> H (weights ~ U(-1/sqrt(H), 1/sqrt(H)))
+    scale = min(1.0, np.sqrt(H / I))
+    return uniform(rng, (B, T, I) if batch_first else (T, B, I), scale, np.float32)
+
+
+def assert_host_result(result, shapes):
+    """A CUDA layer called with NumPy input returns NumPy float32 arrays, like the CPU layer."""
+    assert isinstance(result, tuple) and len(result) == 2
+    for a, shape in zip(result, shapes):
+        assert isinstance(a, np.ndarray), f"expected numpy.ndarray, got {type(a)}"
+        assert a.dtype == np.float32 and a.shape == shape
+
+
+# ======================================================================================
+# Always run
+# ======================================================================================
+
+def test_module_functions_are_consistent():
+    built, available, count = elman.cuda.is_built(), elman.cuda.is_available(), elman.cuda.device_count()
+    assert type(built) is bool and type(available) is bool and type(count) is int
+    assert count >= 0
+    assert available == (built and count > 0)
+    if not built:
+        assert count == 0
+
+
+def test_default_device_is_cpu_and_to_cpu_is_identity():
+    layer = elman.RNN(3, 4, seed=0)
+    assert layer.device == "cpu"
+    assert elman.RNN(3, 4, device="cpu").device == "cpu"
+    x = uniform(rng_for("to-cpu"), (5, 2, 3))
+    y0, h0 = layer(x)
+    assert layer.to("cpu") is layer and layer.device == "cpu"
+    y1, h1 = layer(x)
+    assert np.array_equal(y0, y1) and np.array_equal(h0, h1)
+
+
+@pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda"])
+def test_unknown_device_string_is_value_error(device):
+    with pytest.raises(ValueError, match="device"):
+        elman.RNN(3, 4, device=device)
+    layer = elman.RNN(3, 4, seed=1)
+    with pytest.raises(ValueError, match="device"):
+        layer.to(device)
+    assert layer.device == "cpu"
+    check_layer(layer, uniform(rng_for("bad-dev"), (4, 2, 3)))   # still works
+
+
+@pytest.mark.skipif(BUILT, reason="elman.cuda is built in; this checks a build without CUDA")
+def test_built_without_cuda():
+    assert elman.cuda.is_available() is False
+    assert elman.cuda.device_count() == 0
+    with pytest.raises(RuntimeError, match="built without CUDA"):
+        elman.RNN(3, 4, device="cuda")
+    layer = elman.RNN(3, 4, seed=2)
+    with pytest.raises(RuntimeError, match="built without CUDA"):
+        layer.to("cuda")
+    assert layer.device == "cpu"
+    check_layer(layer, uniform(rng_for("no-cuda"), (4, 2, 3)))   # the failed move left it usable
+
+
+@pytest.mark.skipif(not BUILT or AVAILABLE,
+                    reason="checks a CUDA build on a machine without a GPU (the CI case); "
+                           "on a GPU machine test_no_visible_device_subprocess covers it")
+def test_built_but_no_device():
+    assert elman.cuda.is_available() is False
+    assert elman.cuda.device_count() == 0
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        elman.RNN(3, 4, device="cuda")
+    layer = elman.RNN(3, 4, seed=3)
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        layer.to("cuda")
+    assert layer.device == "cpu"
+    check_layer(layer, uniform(rng_for("no-dev"), (4, 2, 3)))
+
+
+def test_no_visible_device_subprocess():
+    """With CUDA_VISIBLE_DEVICES="" the process sees no GPU, whatever the machine: a CUDA
+    build must then report no device (and a build without CUDA say so)."""
+    expected = "no CUDA device" if BUILT else "built without CUDA"
+    code = textwrap.dedent(f"""
+        import numpy as np, elman, elman.cuda
+        assert elman.cuda.is_built() is {BUILT}
+        assert elman.cuda.is_available() is False
+        assert elman.cuda.device_count() == 0
+        for make in (lambda: elman.RNN(3, 4, device="cuda"), lambda: elman.RNN(3, 4).to("cuda")):
+            try:
+                make()
+            except RuntimeError as e:
+                assert {expected!r} in str(e), str(e)
+            else:
+                raise AssertionError("no RuntimeError")
+        layer = elman.RNN(3, 4, seed=0)
+        y, h = layer(np.ones((2, 1, 3), np.float32))
+        assert layer.device == "cpu" and y.shape == (2, 1, 4)
+        print("ok")
+    """)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    env.pop("ELMAN_REQUIRE_CUDA", None)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT / "tests",
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_required_cuda_is_available():
+    """bench/gpu_check.sh sets ELMAN_REQUIRE_CUDA=1: there a build or a machine without CUDA
+    must fail loudly instead of skipping every GPU test."""
+    if not REQUIRED:
+        pytest.skip("ELMAN_REQUIRE_CUDA=1 not set")
+    assert BUILT, "ELMAN_REQUIRE_CUDA=1 but elman was built without CUDA"
+    assert AVAILABLE, "ELMAN_REQUIRE_CUDA=1 but elman.cuda sees no device"
+
+
+# ======================================================================================
+# GPU: the layer against the oracle
+# ======================================================================================
+
+# (T, B, I, H, num_layers, bidirectional). Why each is here:
+CASES = [
+    (1, 1, 1, 1, 1, False),          # smallest everything
+    (1, 64, 33, 256, 1, True),       # T = 1, both directions
+    (60, 1, 31, 31, 1, False),       # H just below a warp
+    (60, 1, 33, 33, 2, True),        # H just above a warp
+    (40, 3, 17, 32, 1, False),       # H exactly a warp, odd I
+    (40, 3, 255, 256, 2, False),     # H = 256 (the B = 1 showcase size), I just below
+    (30, 17, 7, 257, 1, True),       # H = 257: one column over a tile
+    (300, 1, 256, 256, 1, False),    # long sequence at B = 1 (the on-chip kernels)
+    (20, 1, 512, 512, 1, True),      # H = 512 at B = 1
+    (16, 64, 129, 512, 2, True),     # B = 64, layer 2 reads 2H
+    (12, 3, 640, 640, 1, False),     # H = 640: not a power of two
+    (10, 1, 1023, 1024, 1, True),    # H = 1024 at B = 1, odd I
+    (8, 17, 1024, 1024, 3, False),   # three layers, B = 17
+    (6, 1, 1760, 1760, 1, False),    # H = 1760: W_y larger than any on-chip budget
+    (5, 64, 1760, 1760, 1, False),   # large batch, large H (the tensor-core / GEMM regime)
+    (4, 17, 1761, 1760, 2, True),    # odd I, bidirectional, two layers at H = 1760
+    (3, 256, 512, 512, 1, False),    # B = 256
+    (25, 5, 80, 33, 3, True),        # three bidirectional layers
+    (100, 2, 3, 64, 1, False),       # I tiny against H
+    (17, 7, 37, 129, 2, True),       # every size odd
+]
+
+
+@gpu
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "T%d-B%d-I%d-H%d-L%d-bi%d" % c)
+def test_shape_grid(case, nonlinearity):
+    T, B, I, H, L, bidir = case
+    i = CASES.index(case)
+    bias, give_h0, give_lengths = i % 3 != 1, i % 2 == 1, i % 4 != 3
+    layer = elman.RNN(I, H, L, nonlinearity, bias, bidirectional=bidir, seed=i, device="cuda")
+    assert layer.device == "cuda"
+    rng = rng_for("cuda", case, nonlinearity)
+    x = make_input(rng, T, B, I, H)
+    D = 2 if bidir else 1
+    h0 = uniform(rng, (D * L, B, H)) if give_h0 else None
+    lengths = random_lengths(rng, T, B) if give_lengths else None
+    result = layer(x, h0, lengths)
+    assert_host_result(result, [(T, B, D * H), (D * L, B, H)])
+    check_layer(layer, x, h0, lengths, result=result)    # also: exact zeros past lengths
+
+
+OPTIONS = list(itertools.product([1, 2, 3], [False, True], [False, True], [False, True],
+                                 [False, True], [False, True]))
+
+
+@gpu
+@pytest.mark.parametrize("num_layers,bidirectional,batch_first,bias,h0,lengths", OPTIONS)
+def test_every_option(num_layers, bidirectional, batch_first, bias, h0, lengths):
+    T, B, I, H = 6, 5, 7, 33
+    layer = elman.RNN(I, H, num_layers, "tanh", bias, batch_first, bidirectional, seed=3,
+                      device="cuda")
+    rng = rng_for("cuda-opt", num_layers, bidirectional, batch_first, bias, h0, lengths)
+    D = 2 if bidirectional else 1
+    x = make_input(rng, T, B, I, H, batch_first)
+    h = uniform(rng, (D * num_layers, B, H)) if h0 else None
+    ln = random_lengths(rng, T, B) if lengths else None
+    result = layer(x, h, ln)
+    assert_host_result(result, [(B, T, D * H) if batch_first else (T, B, D * H),
+                                (D * num_layers, B, H)])
+    check_layer(layer, x, h, ln, result=result)
+
+
+@gpu
+@pytest.mark.parametrize("B,H", [(1, 33), (17, 257), (64, 1024)])
+def test_lengths_reverse_within_valid_part(B, H):
+    """Backward direction reads each sequence from its own last valid step; outputs past
+    the end are exactly 0; h_n is the state at each sequence's end. Extreme lengths: all T,
+    all 1, and a mix."""
+    T, I = 9, 20
+    layer = elman.RNN(I, H, 2, bidirectional=True, seed=5, device="cuda")
+    rng = rng_for("cuda-len", B, H)
+    x = make_input(rng, T, B, I, H)
+    for lengths in (np.full(B, T), np.ones(B, np.int64), random_lengths(rng, T, B)):
+        y, h_n = check_layer(layer, x, lengths=lengths)
+        y_c, _ = layer(x, lengths=lengths)
+        assert_padding_zero(y_c, lengths)
+        # a padded sequence gives what the same sequence alone, cut to its length, gives
+        b = int(np.argmin(lengths))
+        n = int(lengths[b])
+        y_alone, h_alone = layer(np.ascontiguousarray(x[:n, b:b + 1]))
+        ny, nh = ref.forward(layer, x[:n, b:b + 1], dtype=np.float32)
+        assert_close(y_alone, y[:n, b:b + 1], ny, dtype=np.float32, what="alone vs padded oracle")
+        assert_close(h_alone, h_n[:, b:b + 1], nh, dtype=np.float32, what="alone h_n vs padded oracle")
+
+
+@gpu
+@pytest.mark.parametrize("num_layers,bidirectional,h0,batch_first",
+                         list(itertools.product([1, 2], [False, True], [False, True], [False, True])))
+def test_unbatched(num_layers, bidirectional, h0, batch_first):
+    T, I, H = 8, 5, 40
+    layer = elman.RNN(I, H, num_layers, bidirectional=bidirectional, batch_first=batch_first,
+                      seed=4, device="cuda")
+    rng = rng_for("cuda-unbatched", num_layers, bidirectional, h0, batch_first)
+    D = 2 if bidirectional else 1
+    x = uniform(rng, (T, I))
+    h = uniform(rng, (D * num_layers, H)) if h0 else None
+    result = layer(x, h)
+    assert_host_result(result, [(T, D * H), (D * num_layers, H)])
+    check_layer(layer, x, h, result=result)
+
+
+NAMES = sorted(ref.PARAMETERS)
+CUSTOM = {"affine": (0.5, 0.25), "leaky_relu": (0.2, None), "thresholded_relu": (0.1, None),
+          "scaled_tanh": (1.5, 0.75), "hard_sigmoid": (0.3, 0.4), "elu": (0.5, None)}
+
+
+@gpu
+@pytest.mark.parametrize("shape", [(9, 4, 5, 16, 2, True), (5, 17, 33, 257, 1, False),
+                                   (4, 64, 64, 1024, 1, False)],
+                         ids=lambda c: "T%d-B%d-I%d-H%d-L%d-bi%d" % c)
+@pytest.mark.parametrize("clip", [None, 0.5])
+@pytest.mark.parametrize("name", NAMES)
+def test_every_activation(name, clip, shape):
+    T, B, I, H, L, bidir = shape
+    if name == "thresholded_relu" and B * H > 10_000:
+        pytest.skip("thresholded_relu is discontinuous at alpha: over 10^5 outputs, a rounding "
+                    "difference near alpha flips an output by alpha with a few % odds per case; "
+                    "the smaller shapes test it")
+    alpha, beta = CUSTOM.get(name, (None, None))
+    layer = elman.RNN(I, H, L, name, bidirectional=bidir, seed=3, activation_alpha=alpha,
+                      activation_beta=beta, clip=clip, device="cuda")
+    rng = rng_for("cuda-act", name, clip, shape)
+    x = uniform(rng, (T, B, I), 2.0)
+    check_layer(layer, x, lengths=random_lengths(rng, T, B))
+    check_layer(layer, x, h0=uniform(rng, (L * (2 if bidir else 1), B, H)))
+    # default parameters too (ONNX's), where the activation takes any
+    if alpha is not None or beta is not None:
+        check_layer(elman.RNN(I, H, L, name, bidirectional=bidir, seed=4, device="cuda"), x)
+
+
+# ======================================================================================
+# GPU: step, stream, special values
+# ======================================================================================
+
+@gpu
+@pytest.mark.parametrize("num_layers", [1, 3])
+@pytest.mark.parametrize("B,H", [(1, 31), (3, 257), (64, 512)])
+def test_step_matches_oracle_and_full_call(B, H, num_layers):
+    T, I = 7, 13
+    layer = elman.RNN(I, H, num_layers, seed=21, device="cuda")
+    rng = rng_for("cuda-step", B, H, num_layers)
+    x = make_input(rng, T, B, I, H)
+    h0 = uniform(rng, (num_layers, B, H))
+    y_full, h_full = layer(x, h0)
+    h = h0
+    for t in range(T):
+        h_new = layer.step(x[t], h)
+        assert isinstance(h_new, np.ndarray) and h_new.shape == (num_layers, B, H)
+        assert h_new.dtype == np.float32
+        _, e = ref.forward(layer, x[:t + 1], h0)
+        _, n = ref.forward(layer, x[:t + 1], h0, dtype=np.float32)
+        assert_close(h_new, e, n, dtype=np.float32, what=f"step {t}")
+        assert_close(h_new[-1], y_full[t].astype(np.float64), n[-1], dtype=np.float32,
+                     what=f"step {t} vs full call")
+        h = h_new
+    assert_close(h, h_full.astype(np.float64), n, dtype=np.float32, what="final step vs h_n")
+    hu = layer.step(x[0, 0])                                 # unbatched, h = zeros
+    assert hu.shape == (num_layers, H)
+    _, e = ref.forward(layer, x[:1, :1])
+    _, n = ref.forward(layer, x[:1, :1], dtype=np.float32)
+    assert_close(hu, e[:, 0], n[:, 0], dtype=np.float32, what="unbatched step")
+
+
+@gpu
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 3])
+@pytest.mark.parametrize("B,H", [(1, 64), (4, 257)])
+def test_stream_chunks_equal_one_call(B, H, num_layers, batch_first):
+    T, I = 23, 6
+    layer = elman.RNN(I, H, num_layers, batch_first=batch_first, seed=24, device="cuda")
+    rng = rng_for("cuda-stream", B, H, num_layers, batch_first)
+    x = make_input(rng, T, B, I, H)                          # time-major
+    ey, eh = ref.forward(layer, x.transpose(1, 0, 2) if batch_first else x)
+    ny, nh = ref.forward(layer, x.transpose(1, 0, 2) if batch_first else x, dtype=np.float32)
+    y_full, _ = layer(x.transpose(1, 0, 2).copy() if batch_first else x)
+    if batch_first:
+        ey, ny, y_full = ey.transpose(1, 0, 2), ny.transpose(1, 0, 2), y_full.transpose(1, 0, 2)
+    s = layer.stream(batch_size=B)
+    for run in range(2):                                     # the second after reset()
+        parts, t = [], 0
+        for n in (1, 5, 2, 11, 4):                           # uneven chunks, sum 23
+            chunk = x[t:t + n]
+            y = s(chunk.transpose(1, 0, 2).copy() if batch_first else chunk)
+            assert isinstance(y, np.ndarray) and y.dtype == np.float32
+            assert y.shape == ((B, n, H) if batch_first else (n, B, H))
+            parts.append(y.transpose(1, 0, 2) if batch_first else y)
+            t += n
+        got = np.concatenate(parts)
+        assert_close(got, ey, ny, dtype=np.float32, what=f"stream run {run}")
+        assert_close(got, y_full.astype(np.float64), ny, dtype=np.float32, what="stream vs full call")
+        assert_close(s.state, eh, nh, dtype=np.float32, what="stream state")
+        s.reset()
+
+
+@gpu
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("B,H", [(4, 33), (17, 257), (64, 1024)])
+def test_nan_in_one_row_stays_in_that_row(B, H, bidirectional):
+    T, I = 6, 5
+    layer = elman.RNN(I, H, 2, bidirectional=bidirectional, seed=41, device="cuda")
+    x = uniform(rng_for("cuda-nan", B, H, bidirectional), (T, B, I))
+    x[3, 1, 2] = np.nan
+    y, h_n = layer(x)
+    assert np.all(np.isnan(y[3:, 1, :H]))                    # forward direction: NaN from t=3 on
+    assert np.all(np.isfinite(np.delete(y, 1, axis=1))), "NaN leaked into another row"
+    assert np.all(np.isfinite(np.delete(h_n, 1, axis=1)))
+    check_layer(layer, x, result=(y, h_n))                   # the oracle's NaN pattern, exactly
+
+
+@gpu
+@pytest.mark.parametrize("nonlinearity", ["relu", "leaky_relu", "hard_sigmoid"])
+def test_nan_row_isolation_other_activations(nonlinearity):
+    """Only isolation is required where max(NaN, 0) may differ (IEEE 754-2008 vs 2019)."""
+    T, B, I, H = 5, 17, 9, 129
+    layer = elman.RNN(I, H, 1, nonlinearity, seed=44, device="cuda")
+    x = uniform(rng_for("cuda-nan-act", nonlinearity), (T, B, I))
+    x[2, 2, :] = np.nan
+    y, h_n = layer(x)
+    others = np.delete(np.arange(B), 2)
+    assert np.all(np.isfinite(y[:, others])) and np.all(np.isfinite(h_n[:, others]))
+    ey, eh = ref.forward(layer, x[:, others])
+    ny, nh = ref.forward(layer, x[:, others], dtype=np.float32)
+    assert_close(y[:, others], ey, ny, dtype=np.float32)
+    assert_close(h_n[:, others], eh, nh, dtype=np.float32, what="h_n")
+
+
+@gpu
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")       # the oracle's inf - inf
+def test_huge_and_infinite_input():
+    """tanh of huge finite arguments is exactly +-1 (never NaN); tanh(+-inf) = +-1; inf - inf
+    makes that row NaN from there on, as the oracle says."""
+    T, B, I, H = 5, 3, 4, 40
+    layer = elman.RNN(I, H, 1, seed=42, device="cuda")
+    x = uniform(rng_for("cuda-inf"), (T, B, I))
+    x[0, 1, :] = [1e30, -1e30, 3e38, -3e38]
+    x[2, 0, 1] = np.inf
+    x[1, 2, :] = -np.inf
+    y, h_n = layer(x)
+    assert np.isfinite(y[0, 1]).all() and np.isfinite(y[2, 0]).all()
+    check_layer(layer, x, result=(y, h_n))
+
+
+# ======================================================================================
+# GPU: moving layers, CPU vs CUDA, weights, dtype, threads
+# ======================================================================================
+
+@gpu
+@pytest.mark.parametrize("case", [(20, 1, 64, 256, 1, False), (9, 17, 33, 257, 2, True),
+                                  (6, 64, 100, 1024, 1, False)],
+                         ids=lambda c: "T%d-B%d-I%d-H%d-L%d-bi%d" % c)
+def test_same_layer_cpu_and_cuda_close(case):
+    T, B, I, H, L, bidir = case
+    layer = elman.RNN(I, H, L, bidirectional=bidir, seed=7)
+    rng = rng_for("cpu-vs-cuda", case)
+    x = make_input(rng, T, B, I, H)
+    D = 2 if bidir else 1
+    h0 = uniform(rng, (D * L, B, H))
+    lengths = random_lengths(rng, T, B)
+    y_cpu, h_cpu = layer(x, h0, lengths)
+    assert layer.to("cuda") is layer and layer.device == "cuda"
+    y_gpu, h_gpu = layer(x, h0, lengths)
+    ey, eh = check_layer(layer, x, h0, lengths, result=(y_gpu, h_gpu))
+    ny, nh = ref.forward(layer, x, h0, lengths, dtype=np.float32)
+    # CPU and CUDA each within the rule of the oracle, hence within twice it of each other
+    for a, b, e, n, what in ((y_cpu, y_gpu, ey, ny, "y"), (h_cpu, h_gpu, eh, nh, "h_n")):
+        base = np.abs(n - e).max()
+        bound = 2 * (4 * base + 1e-6 * max(1.0, np.abs(e).max()))
+        diff = np.abs(a.astype(np.float64) - b).max()
+        assert diff <= bound, f"{what}: CPU vs CUDA {diff:.3e} > {bound:.3e}"
+    assert layer.to("cpu") is layer and layer.device == "cpu"
+    y_back, h_back = layer(x, h0, lengths)                    # the CPU engine again, exactly
+    assert np.array_equal(y_back, y_cpu) and np.array_equal(h_back, h_cpu)
+    # the weights never changed on the way
+    fresh = elman.RNN(I, H, L, bidirectional=bidir, seed=7).weights()
+    assert all(np.array_equal(w, fresh[k]) for k, w in layer.weights().items())
+
+
+@gpu
+def test_weight_assignment_on_cuda_layer_takes_effect():
+    T, B, I, H = 8, 3, 10, 64
+    layer = elman.RNN(I, H, 2, bidirectional=True, seed=8, device="cuda")
+    x = make_input(rng_for("cuda-assign"), T, B, I, H)
+    y0, _ = check_layer(layer, x)
+    layer.w_y_l0 = 0.5 * layer.w_y_l0
+    layer.b_l1_reverse = layer.b_l1_reverse + 0.25
+    y1, _ = check_layer(layer, x)                             # the new weights are used
+    assert not np.allclose(y0, y1)
+    assert layer.device == "cuda"
+
+
+@gpu
+def test_from_torch_then_to_cuda():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.RNN(11, 37, num_layers=2, bidirectional=True).eval()
+    layer = elman.from_torch(module).to("cuda")
+    x = uniform(rng_for("from-torch-cuda"), (9, 4, 11))
+    with torch.no_grad():
+        ty, th = module(torch.from_numpy(x))
+    y, h_n = layer(x)
+    check_layer(layer, x, result=(y, h_n))
+    assert np.abs(ty.numpy() - y).max() < 1e-5 and np.abs(th.numpy() - h_n).max() < 1e-5
+
+
+@gpu
+def test_float64_cuda_is_type_error():
+    with pytest.raises(TypeError):
+        elman.RNN(3, 4, dtype=np.float64, device="cuda")
+    layer = elman.RNN(3, 4, dtype=np.float64, seed=9)
+    with pytest.raises(TypeError):
+        layer.to("cuda")
+    assert layer.device == "cpu"
+    check_layer(layer, uniform(rng_for("f64"), (4, 2, 3), dtype=np.float64))
+
+
+@gpu
+@pytest.mark.parametrize("xdtype", [np.float64, np.float16, np.int32])
+def test_host_input_of_other_dtype_converted(xdtype):
+    T, B, I, H = 5, 3, 6, 40
+    layer = elman.RNN(I, H, seed=10, device="cuda")
+    x = rng_for("cuda-xd", xdtype).integers(-2, 3, size=(T, B, I)).astype(xdtype)
+    y, h_n = layer(x)
+    assert y.dtype == np.float32 and h_n.dtype == np.float32
+    check_layer(layer, x.astype(np.float32), result=(y, h_n))
+
+
+@gpu
+def test_non_contiguous_host_input_and_bad_shapes():
+    T, B, I, H = 6, 4, 5, 33
+    layer = elman.RNN(I, H, 2, bidirectional=True, seed=11, device="cuda")
+    rng = rng_for("cuda-layout")
+    big = uniform(rng, (2 * T, 2 * B, 2 * I))
+    h0 = uniform(rng, (4, 2 * B, H))[:, ::2]
+    check_layer(layer, big[::2, ::2, ::2], h0)
+    check_layer(layer, np.asfortranarray(big[::2, ::2, ::2]))
+    with pytest.raises(ValueError, match="x"):
+        layer(np.zeros((T, B, I + 1), np.float32))
+    with pytest.raises(ValueError, match="h0"):
+        layer(np.zeros((T, B, I), np.float32), np.zeros((3, B, H), np.float32))
+    with pytest.raises(ValueError, match="lengths"):
+        layer(np.zeros((T, B, I), np.float32), lengths=np.full(B, T + 1))
+
+
+@gpu
+def test_repeatable_and_inputs_untouched():
+    T, B, I, H = 12, 17, 30, 257
+    layer = elman.RNN(I, H, 2, bidirectional=True, seed=12, device="cuda")
+    rng = rng_for("cuda-repeat")
+    x, h0 = make_input(rng, T, B, I, H), uniform(rng, (4, B, H))
+    xc, hc = x.copy(), h0.copy()
+    y1, h1 = layer(x, h0)
+    y2, h2 = layer(x, h0)
+    assert np.array_equal(x, xc) and np.array_equal(h0, hc)
+    assert np.array_equal(y1, y2) and np.array_equal(h1, h2), "CUDA results not deterministic"
+    assert not np.shares_memory(y1, y2)
+
+
+@gpu
+def test_threads_get_the_results_of_serial_calls():
+    """Many Python threads calling CUDA layers at once (one shared layer, one each) get
+    exactly what serial calls give: no shared workspace between concurrent calls."""
+    shared = elman.RNN(20, 129, 2, bidirectional=True, seed=13, device="cuda")
+    own = [elman.RNN(20, 64, seed=14 + i, device="cuda") for i in range(4)]
+    rng = rng_for("cuda-threads")
+    xs = [uniform(rng, (15, 1 + 5 * i, 20)) for i in range(8)]
+    serial_shared = [shared(x) for x in xs]
+    serial_own = [own[i % 4](x) for i, x in enumerate(xs)]
+    errors, results = [], {}
+    start = threading.Barrier(8)
+
+    def work(i):
+        try:
+            start.wait()
+            for _ in range(3):
+                results[i] = (shared(xs[i]), own[i % 4](xs[i]))
+        except BaseException as e:  # noqa: BLE001  (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a thread is still running (deadlock?)"
+    assert not errors, errors
+    for i in range(8):
+        (ys, hs), (yo, ho) = results[i]
+        assert np.array_equal(ys, serial_shared[i][0]) and np.array_equal(hs, serial_shared[i][1])
+        assert np.array_equal(yo, serial_own[i][0]) and np.array_equal(ho, serial_own[i][1])
+
+
+# ======================================================================================
+# GPU: the device path (__cuda_array_interface__ in, elman.cuda.DeviceArray out)
+# ======================================================================================
+
+def _torch_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch is installed without CUDA (or sees no GPU)")
+    return torch
+
+
+def _cai(a):
+    cai = a.__cuda_array_interface__
+    assert cai["typestr"] == "<f4"
+    ptr = cai["data"][0]
+    assert isinstance(ptr, int) and ptr != 0
+    shape = tuple(cai["shape"])
+    strides = cai.get("strides")
+    if strides is not None:                                   # C-contiguous, if given
+        assert tuple(strides) == tuple(4 * int(np.prod(shape[i + 1:])) for i in range(len(shape)))
+    return ptr, shape
+
+
+@gpu
+@pytest.mark.parametrize("case", [(1, 1, 1, 1, 1, False), (30, 1, 64, 256, 1, False),
+                                  (9, 17, 33, 257, 2, True), (5, 64, 100, 1024, 1, False),
+                                  (4, 256, 512, 512, 1, False)],
+                         ids=lambda c: "T%d-B%d-I%d-H%d-L%d-bi%d" % c)
+def test_device_path_torch(case):
+    torch = _torch_cuda()
+    T, B, I, H, L, bidir = case
+    D = 2 if bidir else 1
+    layer = elman.RNN(I, H, L, bidirectional=bidir, seed=15, device="cuda")
+    rng = rng_for("dev-torch", case)
+    x_np = make_input(rng, T, B, I, H)
+    h0_np = uniform(rng, (D * L, B, H))
+    lengths = random_lengths(rng, T, B)
+    x = torch.from_numpy(x_np).cuda()
+    h0 = torch.from_numpy(h0_np).cuda()
+    x_before = x.clone()
+    for kwargs, host_kwargs in (({}, {}),
+                                ({"h0": h0}, {"h0": h0_np}),
+                                ({"h0": h0, "lengths": lengths}, {"h0": h0_np, "lengths": lengths}),
+                                ({"lengths": lengths}, {"lengths": lengths})):
+        y, h_n = layer(x, **kwargs)
+        assert isinstance(y, elman.cuda.DeviceArray) and isinstance(h_n, elman.cuda.DeviceArray)
+        y_ptr, y_shape = _cai(y)
+        h_ptr, h_shape = _cai(h_n)
+        assert y_shape == (T, B, D * H) and h_shape == (D * L, B, H)
+        assert y_ptr != h_ptr
+        yt = torch.as_tensor(y, device="cuda")                # a view, no copy
+        ht = torch.as_tensor(h_n, device="cuda")
+        assert yt.data_ptr() == y_ptr and ht.data_ptr() == h_ptr
+        assert yt.dtype == torch.float32 and tuple(yt.shape) == y_shape
+        # read right after the call, as a user would: the same values as the host path
+        y_host, h_host = layer(x_np, **host_kwargs)
+        assert np.array_equal(yt.cpu().numpy(), y_host), f"device path y != host path ({kwargs.keys()})"
+        assert np.array_equal(ht.cpu().numpy(), h_host), f"device path h_n != host path ({kwargs.keys()})"
+        check_layer(layer, x_np, host_kwargs.get("h0"), host_kwargs.get("lengths"),
+                    result=(yt.cpu().numpy(), ht.cpu().numpy()))
+    assert torch.equal(x, x_before) and torch.equal(h0, torch.from_numpy(h0_np).cuda())
+
+
+@gpu
+def test_device_path_results_own_their_memory():
+    """Outputs stay valid after the layer, the input and the DeviceArray name are gone, and
+    a later call does not overwrite an earlier call's outputs."""
+    torch = _torch_cuda()
+    T, B, I, H = 20, 8, 16, 128
+    layer = elman.RNN(I, H, 2, seed=16, device="cuda")
+    rng = rng_for("dev-own")
+    x1_np, x2_np = make_input(rng, T, B, I, H), make_input(rng, T, B, I, H)
+    e1, e2 = layer(x1_np), layer(x2_np)
+    y1, h1 = layer(torch.from_numpy(x1_np).cuda())
+    y2, h2 = layer(torch.from_numpy(x2_np).cuda())            # must not reuse y1's memory
+    assert _cai(y1)[0] != _cai(y2)[0]
+    t1 = torch.as_tensor(y1, device="cuda")
+    del y1, layer
+    gc.collect()
+    junk = [torch.full((T, B, H), 7.0, device="cuda") for _ in range(4)]  # reuse freed memory
+    assert np.array_equal(t1.cpu().numpy(), e1[0])
+    assert np.array_equal(torch.as_tensor(h1, device="cuda").cpu().numpy(), e1[1])
+    assert np.array_equal(torch.as_tensor(y2, device="cuda").cpu().numpy(), e2[0])
+    del junk
+
+
+class _CAIOnly:
+    """A CUDA array that offers nothing but __cuda_array_interface__ (no __array__, no
+    DLPack): elman can only read it where it lies."""
+
+    def __init__(self, tensor):
+        self._tensor = tensor                                  # keeps the memory alive
+        self.__cuda_array_interface__ = tensor.__cuda_array_interface__
+
+
+@gpu
+def test_device_path_reads_x_in_place():
+    """x (and h0) given as bare __cuda_array_interface__ views at an offset into a larger
+    buffer give the host path's values; outputs do not alias x (changing x afterwards
+    leaves y alone)."""
+    torch = _torch_cuda()
+    T, B, I, H = 7, 5, 24, 96
+    layer = elman.RNN(I, H, 2, seed=20, device="cuda")
+    rng = rng_for("dev-in-place")
+    buf = torch.from_numpy(make_input(rng, T + 1, B, I, H)).cuda()
+    hbuf = torch.from_numpy(uniform(rng, (3, B, H))).cuda()
+    x, h0 = buf[1:], hbuf[1:]                                  # contiguous, pointer offset
+    assert x.is_contiguous() and x.data_ptr() != buf.data_ptr()
+    y, h_n = layer(_CAIOnly(x), _CAIOnly(h0))
+    y_host, h_host = layer(x.cpu().numpy(), h0.cpu().numpy())
+    got_y = torch.as_tensor(y, device="cuda").cpu().numpy()
+    assert np.array_equal(got_y, y_host)
+    assert np.array_equal(torch.as_tensor(h_n, device="cuda").cpu().numpy(), h_host)
+    buf.add_(1.0)
+    assert np.array_equal(torch.as_tensor(y, device="cuda").cpu().numpy(), got_y)
+
+
+@gpu
+def test_device_path_after_torch_work_on_the_stream():
+    """x produced by torch kernels just before the call, y consumed by torch just after:
+    elman must order its work after torch's (no stale x) and finish before torch reads y."""
+    torch = _torch_cuda()
+    T, B, I, H = 50, 64, 256, 256
+    layer = elman.RNN(I, H, seed=17, device="cuda")
+    a = torch.randn(4096, 4096, device="cuda")
+    for trial in range(3):
+        torch.cuda.synchronize()
+        x = torch.zeros(T, B, I, device="cuda")
+        big = a @ a                                            # keep the GPU busy ...
+        x += (big[:T * B, :I].reshape(T, B, I) * 1e-3).tanh()  # ... then fill x
+        y, h_n = layer(x)
+        s = torch.as_tensor(y, device="cuda").sum()          # consume at once
+        x_np = x.cpu().numpy()
+        y_host, _ = layer(x_np)
+        assert np.array_equal(torch.as_tensor(y, device="cuda").cpu().numpy(), y_host), trial
+        assert abs(s.item() - float(y_host.sum(dtype=np.float64))) <= 1e-3 * max(1.0, abs(y_host).sum())
+
+
+@gpu
+def test_device_path_refused_or_right():
+    """Outside the device path's contract (float32, C-contiguous (T, B, I), batch_first
+    False, h0 on the device, lengths on the host) a call is refused with ValueError or
+    TypeError, or gives the right answer: never a wrong one."""
+    torch = _torch_cuda()
+    T, B, I, H = 6, 3, 5, 33
+    layer = elman.RNN(I, H, seed=18, device="cuda")
+    rng = rng_for("dev-refuse")
+    x_np = make_input(rng, T, B, I, H)
+    h0_np = uniform(rng, (1, B, H))
+    x = torch.from_numpy(x_np).cuda()
+
+    def refused_or_right(call, expected):
+        try:
+            y, h = call()
+        except (ValueError, TypeError):
+            return
+        y = torch.as_tensor(y, device="cuda").cpu().numpy() if hasattr(y, "__cuda_array_interface__") else np.asarray(y)
+        h = torch.as_tensor(h, device="cuda").cpu().numpy() if hasattr(h, "__cuda_array_interface__") else np.asarray(h)
+        assert np.array_equal(y, expected[0]) and np.array_equal(h, expected[1])
+
+    refused_or_right(lambda: layer(x.transpose(0, 1).contiguous().transpose(0, 1)), layer(x_np))
+    refused_or_right(lambda: layer(x.double()), layer(x_np))
+    refused_or_right(lambda: layer(x, h0_np), layer(x_np, h0_np))
+    refused_or_right(lambda: layer(x, lengths=torch.full((B,), T, device="cuda")), layer(x_np))
+    big = torch.from_numpy(uniform(rng, (T, 2 * B, I))).cuda()
+    refused_or_right(lambda: layer(big[:, ::2]), layer(big[:, ::2].cpu().numpy()))
+    bf = elman.RNN(I, H, batch_first=True, seed=18, device="cuda")
+    refused_or_right(lambda: bf(x.transpose(0, 1).contiguous()), bf(x_np.transpose(1, 0, 2).copy()))
+    with pytest.raises(ValueError):                            # wrong I
+        layer(torch.zeros(T, B, I + 1, device="cuda"))
+    with pytest.raises(ValueError):                            # wrong h0 shape
+        layer(x, torch.zeros(2, B, H, device="cuda"))
+
+
+@gpu
+def test_device_path_cupy():
+    cp = pytest.importorskip("cupy")
+    T, B, I, H = 12, 5, 9, 65
+    layer = elman.RNN(I, H, 2, bidirectional=True, seed=19, device="cuda")
+    x_np = make_input(rng_for("dev-cupy"), T, B, I, H)
+    y, h_n = layer(cp.asarray(x_np))
+    assert isinstance(y, elman.cuda.DeviceArray)
+    yc = cp.asarray(y)                                         # a view, no copy
+    assert yc.data.ptr == _cai(y)[0]
+    y_host, h_host = layer(x_np)
+    assert np.array_equal(cp.asnumpy(yc), y_host)
+    assert np.array_equal(cp.asnumpy(cp.asarray(h_n)), h_host)
+
+
+# ======================================================================================
+# Small cases for compute-sanitizer (bench/gpu_check.sh runs `-k sanitizer`): every
+# kernel family (B = 1 on chip, few rows, large batch, long H), both directions, lengths,
+# h0, step; short T, since the sanitizer slows kernels 10-100x. No torch (its own kernels
+# would be checked too).
+# ======================================================================================
+
+SANITIZER_CASES = [(5, 1, 7, 33, 1, False), (4, 1, 64, 256, 1, True), (3, 1, 40, 1024, 1, False),
+                   (3, 3, 17, 257, 2, True), (3, 17, 31, 640, 1, False), (2, 64, 33, 1760, 1, False),
+                   (2, 256, 64, 512, 1, True)]
+
+
+@gpu
+@pytest.mark.parametrize("case", SANITIZER_CASES, ids=lambda c: "T%d-B%d-I%d-H%d-L%d-bi%d" % c)
+def test_sanitizer_cases(case):
+    T, B, I, H, L, bidir = case
+    D = 2 if bidir else 1
+    layer = elman.RNN(I, H, L, bidirectional=bidir, seed=20, device="cuda")
+    rng = rng_for("sanitizer", case)
+    x = make_input(rng, T, B, I, H)
+    check_layer(layer, x)
+    check_layer(layer, x, uniform(rng, (D * L, B, H)), random_lengths(rng, T, B))
+    if not bidir:
+        h = layer.step(x[0])
+        _, e = ref.forward(layer, x[:1])
+        _, n = ref.forward(layer, x[:1], dtype=np.float32)
+        assert_close(h, e, n, dtype=np.float32, what="step")
