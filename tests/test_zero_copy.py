@@ -29,8 +29,10 @@ def test_buffer_protocol_is_shared():
 
 
 def test_jax_array_is_shared():
-    jnp = pytest.importorskip("jax.numpy", reason="jax is not installed")
-    x = jnp.arange(24, dtype=jnp.float32).reshape(3, 2, 4) / 10
+    jax = pytest.importorskip("jax", reason="jax is not installed")
+    # On the CPU: where JAX has a GPU, its arrays default to it (and must be copied).
+    x = jax.device_put(jax.numpy.arange(24, dtype=jax.numpy.float32).reshape(3, 2, 4) / 10,
+                       jax.devices("cpu")[0])
     a = _checks.real_array("x", x, np.dtype(np.float32))
     assert a.ctypes.data == x.unsafe_buffer_pointer(), "a JAX CPU array must be read in place"
     layer = elman.RNN(4, 3, seed=0)
