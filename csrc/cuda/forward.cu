@@ -21,6 +21,9 @@ struct Network::Impl {
   std::vector<std::unique_ptr<Buffer>> storage;  // the device copies the cells point into
   std::vector<Cell> cells;
   cublasHandle_t blas = nullptr;
+  // Work buffers kept between calls (under the network's mutex), grown as needed:
+  // allocating and freeing device memory costs more than a short sequence's work.
+  std::unique_ptr<Buffer> between[2], zeros, lengths, state, product;
 
   ~Impl() {
     if (blas) cublasDestroy(blas);
@@ -41,10 +44,18 @@ DeviceActivation on_device(const ActivationParams& a) {
           static_cast<float>(a.clip), a.clipped};
 }
 
-float* floats(const std::unique_ptr<Buffer>& b) { return b ? static_cast<float*>(b->data()) : nullptr; }
+// `buffer`, reallocated if it holds fewer than `bytes`; new memory is zeroed if asked.
+void* at_least(std::unique_ptr<Buffer>& buffer, std::size_t bytes, bool zeroed = false) {
+  if (!buffer || buffer->bytes() < bytes) {
+    buffer.reset();  // free first: the old and new may not both fit
+    buffer = std::make_unique<Buffer>(bytes);
+    if (zeroed) check(cudaMemset(buffer->data(), 0, bytes), "zero state");
+  }
+  return buffer->data();
+}
 
-std::unique_ptr<Buffer> device_floats(std::int64_t count) {
-  return std::make_unique<Buffer>(count * sizeof(float));
+float* floats(std::unique_ptr<Buffer>& buffer, std::int64_t count, bool zeroed = false) {
+  return static_cast<float*>(at_least(buffer, count * sizeof(float), zeroed));
 }
 
 }  // namespace
@@ -77,26 +88,25 @@ void Network::forward(std::int64_t steps, std::int64_t batch, const float* x, co
   // Inputs may come from another library's stream: let their writes land first.
   check(cudaDeviceSynchronize(), "waiting for the inputs");
 
-  std::unique_ptr<Buffer> between[2], zeros, lens, state, product;
-  for (std::int64_t l = 0; l + 1 < L && l < 2; ++l) between[l] = device_floats(rows * features);
-  if (!h0) {  // zeros are multiplied like any state: 0 @ W_y is NaN where W_y has NaN or Inf
-    zeros = device_floats(L * D * batch * H);
-    check(cudaMemset(zeros->data(), 0, zeros->bytes()), "zero state");
-    h0 = floats(zeros);
-  }
+  Impl& w = *impl_;
+  float* between[2] = {nullptr, nullptr};
+  for (std::int64_t l = 0; l + 1 < L && l < 2; ++l) between[l] = floats(w.between[l], rows * features);
+  if (!h0)  // zeros are multiplied like any state: 0 @ W_y is NaN where W_y has NaN or Inf
+    h0 = floats(w.zeros, L * D * batch * H, /*zeroed=*/true);
   bool all_full = true;
   for (std::int64_t b = 0; lengths && b < batch; ++b) all_full = all_full && lengths[b] == steps;
+  const int* lens = nullptr;
   if (!all_full) {
     std::vector<int> host(lengths, lengths + batch);
-    lens = std::make_unique<Buffer>(batch * sizeof(int));
-    copy_to_device(lens->data(), host.data(), batch * sizeof(int));
+    lens = static_cast<const int*>(at_least(w.lengths, batch * sizeof(int)));
+    copy_to_device(const_cast<int*>(lens), host.data(), batch * sizeof(int));
   }
 
   const float one = 1.f, zero = 0.f;
   const float* in = x;
   std::int64_t in_features = sizes_.input_size;
   for (std::int64_t l = 0; l < L; ++l) {
-    float* out = l + 1 == L ? y : floats(between[l % 2]);
+    float* out = l + 1 == L ? y : between[l % 2];
     for (std::int64_t d = 0; d < D; ++d) {
       const Impl::Cell& cell = impl_->cells[l * D + d];
       const std::int64_t offset = (l * D + d) * batch * H;
@@ -109,12 +119,7 @@ void Network::forward(std::int64_t steps, std::int64_t batch, const float* x, co
       const Recurrence r{(int)steps, (int)batch, (int)H, cell.w_y, cell.b, cell.reverse, cell.act,
                          h0 + offset, out + d * H, (int)features, h_n + offset};
       if (!lens && run_on_chip(r)) continue;
-      if (!state) {
-        state = device_floats(batch * H);
-        product = device_floats(batch * H);
-      }
-      run_stepwise(r, lens ? static_cast<const int*>(lens->data()) : nullptr, impl_->blas,
-                   floats(state), floats(product));
+      run_stepwise(r, lens, w.blas, floats(w.state, batch * H), floats(w.product, batch * H));
     }
     in = out;
     in_features = features;

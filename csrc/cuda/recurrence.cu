@@ -1,6 +1,9 @@
 #include <cooperative_groups.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "cuda/check.h"
 #include "cuda/recurrence.h"
@@ -201,66 +204,108 @@ Device current_device() {
   return d;
 }
 
-// A cluster of `blocks` (8 portable, 16 with Hopper's non-portable sizes): launched if
-// its W_y slice and two copies of h fit in each block's shared memory.
-bool try_cluster(const Recurrence& r, const Device& d, int blocks) {
-  const int cols = (r.hidden + blocks - 1) / blocks;
-  const size_t smem = ((size_t)cols * (r.hidden + 1) + 2 * (size_t)r.batch * r.hidden) * sizeof(float);
-  if (d.major < 9 || smem > (size_t)d.smem_per_block) return false;
-  const Kernel kernel = clustered_kernel(group_for(r.batch, cols));
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+// How one (batch, H) runs on chip, if it can: found once, since the checks (attributes,
+// occupancy) cost far more than a short sequence's launch.
+struct Plan {
+  Kernel kernel = nullptr;  // null: does not fit, run step by step
+  int blocks = 0, cols = 0;
+  size_t smem = 0;
+  bool cluster = false;
+};
+
+// A cluster of `blocks` (8 portable, 16 with Hopper's non-portable sizes), if its W_y
+// slice and two copies of h fit in each block's shared memory and it can be resident.
+Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
+  Plan p{clustered_kernel(group_for(batch, (hidden + blocks - 1) / blocks)), blocks,
+         (hidden + blocks - 1) / blocks, 0, true};
+  p.smem = ((size_t)p.cols * (hidden + 1) + 2 * (size_t)batch * hidden) * sizeof(float);
+  if (d.major < 9 || p.smem > (size_t)d.smem_per_block) return {};
+  // The device's limit, not this plan's size: other plans share the kernel.
+  check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
         "cluster kernel shared memory");
   if (blocks > 8)
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
+    check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
           "non-portable cluster size");
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(blocks);
   config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = smem;
+  config.dynamicSmemBytes = p.smem;
   cudaLaunchAttribute cluster;
   cluster.id = cudaLaunchAttributeClusterDimension;
   cluster.val.clusterDim.x = blocks;
   cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
   config.attrs = &cluster;
   config.numAttrs = 1;
-  int active = 0;  // can such a cluster be resident at all?
-  if (cudaOccupancyMaxActiveClusters(&active, kernel, &config) != cudaSuccess || active < 1) {
+  int active = 0;
+  if (cudaOccupancyMaxActiveClusters(&active, p.kernel, &config) != cudaSuccess || active < 1) {
     cudaGetLastError();
-    return false;
+    return {};
   }
-  check(cudaLaunchKernelEx(&config, kernel, r, cols), "cluster kernel launch");
-  return true;
+  return p;
 }
 
-bool try_persistent(const Recurrence& r, const Device& d) {
-  const int cols = std::max(1, (r.hidden + d.sms - 1) / d.sms);
-  const int blocks = (r.hidden + cols - 1) / cols;
-  const size_t smem = (size_t)cols * (r.hidden + 1) * sizeof(float);
-  if (smem > (size_t)d.smem_per_block) return false;
-  const Kernel kernel = persistent_kernel(group_for(r.batch, cols));
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+// The whole GPU, if every block (one per W_y slice) can be resident at once, as a grid
+// barrier requires.
+Plan persistent_plan(int batch, int hidden, const Device& d) {
+  Plan p{};
+  p.cols = std::max(1, (hidden + d.sms - 1) / d.sms);
+  p.blocks = (hidden + p.cols - 1) / p.cols;
+  p.smem = (size_t)p.cols * (hidden + 1) * sizeof(float);
+  if (p.smem > (size_t)d.smem_per_block) return {};
+  p.kernel = persistent_kernel(group_for(batch, p.cols));
+  check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
         "persistent kernel shared memory");
   int per_sm = 0;
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem), "occupancy");
-  if (per_sm * d.sms < blocks) return false;  // a grid barrier needs every block resident
-  Recurrence args = r;
-  int cols_arg = cols;
-  void* params[] = {&args, &cols_arg};
-  check(cudaLaunchCooperativeKernel((void*)kernel, blocks, kThreads, params, smem, 0),
-        "persistent kernel launch");
-  return true;
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, p.kernel, kThreads, p.smem), "occupancy");
+  return per_sm * d.sms >= p.blocks ? p : Plan{};
+}
+
+// Measured on an H200 (bench/results/cuda-lab-h200-*): one cluster wins for small H and
+// few rows, the grid kernel up to H ~ 1024 at B <= 4; beyond, per-step cuBLAS products.
+Plan choose(int batch, int hidden) {
+  const Device d = current_device();
+  Plan p;
+  if (batch <= 4 && hidden <= 256) p = cluster_plan(batch, hidden, d, 8);
+  if (!p.kernel && batch <= 4 && hidden <= 640) p = cluster_plan(batch, hidden, d, 16);
+  if (!p.kernel && batch <= 4) p = persistent_plan(batch, hidden, d);
+  return p;
+}
+
+const Plan& plan_for(int batch, int hidden) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, int>, Plan> plans;  // per (batch, H); one device
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(batch, hidden);
+  auto found = plans.find(key);
+  if (found == plans.end()) found = plans.emplace(key, choose(batch, hidden)).first;
+  return found->second;
 }
 
 }  // namespace
 
 bool run_on_chip(const Recurrence& r) {
-  // Measured on an H200 (bench/cuda_lab): one cluster wins for small H and few rows, the
-  // grid kernel up to H ~ 1024 at B <= 4; beyond, per-step cuBLAS products win.
-  const Device d = current_device();
-  if (r.batch <= 4 && r.hidden <= 256 && try_cluster(r, d, 8)) return true;
-  if (r.batch <= 4 && r.hidden <= 640 && try_cluster(r, d, 16)) return true;
-  if (r.batch <= 4 && try_persistent(r, d)) return true;
-  return false;
+  const Plan& p = plan_for(r.batch, r.hidden);
+  if (!p.kernel) return false;
+  if (p.cluster) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(p.blocks);
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = p.smem;
+    cudaLaunchAttribute cluster;
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = p.blocks;
+    cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+    config.attrs = &cluster;
+    config.numAttrs = 1;
+    check(cudaLaunchKernelEx(&config, p.kernel, r, p.cols), "cluster kernel launch");
+  } else {
+    Recurrence args = r;
+    int cols = p.cols;
+    void* params[] = {&args, &cols};
+    check(cudaLaunchCooperativeKernel((void*)p.kernel, p.blocks, kThreads, params, p.smem, 0),
+          "persistent kernel launch");
+  }
+  return true;
 }
 
 void run_stepwise(const Recurrence& r, const int* lengths, cublasHandle_t blas, float* state,
