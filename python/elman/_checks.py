@@ -47,8 +47,9 @@ def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
     fits_in_memory(name, a.size * np.dtype(dtype).itemsize)  # before a copy is tried
     # Contiguous and aligned: the kernels load whole items (and vectors) from it.
-    # (np.ascontiguousarray would also make a 0-d array 1-d.)
-    return np.require(a.astype(dtype, order="C", copy=False), requirements=("C", "A"))
+    # (np.ascontiguousarray would also make a 0-d array 1-d; np.require is slow.)
+    a = a.astype(dtype, order="C", copy=False)
+    return a if a.flags.aligned else a.copy()
 
 
 def _shared(value) -> np.ndarray:
@@ -79,7 +80,8 @@ def lengths_array(value, steps: int, batch: int) -> np.ndarray:
     if a.size and (a.min() < 1 or a.max() > steps):
         raise ValueError(f"lengths: expected values in [1, T={steps}], got values in "
                          f"[{a.min()}, {a.max()}]")
-    return np.require(a, dtype=np.int64, requirements=("C", "A"))
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    return a if a.flags.aligned else a.copy()
 
 
 @functools.lru_cache(maxsize=None)
