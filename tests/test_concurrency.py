@@ -10,6 +10,7 @@ changes during the calls, results are compared with the oracle's tolerance inste
 """
 
 import importlib.util
+import itertools
 import threading
 import time
 
@@ -53,6 +54,26 @@ def run_in_threads(work, count):
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     assert not any(t.is_alive() for t in threads), f"threads still running after {JOIN_TIMEOUT} s"
+    return errors
+
+
+def run_in_threads_beside(repeat, work, count):
+    """run_in_threads(work, count) while another thread calls repeat() over and over until
+    the workers are done; returns their exceptions. Fails if that thread does not stop."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            repeat()
+
+    other = threading.Thread(target=loop, daemon=True)
+    other.start()
+    try:
+        errors = run_in_threads(work, count)
+    finally:
+        stop.set()
+        other.join(JOIN_TIMEOUT)
+    assert not other.is_alive(), f"the background thread still runs after {JOIN_TIMEOUT} s"
     return errors
 
 
@@ -131,17 +152,12 @@ def test_stream_shared_by_two_threads():
 def test_set_num_threads_during_calls(restore_threads):
     tasks = make_tasks()
     layers = [(elman.RNN(16, 256, 2, seed=9), np.random.default_rng(2).uniform(-1, 1, (30, 4, 16)))]
-    stop = threading.Event()
+    counts = itertools.cycle((1, 2, 3))
 
     def flip():
-        n = 0
-        while not stop.is_set():
-            elman.set_num_threads(1 + n % 3)
-            n += 1
-            time.sleep(0.0005)
+        elman.set_num_threads(next(counts))
+        time.sleep(0.0005)
 
-    flipper = threading.Thread(target=flip, daemon=True)
-    flipper.start()
     results = []
 
     def work(i):
@@ -150,12 +166,8 @@ def test_set_num_threads_during_calls(restore_threads):
             results.append((layer, x, layer(x)))
             tasks[(i + k) % len(tasks)]()
 
-    try:
-        errors = run_in_threads(work, 4)
-    finally:
-        stop.set()
-        flipper.join(JOIN_TIMEOUT)
-    assert not flipper.is_alive() and not errors, errors
+    errors = run_in_threads_beside(flip, work, 4)
+    assert not errors, errors
     for layer, x, result in results:
         check_layer(layer, x, result=result)
 
@@ -170,15 +182,11 @@ def test_weight_assignment_during_calls(restore_threads):
     layer.w_y_l0 = w_new
     after = layer(x)
     layer.w_y_l0 = w_old
-    stop, mixed = threading.Event(), []
+    mixed = []
 
     def assign():
-        while not stop.is_set():
-            layer.w_y_l0 = w_new
-            layer.w_y_l0 = w_old
-
-    assigner = threading.Thread(target=assign, daemon=True)
-    assigner.start()
+        layer.w_y_l0 = w_new
+        layer.w_y_l0 = w_old
 
     def work(_):
         for _ in range(100):
@@ -186,10 +194,6 @@ def test_weight_assignment_during_calls(restore_threads):
             if not (same(result, before) or same(result, after)):
                 mixed.append(result)
 
-    try:
-        errors = run_in_threads(work, 4)
-    finally:
-        stop.set()
-        assigner.join(JOIN_TIMEOUT)
-    assert not assigner.is_alive() and not errors, errors
+    errors = run_in_threads_beside(assign, work, 4)
+    assert not errors, errors
     assert not mixed, f"{len(mixed)} results match neither the old nor the new weights"

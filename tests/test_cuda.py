@@ -101,32 +101,30 @@ def test_unknown_device_string_is_value_error(device):
     check_layer(layer, uniform(rng_for("bad-dev"), (4, 2, 3)))   # still works
 
 
-@pytest.mark.skipif(BUILT, reason="elman.cuda is built in; this checks a build without CUDA")
-def test_built_without_cuda():
+def check_refused(message, key):
+    """No GPU to use: 0 devices, moves to "cuda" refused with `message`, the layer left
+    usable on the CPU."""
     assert elman.cuda.is_available() is False
     assert elman.cuda.device_count() == 0
-    with pytest.raises(RuntimeError, match="built without CUDA"):
+    with pytest.raises(RuntimeError, match=message):
         elman.RNN(3, 4, device="cuda")
     layer = elman.RNN(3, 4, seed=2)
-    with pytest.raises(RuntimeError, match="built without CUDA"):
+    with pytest.raises(RuntimeError, match=message):
         layer.to("cuda")
     assert layer.device == "cpu"
-    check_layer(layer, uniform(rng_for("no-cuda"), (4, 2, 3)))   # the failed move left it usable
+    check_layer(layer, uniform(rng_for(key), (4, 2, 3)))   # the failed move left it usable
+
+
+@pytest.mark.skipif(BUILT, reason="elman.cuda is built in; this checks a build without CUDA")
+def test_built_without_cuda():
+    check_refused("built without CUDA", "no-cuda")
 
 
 @pytest.mark.skipif(not BUILT or AVAILABLE,
                     reason="checks a CUDA build on a machine without a GPU (the CI case); "
                            "on a GPU machine test_no_visible_device_subprocess covers it")
 def test_built_but_no_device():
-    assert elman.cuda.is_available() is False
-    assert elman.cuda.device_count() == 0
-    with pytest.raises(RuntimeError, match="no CUDA device"):
-        elman.RNN(3, 4, device="cuda")
-    layer = elman.RNN(3, 4, seed=3)
-    with pytest.raises(RuntimeError, match="no CUDA device"):
-        layer.to("cuda")
-    assert layer.device == "cpu"
-    check_layer(layer, uniform(rng_for("no-dev"), (4, 2, 3)))
+    check_refused("no CUDA device", "no-dev")
 
 
 def test_no_visible_device_subprocess():
