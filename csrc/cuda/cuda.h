@@ -10,7 +10,11 @@
 
 #include "elman.h"
 
+struct CUstream_st;  // cudaStream_t without the CUDA headers
+
 namespace elman::cuda {
+
+using Stream = CUstream_st*;
 
 // GPUs usable by this process; 0 without a driver or a device.
 int device_count();
@@ -43,10 +47,13 @@ class Network {
   Network& operator=(const Network&) = delete;
 
   // The forward pass of elman.h on device arrays (x, h0 or null, y, h_n); lengths is a
-  // host array or null. Runs on the legacy default stream and returns when it is done.
-  // Calls from several threads take turns.
+  // host array or null. With no stream: waits for all work on the device first (the
+  // inputs may come from any stream), runs on the legacy default stream and returns when
+  // it is done. With a stream: queued on it behind the work already there, returning at
+  // once. Calls from several threads take turns; a call waits for the previous call's
+  // work (it reuses its buffers) on the device, not on the host.
   void forward(std::int64_t steps, std::int64_t batch, const float* x, const float* h0,
-               const std::int64_t* lengths, float* y, float* h_n) const;
+               const std::int64_t* lengths, float* y, float* h_n, Stream stream = nullptr) const;
 
   const Shape& sizes() const { return sizes_; }
 

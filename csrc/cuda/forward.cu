@@ -1,6 +1,7 @@
 // The forward pass of a layer stack on the GPU: per layer and direction, the input
-// projection of all steps and rows as one cuBLAS product, then the recurrence: on chip
-// in one launch where it fits, else one cuBLAS product and one kernel per step.
+// projection of all steps and rows as one cuBLAS product, then the recurrence
+// (recurrence.h): on chip in one launch where it fits, else one cuBLAS product and one
+// kernel per step.
 #include <climits>
 #include <stdexcept>
 
@@ -25,8 +26,11 @@ struct Network::Impl {
   // allocating and freeing device memory costs more than a short sequence's work.
   std::unique_ptr<Buffer> between[2], zeros, lengths, state, product;
 
+  cudaEvent_t done = nullptr;  // the last call's work: the buffers are free after it
+
   ~Impl() {
     if (blas) cublasDestroy(blas);
+    if (done) cudaEventDestroy(done);
   }
 
   const float* upload(const float* host, std::int64_t count) {
@@ -44,12 +48,16 @@ DeviceActivation on_device(const ActivationParams& a) {
           static_cast<float>(a.clip), a.clipped};
 }
 
-// `buffer`, reallocated if it holds fewer than `bytes`; new memory is zeroed if asked.
+// `buffer`, reallocated if it holds fewer than `bytes` (cudaFree waits for the device,
+// so no earlier call still uses the old one); new memory is zeroed if asked.
 void* at_least(std::unique_ptr<Buffer>& buffer, std::size_t bytes, bool zeroed = false) {
   if (!buffer || buffer->bytes() < bytes) {
     buffer.reset();  // free first: the old and new may not both fit
     buffer = std::make_unique<Buffer>(bytes);
-    if (zeroed) check(cudaMemset(buffer->data(), 0, bytes), "zero state");
+    if (zeroed) {  // done before any stream's work reads it
+      check(cudaMemset(buffer->data(), 0, bytes), "zero state");
+      check(cudaDeviceSynchronize(), "zero state");
+    }
   }
   return buffer->data();
 }
@@ -68,6 +76,7 @@ Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cell
   if (H > INT_MAX / 4 || D * H > INT_MAX || sizes.input_size > INT_MAX)
     throw std::invalid_argument("cuda::Network: sizes beyond what cuBLAS takes (int)");
   check(cublasCreate(&impl_->blas), "creating a cuBLAS handle");
+  check(cudaEventCreateWithFlags(&impl_->done, cudaEventDisableTiming), "creating an event");
   for (std::size_t c = 0; c < cells.size(); ++c) {
     const std::int64_t in = static_cast<std::int64_t>(c) < D ? sizes.input_size : D * H;
     const CellWeights<float>& w = cells[c];
@@ -79,14 +88,16 @@ Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cell
 Network::~Network() = default;
 
 void Network::forward(std::int64_t steps, std::int64_t batch, const float* x, const float* h0,
-                      const std::int64_t* lengths, float* y, float* h_n) const {
+                      const std::int64_t* lengths, float* y, float* h_n, Stream stream) const {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::int64_t H = sizes_.hidden_size, D = sizes_.num_directions, L = sizes_.num_layers;
   const std::int64_t rows = steps * batch, features = D * H;
   if (rows > INT_MAX || batch * H > INT_MAX)
     throw std::invalid_argument("cuda forward: T * B beyond what cuBLAS takes (int)");
-  // Inputs may come from another library's stream: let their writes land first.
-  check(cudaDeviceSynchronize(), "waiting for the inputs");
+  // Without a stream the inputs may come from any other: let their writes land first.
+  if (!stream) check(cudaDeviceSynchronize(), "waiting for the inputs");
+  check(cudaStreamWaitEvent(stream, impl_->done, 0), "waiting for the previous call");
+  check(cublasSetStream(impl_->blas, stream), "cuBLAS stream");
 
   Impl& w = *impl_;
   float* between[2] = {nullptr, nullptr};
@@ -99,7 +110,10 @@ void Network::forward(std::int64_t steps, std::int64_t batch, const float* x, co
   if (!all_full) {
     std::vector<int> host(lengths, lengths + batch);
     lens = static_cast<const int*>(at_least(w.lengths, batch * sizeof(int)));
-    copy_to_device(const_cast<int*>(lens), host.data(), batch * sizeof(int));
+    // From pageable memory: staged before the call returns, so `host` may go.
+    check(cudaMemcpyAsync(const_cast<int*>(lens), host.data(), batch * sizeof(int),
+                          cudaMemcpyHostToDevice, stream),
+          "lengths to the device");
   }
 
   const float one = 1.f, zero = 0.f;
@@ -116,15 +130,17 @@ void Network::forward(std::int64_t steps, std::int64_t batch, const float* x, co
                         &one, cell.w_x, (int)H, in, (int)in_features, &zero, out + d * H,
                         (int)features),
             "input projection");
-      const Recurrence r{(int)steps, (int)batch, (int)H, cell.w_y, cell.b, cell.reverse, cell.act,
-                         h0 + offset, out + d * H, (int)features, h_n + offset};
-      if (!lens && run_on_chip(r)) continue;
-      run_stepwise(r, lens, w.blas, floats(w.state, batch * H), floats(w.product, batch * H));
+      const Recurrence r{(int)steps, (int)batch,  (int)H,         cell.w_y,
+                         cell.b,     cell.reverse, cell.act,   h0 + offset,
+                         lens,       out + d * H,  (int)features, h_n + offset,
+                         stream};
+      run_recurrence(r, w.blas, floats(w.state, batch * H), floats(w.product, batch * H));
     }
     in = out;
     in_features = features;
   }
-  check(cudaDeviceSynchronize(), "the forward pass");
+  check(cudaEventRecord(impl_->done, stream), "recording the call's end");
+  if (!stream) check(cudaStreamSynchronize(stream), "the forward pass");
 }
 
 }  // namespace elman::cuda

@@ -1,50 +1,31 @@
+// The recurrence kernels of one layer and direction (see recurrence.h): the per-step
+// fallback, the B = 1 kernels with warp dot products (one cluster, or the whole GPU), the
+// choice between them and tiled.cu's kernel for more rows, cached per size.
 #include <cooperative_groups.h>
 
 #include <algorithm>
 #include <map>
 #include <mutex>
-#include <utility>
+#include <tuple>
 
-#include "cuda/check.h"
-#include "cuda/recurrence.h"
+#include "cuda/kernel_common.cuh"
+#include "cuda/tiled.h"
 
 namespace cg = cooperative_groups;
 
 namespace elman::cuda {
 namespace {
 
-// phi(clip(z)) for the layer's activation (the same functions as the CPU's epilogue).
-__device__ float apply_activation(const DeviceActivation& a, float z) {
-  if (a.clipped) z = elman::clip(z, a.clip);
-  switch (a.kind) {
-    case Activation::Tanh: return elman::activate<Activation::Tanh>(z, a.alpha, a.beta);
-    case Activation::Relu: return elman::activate<Activation::Relu>(z, a.alpha, a.beta);
-    case Activation::Sigmoid: return elman::activate<Activation::Sigmoid>(z, a.alpha, a.beta);
-    case Activation::Affine: return elman::activate<Activation::Affine>(z, a.alpha, a.beta);
-    case Activation::LeakyRelu: return elman::activate<Activation::LeakyRelu>(z, a.alpha, a.beta);
-    case Activation::ThresholdedRelu:
-      return elman::activate<Activation::ThresholdedRelu>(z, a.alpha, a.beta);
-    case Activation::ScaledTanh: return elman::activate<Activation::ScaledTanh>(z, a.alpha, a.beta);
-    case Activation::HardSigmoid: return elman::activate<Activation::HardSigmoid>(z, a.alpha, a.beta);
-    case Activation::Elu: return elman::activate<Activation::Elu>(z, a.alpha, a.beta);
-    case Activation::Softsign: return elman::activate<Activation::Softsign>(z, a.alpha, a.beta);
-    default: return elman::activate<Activation::Softplus>(z, a.alpha, a.beta);
-  }
-}
-
-__device__ float bias_at(const float* bias, int c) { return bias ? bias[c] : 0.f; }
-
 // ---- the fallback: one kernel per step --------------------------------------------
 
 // After product = state @ W_y: for every row still running at iteration k, its step
 // t (backwards within its own length if reverse) gets act(p_t + product + bias), which
 // also becomes its state.
-__global__ void step_epilogue(Recurrence r, const int* lengths, int k, const float* product,
-                              float* state) {
+__global__ void step_epilogue(Recurrence r, int k, const float* product, float* state) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= r.batch * r.hidden) return;
   const int b = i / r.hidden, c = i % r.hidden;
-  const int length = lengths ? lengths[b] : r.steps;
+  const int length = length_of(r, b);
   if (k >= length) return;
   const int t = r.reverse ? length - 1 - k : k;
   float* out = r.y + ((size_t)t * r.batch + b) * r.ldy + c;
@@ -54,13 +35,13 @@ __global__ void step_epilogue(Recurrence r, const int* lengths, int k, const flo
 }
 
 // Steps at and past each row's length give exactly 0.
-__global__ void zero_padding(Recurrence r, const int* lengths) {
+__global__ void zero_padding(Recurrence r) {
   const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= (size_t)r.steps * r.batch * r.hidden) return;
   const int c = (int)(i % r.hidden);
   const size_t row = i / r.hidden;
   const int b = (int)(row % r.batch), t = (int)(row / r.batch);
-  if (t >= lengths[b]) r.y[row * r.ldy + c] = 0.f;
+  if (t >= r.lengths[b]) r.y[row * r.ldy + c] = 0.f;
 }
 
 // ---- on chip: W_y in shared memory for the whole sequence --------------------------
@@ -189,9 +170,7 @@ int group_for(int batch, int cols) {
 Kernel persistent_kernel(int g) { return g == 16 ? persistent<16> : g == 4 ? persistent<4> : persistent<1>; }
 Kernel clustered_kernel(int g) { return g == 16 ? clustered<16> : g == 4 ? clustered<4> : clustered<1>; }
 
-struct Device {
-  int sms, smem_per_block, major;
-};
+}  // namespace
 
 Device current_device() {
   int dev = 0;
@@ -204,20 +183,31 @@ Device current_device() {
   return d;
 }
 
-// How one (batch, H) runs on chip, if it can: found once, since the checks (attributes,
+namespace {
+
+// How one (batch, H, lengths or not) runs, found once, since the checks (attributes,
 // occupancy) cost far more than a short sequence's launch.
 struct Plan {
-  Kernel kernel = nullptr;  // null: does not fit, run step by step
+  enum Kind { Stepwise, Cluster, Persistent, Tiled } kind = Stepwise;
+  Kernel kernel = nullptr;  // Cluster and Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
-  bool cluster = false;
+  TiledPlan tiled;
 };
+
+cudaLaunchAttribute cluster_of(int blocks) {
+  cudaLaunchAttribute a;
+  a.id = cudaLaunchAttributeClusterDimension;
+  a.val.clusterDim.x = blocks;
+  a.val.clusterDim.y = a.val.clusterDim.z = 1;
+  return a;
+}
 
 // A cluster of `blocks` (8 portable, 16 with Hopper's non-portable sizes), if its W_y
 // slice and two copies of h fit in each block's shared memory and it can be resident.
 Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
-  Plan p{clustered_kernel(group_for(batch, (hidden + blocks - 1) / blocks)), blocks,
-         (hidden + blocks - 1) / blocks, 0, true};
+  Plan p{Plan::Cluster, clustered_kernel(group_for(batch, (hidden + blocks - 1) / blocks)), blocks,
+         (hidden + blocks - 1) / blocks};
   p.smem = ((size_t)p.cols * (hidden + 1) + 2 * (size_t)batch * hidden) * sizeof(float);
   if (d.major < 9 || p.smem > (size_t)d.smem_per_block) return {};
   // The device's limit, not this plan's size: other plans share the kernel.
@@ -230,10 +220,7 @@ Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
   config.gridDim = dim3(blocks);
   config.blockDim = dim3(kThreads);
   config.dynamicSmemBytes = p.smem;
-  cudaLaunchAttribute cluster;
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = blocks;
-  cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+  cudaLaunchAttribute cluster = cluster_of(blocks);
   config.attrs = &cluster;
   config.numAttrs = 1;
   int active = 0;
@@ -247,7 +234,7 @@ Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
 // The whole GPU, if every block (one per W_y slice) can be resident at once, as a grid
 // barrier requires.
 Plan persistent_plan(int batch, int hidden, const Device& d) {
-  Plan p{};
+  Plan p{Plan::Persistent};
   p.cols = std::max(1, (hidden + d.sms - 1) / d.sms);
   p.blocks = (hidden + p.cols - 1) / p.cols;
   p.smem = (size_t)p.cols * (hidden + 1) * sizeof(float);
@@ -260,73 +247,86 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   return per_sm * d.sms >= p.blocks ? p : Plan{};
 }
 
-// Measured on an H200 (bench/results/cuda-lab-h200-*): one cluster wins for small H and
-// few rows, the grid kernel up to H ~ 1024 at B <= 4; beyond, per-step cuBLAS products.
-Plan choose(int batch, int hidden) {
+// Measured on an H200 (bench/results/cuda-lab-h200-*, gpu-check-h200-*): at B = 1 one
+// cluster wins for small H, the grid kernel with warp dot products up to H ~ 1024; with
+// more rows (or lengths) the tiled grid kernel; beyond what fits on chip, per-step cuBLAS.
+Plan choose(int batch, int hidden, bool lengths) {
   const Device d = current_device();
   Plan p;
-  if (batch <= 4 && hidden <= 256) p = cluster_plan(batch, hidden, d, 8);
-  if (!p.kernel && batch <= 4 && hidden <= 640) p = cluster_plan(batch, hidden, d, 16);
-  if (!p.kernel && batch <= 4) p = persistent_plan(batch, hidden, d);
-  return p;
+  if (batch == 1 && !lengths) {
+    if (hidden <= 256) p = cluster_plan(batch, hidden, d, 8);
+    if (!p.kernel && hidden <= 640) p = cluster_plan(batch, hidden, d, 16);
+    if (!p.kernel) p = persistent_plan(batch, hidden, d);
+    if (p.kernel) return p;
+  }
+  p = Plan{Plan::Tiled};
+  p.tiled = tiled_plan(batch, hidden, d);
+  return p.tiled.kernel ? p : Plan{};
 }
 
-const Plan& plan_for(int batch, int hidden) {
+const Plan& plan_for(int batch, int hidden, bool lengths) {
   static std::mutex mutex;
-  static std::map<std::pair<int, int>, Plan> plans;  // per (batch, H); one device
+  static std::map<std::tuple<int, int, bool>, Plan> plans;  // one device
   std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_pair(batch, hidden);
+  const auto key = std::make_tuple(batch, hidden, lengths);
   auto found = plans.find(key);
-  if (found == plans.end()) found = plans.emplace(key, choose(batch, hidden)).first;
+  if (found == plans.end()) found = plans.emplace(key, choose(batch, hidden, lengths)).first;
   return found->second;
 }
 
-}  // namespace
-
-bool run_on_chip(const Recurrence& r) {
-  const Plan& p = plan_for(r.batch, r.hidden);
-  if (!p.kernel) return false;
-  if (p.cluster) {
-    cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(p.blocks);
-    config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = p.smem;
-    cudaLaunchAttribute cluster;
-    cluster.id = cudaLaunchAttributeClusterDimension;
-    cluster.val.clusterDim.x = p.blocks;
-    cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
-    config.attrs = &cluster;
-    config.numAttrs = 1;
-    check(cudaLaunchKernelEx(&config, p.kernel, r, p.cols), "cluster kernel launch");
-  } else {
-    Recurrence args = r;
-    int cols = p.cols;
-    void* params[] = {&args, &cols};
-    check(cudaLaunchCooperativeKernel((void*)p.kernel, p.blocks, kThreads, params, p.smem, 0),
-          "persistent kernel launch");
-  }
-  return true;
+void run_cluster(const Recurrence& r, const Plan& p) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(p.blocks);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = p.smem;
+  config.stream = r.stream;
+  cudaLaunchAttribute cluster = cluster_of(p.blocks);
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  check(cudaLaunchKernelEx(&config, p.kernel, r, p.cols), "cluster kernel launch");
 }
 
-void run_stepwise(const Recurrence& r, const int* lengths, cublasHandle_t blas, float* state,
-                  float* product) {
+void run_persistent(const Recurrence& r, const Plan& p) {
+  Recurrence args = r;
+  int cols = p.cols;
+  void* params[] = {&args, &cols};
+  check(cudaLaunchCooperativeKernel((void*)p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
+        "persistent kernel launch");
+}
+
+void run_stepwise(const Recurrence& r, cublasHandle_t blas, float* state, float* product) {
   const int n = r.batch * r.hidden, threads = 256, blocks = (n + threads - 1) / threads;
   const float one = 1.f, zero = 0.f;
-  check(cudaMemcpy(state, r.h0, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice), "h0");
+  check(cublasSetStream(blas, r.stream), "cuBLAS stream");
+  check(cudaMemcpyAsync(state, r.h0, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice, r.stream),
+        "h0");
   for (int k = 0; k < r.steps; ++k) {
     // product (row-major batch x H) = state @ W_y, as column-major W_y^T state^T
     check(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, r.hidden, r.batch, r.hidden, &one, r.w_y,
                       r.hidden, state, r.hidden, &zero, product, r.hidden),
           "recurrent product");
-    step_epilogue<<<blocks, threads>>>(r, lengths, k, product, state);
+    step_epilogue<<<blocks, threads, 0, r.stream>>>(r, k, product, state);
     check(cudaGetLastError(), "step kernel launch");
   }
-  if (lengths) {
-    const size_t all = (size_t)r.steps * n;
-    zero_padding<<<(unsigned)((all + threads - 1) / threads), threads>>>(r, lengths);
+  check(cudaMemcpyAsync(r.h_n, state, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice, r.stream),
+        "h_n");
+}
+
+}  // namespace
+
+void run_recurrence(const Recurrence& r, cublasHandle_t blas, float* state, float* product) {
+  const Plan& p = plan_for(r.batch, r.hidden, r.lengths != nullptr);
+  switch (p.kind) {
+    case Plan::Cluster: run_cluster(r, p); break;
+    case Plan::Persistent: run_persistent(r, p); break;
+    case Plan::Tiled: launch_tiled(r, p.tiled); break;
+    default: run_stepwise(r, blas, state, product);
+  }
+  if (r.lengths) {
+    const size_t all = (size_t)r.steps * r.batch * r.hidden;
+    zero_padding<<<(unsigned)((all + 255) / 256), 256, 0, r.stream>>>(r);
     check(cudaGetLastError(), "padding kernel launch");
   }
-  check(cudaMemcpy(r.h_n, state, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice), "h_n");
 }
 
 }  // namespace elman::cuda

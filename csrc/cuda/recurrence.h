@@ -21,25 +21,23 @@ struct DeviceActivation {
 // row stride ldy (row t*batch + b is step t of batch row b, holding p_t on entry).
 struct Recurrence {
   int steps, batch, hidden;
-  const float* w_y;   // (H, H), row-major
-  const float* bias;  // (H,) or null
-  bool reverse;
+  const float* w_y;     // (H, H), row-major
+  const float* bias;    // (H,) or null
+  bool reverse;         // each row runs from its last valid step back to step 0
   DeviceActivation act;
-  const float* h0;    // (batch, H), never null (zeros stand for "none")
+  const float* h0;      // (batch, H), never null (zeros stand for "none")
+  const int* lengths;   // (batch,) valid steps per row, device memory; null: all steps
   float* y;
   int ldy;
-  float* h_n;         // (batch, H): the state after each row's last valid step
+  float* h_n;           // (batch, H): the state after each row's last valid step
+  cudaStream_t stream;  // every launch and copy goes to this stream
 };
 
-// All steps in one launch, W_y held on chip: a single thread-block cluster (Hopper) for
-// small H and B, or a cooperative grid with a barrier between steps. Every row runs all
-// steps. Returns false, having done nothing, when neither fits.
-bool run_on_chip(const Recurrence& r);
-
-// The fallback, any size and per-row lengths (device array, or null = all steps): per
-// step a cuBLAS product into `product` (batch x H), then one kernel for bias, activation,
-// the output and the state `state` (batch x H, starting as h0).
-void run_stepwise(const Recurrence& r, const int* lengths, cublasHandle_t blas, float* state,
-                  float* product);
+// All steps of one layer and direction, outputs past each row's length set to 0. Where
+// W_y fits on chip, one launch holds it there for the whole sequence (a thread-block
+// cluster, or the whole GPU with a grid barrier between steps); else, per step, a cuBLAS
+// product into `product` and one kernel for bias, activation, output and the state
+// `state` (both batch x H).
+void run_recurrence(const Recurrence& r, cublasHandle_t blas, float* state, float* product);
 
 }  // namespace elman::cuda

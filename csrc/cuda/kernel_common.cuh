@@ -1,0 +1,42 @@
+// Device helpers shared by the recurrence kernels (recurrence.cu, tiled.cu).
+#pragma once
+
+#include "cuda/check.h"
+#include "cuda/recurrence.h"
+
+namespace elman::cuda {
+
+// phi(clip(z)) for the layer's activation (the same functions as the CPU's epilogue).
+__device__ inline float apply_activation(const DeviceActivation& a, float z) {
+  if (a.clipped) z = elman::clip(z, a.clip);
+  switch (a.kind) {
+    case Activation::Tanh: return elman::activate<Activation::Tanh>(z, a.alpha, a.beta);
+    case Activation::Relu: return elman::activate<Activation::Relu>(z, a.alpha, a.beta);
+    case Activation::Sigmoid: return elman::activate<Activation::Sigmoid>(z, a.alpha, a.beta);
+    case Activation::Affine: return elman::activate<Activation::Affine>(z, a.alpha, a.beta);
+    case Activation::LeakyRelu: return elman::activate<Activation::LeakyRelu>(z, a.alpha, a.beta);
+    case Activation::ThresholdedRelu:
+      return elman::activate<Activation::ThresholdedRelu>(z, a.alpha, a.beta);
+    case Activation::ScaledTanh: return elman::activate<Activation::ScaledTanh>(z, a.alpha, a.beta);
+    case Activation::HardSigmoid: return elman::activate<Activation::HardSigmoid>(z, a.alpha, a.beta);
+    case Activation::Elu: return elman::activate<Activation::Elu>(z, a.alpha, a.beta);
+    case Activation::Softsign: return elman::activate<Activation::Softsign>(z, a.alpha, a.beta);
+    default: return elman::activate<Activation::Softplus>(z, a.alpha, a.beta);
+  }
+}
+
+__device__ inline float bias_at(const float* bias, int c) { return bias ? bias[c] : 0.f; }
+
+// Row b's length (all steps without lengths).
+__device__ inline int length_of(const Recurrence& r, int b) {
+  return r.lengths ? r.lengths[b] : r.steps;
+}
+
+// What a kernel launch needs to know about the current GPU.
+struct Device {
+  int sms, smem_per_block, major;
+};
+
+Device current_device();
+
+}  // namespace elman::cuda
