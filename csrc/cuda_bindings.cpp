@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cuda/cuda.h"
+#include "cuda/dlpack.h"
 
 namespace py = pybind11;
 using std::int64_t;
@@ -26,11 +27,17 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw py::value_error(message);
 }
 
-// float32 values in device memory, owned here and shown to other libraries through
-// __cuda_array_interface__ (torch.as_tensor and cupy.asarray take it without a copy).
+// A stream number of DLPack and __cuda_array_interface__ as a stream: 1 and 2 (the legacy
+// and the per-thread default stream) are CUDA's own handles for them.
+elman::cuda::Stream as_stream(int64_t number) { return reinterpret_cast<elman::cuda::Stream>(number); }
+
+// float32 values in device memory, owned here and shown to other libraries without a
+// copy through DLPack (torch.from_dlpack, cupy.from_dlpack, jax.dlpack) and
+// __cuda_array_interface__ (torch.as_tensor, cupy.asarray). Values written on a
+// caller's stream are ready after `ready_` (null: complete when the call returned).
 class DeviceArray {
  public:
-  explicit DeviceArray(std::vector<int64_t> shape) : shape_(std::move(shape)) {
+  DeviceArray(std::vector<int64_t> shape) : shape_(std::move(shape)), device_(elman::cuda::current_device_id()) {
     int64_t count = 1;
     for (int64_t n : shape_) count *= n;
     buffer_ = std::make_shared<elman::cuda::Buffer>(count * sizeof(float));
@@ -38,26 +45,87 @@ class DeviceArray {
   float* data() const { return static_cast<float*>(buffer_->data()); }
   const std::vector<int64_t>& shape() const { return shape_; }
 
+  // After the work that writes the values is queued on `stream`.
+  void written_on(elman::cuda::Stream stream) {
+    stream_ = stream;
+    ready_ = std::make_shared<elman::cuda::Event>(stream);
+  }
+
   py::dict interface() const {
     py::dict d;
     d["shape"] = py::tuple(py::cast(shape_));
     d["typestr"] = "<f4";
     d["data"] = py::make_tuple(reinterpret_cast<std::uintptr_t>(data()), false);
     d["strides"] = py::none();
-    d["version"] = 3;  // no "stream": the values are complete when the call returns
+    d["version"] = 3;
+    // The consumer waits for this stream; without one the values are complete.
+    if (ready_) d["stream"] = stream_ ? reinterpret_cast<std::uintptr_t>(stream_) : 1;
     return d;
   }
 
+  // The DLPack capsule; `stream` is the consumer's (None: the legacy default stream,
+  // -1: none), which waits for the values.
+  py::capsule dlpack(py::object stream) const {
+    const int64_t consumer = stream.is_none() ? 1 : stream.cast<int64_t>();
+    if (ready_ && consumer != -1) ready_->wait_on(as_stream(consumer));
+    auto* t = new DLManagedTensor{};
+    auto* owner = new Owner{buffer_, shape_};
+    t->dl_tensor.data = data();
+    t->dl_tensor.device = {kDLCUDA, device_};
+    t->dl_tensor.ndim = static_cast<int32_t>(shape_.size());
+    t->dl_tensor.dtype = {kDLFloat, 32, 1};
+    t->dl_tensor.shape = owner->shape.data();
+    t->manager_ctx = owner;
+    t->deleter = [](DLManagedTensor* self) {
+      delete static_cast<Owner*>(self->manager_ctx);
+      delete self;
+    };
+    // A consumer renames the capsule and calls the deleter itself; one never consumed
+    // frees the tensor here.
+    return py::capsule(t, "dltensor", [](PyObject* capsule) {
+      if (!PyCapsule_IsValid(capsule, "dltensor")) return;
+      auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+      if (m && m->deleter) m->deleter(m);
+    });
+  }
+
+  py::tuple dlpack_device() const { return py::make_tuple(static_cast<int>(kDLCUDA), device_); }
+
   HostArray to_numpy() const {
     HostArray out(shape_);
-    elman::cuda::copy_to_host(out.mutable_data(), data(), buffer_->bytes());
+    {
+      py::gil_scoped_release release;
+      if (ready_) ready_->synchronize();
+      elman::cuda::copy_to_host(out.mutable_data(), data(), buffer_->bytes());
+    }
     return out;
   }
 
  private:
+  struct Owner {  // what a DLPack tensor keeps alive
+    std::shared_ptr<elman::cuda::Buffer> buffer;
+    std::vector<int64_t> shape;
+  };
   std::vector<int64_t> shape_;
+  int device_;
   std::shared_ptr<elman::cuda::Buffer> buffer_;
+  elman::cuda::Stream stream_ = nullptr;
+  std::shared_ptr<elman::cuda::Event> ready_;
 };
+
+// What an unconsumed DLPack capsule holds: (pointer, shape, strides or None,
+// (code, bits, lanes), (device type, device id)). The capsule stays its producer's.
+py::tuple dlpack_view(py::capsule capsule) {
+  require(std::string(capsule.name() ? capsule.name() : "") == "dltensor",
+          "x: expected an unconsumed DLPack capsule named 'dltensor'");
+  const DLTensor& t = capsule.get_pointer<DLManagedTensor>()->dl_tensor;
+  std::vector<int64_t> shape(t.shape, t.shape + t.ndim);
+  py::object strides = py::none();
+  if (t.strides) strides = py::tuple(py::cast(std::vector<int64_t>(t.strides, t.strides + t.ndim)));
+  return py::make_tuple(reinterpret_cast<std::uintptr_t>(t.data) + t.byte_offset, py::tuple(py::cast(shape)),
+                        strides, py::make_tuple(t.dtype.code, t.dtype.bits, t.dtype.lanes),
+                        py::make_tuple(static_cast<int>(t.device.device_type), t.device.device_id));
+}
 
 elman::ActivationParams activation(py::tuple t) {
   require(t.size() == 4, "activation: expected (kind, alpha, beta, clip or None)");
@@ -138,20 +206,27 @@ py::tuple forward_host(const elman::cuda::Network& net, const HostArray& x,
 }
 
 // Device pointers in (x (T, B, I) and h0 (L*D, B, H) or 0, dense float32, on the current
-// device), DeviceArrays out.
+// device), DeviceArrays out. stream 0: synchronous (see Network::forward), else a
+// cudaStream_t the work is queued on.
 py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int64_t steps,
-                         int64_t batch, std::uintptr_t h0, std::optional<Lengths> lengths) {
+                         int64_t batch, std::uintptr_t h0, std::optional<Lengths> lengths,
+                         std::uintptr_t stream) {
   const elman::Shape& s = net.sizes();
   require(x != 0, "x: null device pointer");
   require(steps >= 1 && batch >= 1, "x: T and B must be >= 1");
   check_lengths(lengths, steps, batch);
+  const auto on = reinterpret_cast<elman::cuda::Stream>(stream);
   DeviceArray y({steps, batch, s.num_directions * s.hidden_size});
   DeviceArray h_n({s.num_layers * s.num_directions, batch, s.hidden_size});
   {
     py::gil_scoped_release release;
     net.forward(steps, batch, reinterpret_cast<const float*>(x),
                 h0 ? reinterpret_cast<const float*>(h0) : nullptr,
-                lengths ? lengths->data() : nullptr, y.data(), h_n.data());
+                lengths ? lengths->data() : nullptr, y.data(), h_n.data(), on);
+    if (on) {
+      y.written_on(on);
+      h_n.written_on(on);
+    }
   }
   return py::make_tuple(y, h_n);
 }
@@ -161,9 +236,25 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "elman's CUDA backend; use the elman package, not this module.";
   m.def("device_count", &elman::cuda::device_count);
+  m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
+        "(pointer, shape, strides or None, (code, bits, lanes), (device type, id)) of an "
+        "unconsumed DLPack capsule, which stays its producer's");
+  m.def("stream_wait", [](std::uintptr_t consumer, int64_t producer) {
+    elman::cuda::stream_wait(reinterpret_cast<elman::cuda::Stream>(consumer), as_stream(producer));
+  }, py::arg("consumer"), py::arg("producer"),
+        "Work queued later on `consumer` (0: the legacy default stream) waits for the work on "
+        "`producer` (1: the legacy default stream, 2: per-thread default, else a handle) so far");
   py::class_<DeviceArray>(m, "DeviceArray",
                           "float32 values on the GPU, readable through __cuda_array_interface__")
       .def_property_readonly("__cuda_array_interface__", &DeviceArray::interface)
+      .def("__dlpack__",  // an unversioned capsule whatever max_version asks; no copies
+           [](const DeviceArray& a, py::object stream, py::object, py::object, py::object) {
+             return a.dlpack(stream);
+           },
+           py::kw_only(), py::arg("stream") = py::none(),
+           py::arg("max_version") = py::none(), py::arg("dl_device") = py::none(),
+           py::arg("copy") = py::none())
+      .def("__dlpack_device__", &DeviceArray::dlpack_device)
       .def_property_readonly("shape", [](const DeviceArray& a) { return py::tuple(py::cast(a.shape())); })
       .def("numpy", &DeviceArray::to_numpy, "A copy on the host.");
   py::class_<elman::cuda::Network>(m, "NetworkF32")
@@ -172,7 +263,7 @@ PYBIND11_MODULE(_cuda, m) {
       .def("forward", &forward_host, py::arg("x"), py::arg("h0") = py::none(),
            py::arg("lengths") = py::none())
       .def("forward_device", &forward_device, py::arg("x"), py::arg("steps"), py::arg("batch"),
-           py::arg("h0"), py::arg("lengths") = py::none())
+           py::arg("h0"), py::arg("lengths") = py::none(), py::arg("stream") = 0)
       .def_property_readonly("input_size", [](const elman::cuda::Network& n) { return n.sizes().input_size; })
       .def_property_readonly("hidden_size", [](const elman::cuda::Network& n) { return n.sizes().hidden_size; })
       .def_property_readonly("num_layers", [](const elman::cuda::Network& n) { return n.sizes().num_layers; })

@@ -90,6 +90,17 @@ def test_default_device_is_cpu_and_to_cpu_is_identity():
     assert np.array_equal(y0, y1) and np.array_equal(h0, h1)
 
 
+def test_stream_argument_needs_gpu_input():
+    layer = elman.RNN(3, 4, seed=1)
+    x = np.zeros((2, 1, 3), np.float32)
+    with pytest.raises(ValueError, match="stream: only for input on the GPU"):
+        layer(x, stream=5)
+    for bad in ("s", -1, 1.5, True):
+        with pytest.raises(TypeError, match="stream:"):
+            elman.cuda.stream_handle(bad)
+    assert elman.cuda.stream_handle(None) == 0 and elman.cuda.stream_handle(7) == 7
+
+
 @pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda"])
 def test_unknown_device_string_is_value_error(device):
     with pytest.raises(ValueError, match="device"):
@@ -749,6 +760,119 @@ def test_device_path_cupy():
     y_host, h_host = layer(x_np)
     assert np.array_equal(cp.asnumpy(yc), y_host)
     assert np.array_equal(cp.asnumpy(cp.asarray(h_n)), h_host)
+
+
+class _DLPackOnly:
+    """A GPU array that offers nothing but DLPack (like a JAX array): elman reads it in
+    place through the capsule."""
+
+    def __init__(self, tensor):
+        self._tensor = tensor
+        self.streams = []                                      # what elman asked for
+
+    def __dlpack__(self, *, stream=None):
+        self.streams.append(stream)
+        return self._tensor.__dlpack__(stream=stream)
+
+    def __dlpack_device__(self):
+        return self._tensor.__dlpack_device__()
+
+
+@gpu
+def test_dlpack_out_is_a_view_with_the_values():
+    torch = _torch_cuda()
+    T, B, I, H = 9, 6, 10, 130
+    layer = elman.RNN(I, H, 2, bidirectional=True, seed=21, device="cuda")
+    x_np = make_input(rng_for("dlpack-out"), T, B, I, H)
+    y, h_n = layer(torch.from_numpy(x_np).cuda())
+    assert y.__dlpack_device__() == (2, torch.cuda.current_device())
+    yt, ht = torch.from_dlpack(y), torch.from_dlpack(h_n)
+    assert yt.data_ptr() == _cai(y)[0] and ht.data_ptr() == _cai(h_n)[0]  # no copy
+    assert yt.is_cuda and yt.dtype == torch.float32 and tuple(yt.shape) == (T, B, 2 * H)
+    y_host, h_host = layer(x_np)
+    assert np.array_equal(yt.cpu().numpy(), y_host) and np.array_equal(ht.cpu().numpy(), h_host)
+    del y, h_n                                                 # the tensors keep the memory
+    gc.collect()
+    junk = [torch.full((T, B, 2 * H), 3.0, device="cuda") for _ in range(4)]
+    assert np.array_equal(yt.cpu().numpy(), y_host)
+    del junk
+    y2, _ = layer(torch.from_numpy(x_np).cuda())
+    for _ in range(3):
+        y2.__dlpack__()                                        # unconsumed capsules: freed
+    assert np.array_equal(torch.from_dlpack(y2).cpu().numpy(), y_host)
+
+
+@gpu
+def test_dlpack_only_input_read_in_place():
+    torch = _torch_cuda()
+    T, B, I, H = 8, 5, 12, 96
+    layer = elman.RNN(I, H, 2, seed=22, device="cuda")
+    rng = rng_for("dlpack-in")
+    x_np, h0_np = make_input(rng, T, B, I, H), uniform(rng, (2, B, H))
+    x = _DLPackOnly(torch.from_numpy(x_np).cuda())
+    assert elman.cuda.on_device(x) and not hasattr(x, "__cuda_array_interface__")
+    y, h_n = layer(x, _DLPackOnly(torch.from_numpy(h0_np).cuda()))
+    assert x.streams == [1]                                    # legacy default stream
+    y_host, h_host = layer(x_np, h0_np)
+    assert np.array_equal(torch.from_dlpack(y).cpu().numpy(), y_host)
+    assert np.array_equal(torch.from_dlpack(h_n).cpu().numpy(), h_host)
+    with pytest.raises(TypeError, match="float32"):
+        layer(_DLPackOnly(torch.from_numpy(x_np).cuda().double()))
+    with pytest.raises(ValueError, match="contiguous"):
+        layer(_DLPackOnly(torch.from_numpy(make_input(rng, T, 2 * B, I, H)).cuda()[:, ::2]))
+    with pytest.raises(ValueError, match="x:"):
+        layer(_DLPackOnly(torch.zeros(T, B, I + 1, device="cuda")))
+
+
+@gpu
+@pytest.mark.parametrize("as_handle", [False, True])
+def test_caller_stream(as_handle):
+    """Work on the caller's stream: x written by torch kernels on a side stream, elman
+    queued behind them on that stream, y read there by torch. The outputs say which
+    stream they are written on; the values are the synchronous call's."""
+    torch = _torch_cuda()
+    T, B, I, H = 60, 16, 128, 256
+    layer = elman.RNN(I, H, seed=23, device="cuda")
+    side = torch.cuda.Stream()
+    a = torch.randn(4096, 4096, device="cuda")
+    torch.cuda.synchronize()
+    with torch.cuda.stream(side):
+        big = a @ a                                            # keep the stream busy
+        x = (big[:T * B, :I].reshape(T, B, I) * 1e-3).tanh()
+        y, h_n = layer(x, stream=side.cuda_stream if as_handle else side)
+        assert y.__cuda_array_interface__["stream"] == side.cuda_stream
+        total = torch.from_dlpack(y).sum()                     # torch passes `side`
+    side.synchronize()
+    y_host, h_host = layer(x.cpu().numpy())
+    assert np.array_equal(torch.from_dlpack(y).cpu().numpy(), y_host)
+    assert np.array_equal(h_n.numpy(), h_host)
+    assert abs(total.item() - float(y_host.sum(dtype=np.float64))) <= 1e-3 * max(1.0, abs(y_host).sum())
+
+
+@gpu
+@pytest.mark.parametrize("kernel", ["stepwise", "tiled"])
+def test_forced_kernel_matches_oracle(kernel):
+    """ELMAN_CUDA_KERNEL forces one recurrence kernel (the choice is cached per process):
+    each against the oracle where the default would pick another."""
+    code = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import elman
+        from helpers import check_layer, random_lengths, rng_for, uniform
+        for case in [(20, 1, 64, 256, False), (9, 17, 33, 257, True), (5, 64, 100, 1024, False),
+                     (4, 3, 1761, 1760, False), (6, 256, 40, 512, True)]:
+            T, B, I, H, bidir = case
+            layer = elman.RNN(I, H, bidirectional=bidir, seed=24, device="cuda")
+            rng = rng_for("forced", case)
+            x = uniform(rng, (T, B, I), min(1.0, (H / I) ** 0.5))
+            check_layer(layer, x)
+            check_layer(layer, x, uniform(rng, ((2 if bidir else 1), B, H)), random_lengths(rng, T, B))
+        print("ok")
+    """)
+    env = dict(os.environ, ELMAN_CUDA_KERNEL=kernel)
+    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
 # ======================================================================================

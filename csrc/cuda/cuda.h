@@ -18,6 +18,25 @@ using Stream = CUstream_st*;
 
 // GPUs usable by this process; 0 without a driver or a device.
 int device_count();
+int current_device_id();
+
+// Work queued later on `consumer` waits for the work queued on `producer` so far (null
+// consumer: the legacy default stream; null producer: nothing to wait for).
+void stream_wait(Stream consumer, Stream producer);
+
+// A point in a stream's work: the values written before it are ready after it.
+class Event {
+ public:
+  explicit Event(Stream stream);  // recorded on `stream` now
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  void wait_on(Stream consumer) const;  // consumer's later work waits for it
+  void synchronize() const;             // the host waits for it
+
+ private:
+  void* event_;
+};
 
 // Device memory, freed with its owner.
 class Buffer {

@@ -4,8 +4,10 @@
 #include <cooperative_groups.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
 
 #include "cuda/kernel_common.cuh"
@@ -247,13 +249,22 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   return per_sm * d.sms >= p.blocks ? p : Plan{};
 }
 
+// ELMAN_CUDA_KERNEL=stepwise or =tiled forces that kernel where it can run (for
+// comparisons and tests); unset or anything else: the choice below.
+std::string forced_kernel() {
+  const char* v = std::getenv("ELMAN_CUDA_KERNEL");
+  return v ? v : "";
+}
+
 // Measured on an H200 (bench/results/cuda-lab-h200-*, gpu-check-h200-*): at B = 1 one
 // cluster wins for small H, the grid kernel with warp dot products up to H ~ 1024; with
 // more rows (or lengths) the tiled grid kernel; beyond what fits on chip, per-step cuBLAS.
 Plan choose(int batch, int hidden, bool lengths) {
   const Device d = current_device();
+  const std::string forced = forced_kernel();
+  if (forced == "stepwise") return {};
   Plan p;
-  if (batch == 1 && !lengths) {
+  if (batch == 1 && !lengths && forced != "tiled") {
     if (hidden <= 256) p = cluster_plan(batch, hidden, d, 8);
     if (!p.kernel && hidden <= 640) p = cluster_plan(batch, hidden, d, 16);
     if (!p.kernel) p = persistent_plan(batch, hidden, d);

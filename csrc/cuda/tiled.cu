@@ -39,24 +39,25 @@ __device__ float* output_at(const Recurrence& r, int k, int b, int c) {
 }
 
 // Copies k in [k0, k0 + n) of each live row's previous state into h_s (row i at
-// i * h_stride). Values come from L2 (__ldcg): other blocks wrote them, and L1 is not
-// coherent. Four loads are in flight per thread before their stores.
+// i * h_stride), a warp per row. Values come from L2 (__ldcg): other blocks wrote them,
+// and L1 is not coherent. Eight loads are in flight per thread before their stores.
 template <typename V>
 __device__ void copy_states(const float* const* src, int nrows, int k0, int n, int h_stride,
                             float* h_s) {
-  constexpr int w = sizeof(V) / sizeof(float);
-  const int per_row = n / w, total = nrows * per_row;
-  for (int j0 = threadIdx.x; j0 < total; j0 += 4 * kThreads) {
-    V v[4];
+  constexpr int kWidth = sizeof(V) / sizeof(float), kInFlight = 8;
+  const int per_row = n / kWidth, lane = threadIdx.x % 32;
+  for (int i = threadIdx.x / 32; i < nrows; i += kThreads / 32) {
+    if (!src[i]) continue;
+    const V* from = reinterpret_cast<const V*>(src[i] + k0);
+    V* to = reinterpret_cast<V*>(h_s + (size_t)i * h_stride);
+    for (int q0 = lane; q0 < per_row; q0 += kInFlight * 32) {
+      V v[kInFlight];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int j = j0 + u * kThreads, i = j / per_row, q = j - i * per_row;
-      if (j < total && src[i]) v[u] = __ldcg(reinterpret_cast<const V*>(src[i] + k0) + q);
-    }
+      for (int u = 0; u < kInFlight; ++u)
+        if (q0 + 32 * u < per_row) v[u] = __ldcg(from + q0 + 32 * u);
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int j = j0 + u * kThreads, i = j / per_row, q = j - i * per_row;
-      if (j < total && src[i]) reinterpret_cast<V*>(h_s + (size_t)i * h_stride)[q] = v[u];
+      for (int u = 0; u < kInFlight; ++u)
+        if (q0 + 32 * u < per_row) to[q0 + 32 * u] = v[u];
     }
   }
 }
@@ -111,14 +112,15 @@ __global__ void __launch_bounds__(kThreads, 1) tiled(Recurrence r, TileShape s) 
       else
         copy_states<float>(src, nrows, k0, n, s.h_stride, h_s);
       __syncthreads();
-      const float* w = w_s + (size_t)k0 * s.w_stride + tc;
-      const float* h = h_s + (size_t)tr * s.h_stride;
+      const float* w = w_s + (k0 + part) * s.w_stride + tc;
+      const float* h = h_s + tr * s.h_stride + part;
+      const int w_step = s.split * s.w_stride;
 #pragma unroll 4
-      for (int kk = part; kk < n; kk += s.split) {
-        const float4 wv = *reinterpret_cast<const float4*>(w + (size_t)kk * s.w_stride);
+      for (int kk = part; kk < n; kk += s.split, w += w_step, h += s.split) {
+        const float4 wv = *reinterpret_cast<const float4*>(w);
 #pragma unroll
         for (int i = 0; i < TM; ++i) {
-          const float hv = h[i * s.h_stride + kk];
+          const float hv = h[i * s.h_stride];
           acc[i][0] = fmaf(hv, wv.x, acc[i][0]);
           acc[i][1] = fmaf(hv, wv.y, acc[i][1]);
           acc[i][2] = fmaf(hv, wv.z, acc[i][2]);

@@ -160,7 +160,7 @@ class RNN:
         return net
 
     # -- running --------------------------------------------------------------------------
-    def __call__(self, x, h0=None, lengths=None):
+    def __call__(self, x, h0=None, lengths=None, *, stream=None):
         """(y, h_n) for a whole sequence.
 
         x: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched.
@@ -170,11 +170,17 @@ class RNN:
         over each sequence's own valid steps.
         y: (T, B, D*H) in x's layout, [forward, backward] on the last axis; h_n like h0,
         layer-major, direction-minor.
-        On "cuda", x with __cuda_array_interface__ ((T, B, I) float32) is read in place and
-        y, h_n are elman.cuda.DeviceArray; NumPy in gives NumPy out.
+        On "cuda", x on the GPU (__cuda_array_interface__ or __dlpack__, (T, B, I) float32)
+        is read in place and y, h_n are elman.cuda.DeviceArray; NumPy in gives NumPy out.
+        stream (GPU input only): the CUDA stream to queue the work on, returning at once
+        (see elman.cuda); None: wait for the device, run, return complete outputs.
         """
         if self._device == "cuda" and cuda.on_device(x):
-            return cuda.run_device(self._network(), x, h0, lengths, batch_first=self._batch_first)
+            return cuda.run_device(self._network(), x, h0, lengths, batch_first=self._batch_first,
+                                   stream=stream)
+        if stream is not None:
+            raise ValueError("stream: only for input on the GPU to a layer on \"cuda\" "
+                             f"(this layer is on {self._device!r}, x is {type(x).__name__})")
         return _run.run(self._network(), self._dtype, x, h0, lengths, batch_first=self._batch_first)
 
     def step(self, x_t, h=None):

@@ -1,10 +1,16 @@
 """elman on NVIDIA GPUs: whether the CUDA backend is built, and the GPUs it sees.
 
 Layers move with ``elman.RNN(..., device="cuda")`` or ``layer.to("cuda")``. NumPy input
-is copied to the GPU and the outputs come back as NumPy arrays; input that exposes
-``__cuda_array_interface__`` (a torch CUDA tensor, a CuPy array) is read in place and
-the outputs are DeviceArray objects, which torch.as_tensor and cupy.asarray view
-without a copy.
+is copied to the GPU and the outputs come back as NumPy arrays; input on the GPU that
+exposes ``__cuda_array_interface__`` or ``__dlpack__`` (torch CUDA tensors, CuPy and JAX
+arrays) is read in place and the outputs are DeviceArray objects, which
+torch.from_dlpack / cupy.from_dlpack / torch.as_tensor view without a copy.
+
+Streams: by default a call waits for all work on the GPU, runs, and returns when its
+outputs are complete. ``layer(x, stream=s)`` (s: a torch.cuda.Stream, a CuPy stream,
+or a raw cudaStream_t as int) instead queues the work on s behind what is already there
+and returns at once; the outputs carry that stream (DLPack consumers and
+``__cuda_array_interface__`` readers wait for it), and x must stay alive until s has run.
 """
 
 from __future__ import annotations
@@ -66,39 +72,87 @@ def network(input_size, hidden_size, num_layers, num_directions, cells):
 
 
 def on_device(value) -> bool:
-    return hasattr(value, "__cuda_array_interface__")
+    """Whether value is an array on a CUDA GPU (by __cuda_array_interface__ or DLPack)."""
+    if hasattr(value, "__cuda_array_interface__"):
+        return True
+    if not hasattr(value, "__dlpack__") or not hasattr(value, "__dlpack_device__"):
+        return False
+    try:
+        return int(value.__dlpack_device__()[0]) == _KDLCUDA
+    except Exception:  # a producer that cannot say: not taken as a GPU array
+        return False
 
 
-def _pointer(name: str, value, shape) -> int:
-    """The data pointer of a dense float32 CUDA array of this shape."""
-    if not on_device(value):
-        raise TypeError(f"{name}: expected a CUDA array (with __cuda_array_interface__) as x "
-                        f"is one, got {type(value).__name__}")
-    cai = value.__cuda_array_interface__
-    got = tuple(cai["shape"])
-    if cai["typestr"] != "<f4":
-        raise TypeError(f"{name}: expected a float32 CUDA array, got typestr {cai['typestr']!r}")
-    if got != tuple(shape):
+_KDLCUDA, _KDLFLOAT = 2, 2
+
+
+def stream_handle(stream) -> int:
+    """The cudaStream_t (as int, 0 = none given) of a stream argument."""
+    if stream is None:
+        return 0
+    for attribute in ("cuda_stream", "ptr"):  # torch.cuda.Stream, cupy.cuda.Stream
+        if hasattr(stream, attribute):
+            stream = getattr(stream, attribute)
+            break
+    if isinstance(stream, (bool, np.bool_)) or not isinstance(stream, (int, np.integer)) or stream < 0:
+        raise TypeError("stream: expected None, a torch.cuda.Stream, a CuPy stream or a "
+                        f"cudaStream_t as a non-negative int, got {stream!r}")
+    return int(stream)
+
+
+def _c_strides(shape):
+    return tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape)))
+
+
+def _view(name: str, value, shape, stream: int):
+    """(data pointer, keep-alive) of a dense float32 CUDA array, by
+    __cuda_array_interface__ or else DLPack; `shape` None takes any 3-D shape. Work on
+    `stream` (0: the legacy default stream) waits for the producer's stream."""
+    if hasattr(value, "__cuda_array_interface__"):
+        cai = value.__cuda_array_interface__
+        got, typestr, strides = tuple(cai["shape"]), cai["typestr"], cai.get("strides")
+        pointer, keep = int(cai["data"][0]), value
+        if strides is not None:
+            strides = tuple(s // 4 if s % 4 == 0 else -1 for s in strides)
+        if cai.get("stream") is not None:
+            _cuda.stream_wait(stream, int(cai["stream"]))
+    elif on_device(value):
+        try:
+            capsule = value.__dlpack__(stream=stream if stream else 1)
+        except TypeError:  # a producer without the stream keyword
+            capsule = value.__dlpack__()
+        pointer, got, strides, dtype, device = _cuda.dlpack_view(capsule)
+        typestr = "<f4" if tuple(dtype) == (_KDLFLOAT, 32, 1) else f"DLPack dtype {tuple(dtype)}"
+        keep = capsule  # unconsumed: its producer's memory stays alive while we hold it
+    else:
+        raise TypeError(f"{name}: expected a CUDA array (with __cuda_array_interface__ or "
+                        f"__dlpack__) as x is one, got {type(value).__name__}")
+    if typestr != "<f4":
+        raise TypeError(f"{name}: expected a float32 CUDA array, got {typestr}")
+    if shape is not None and got != tuple(shape):
         raise ValueError(f"{name}: expected shape {_checks.shape_str(shape)}, got {_checks.shape_str(got)}")
-    strides = cai.get("strides")
-    if strides is not None and tuple(strides) != tuple(np.empty(got, np.float32).strides):
+    if strides is not None and any(n > 1 and s != c for n, s, c in zip(got, strides, _c_strides(got))):
         raise ValueError(f"{name}: expected a C-contiguous CUDA array (make it contiguous first)")
-    return int(cai["data"][0])
+    return pointer, got, keep
 
 
-def run_device(net, x, h0, lengths, *, batch_first: bool):
+def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None):
     """(y, h_n) as DeviceArrays for x on the GPU, (T, B, I) float32, read in place."""
+    handle = stream_handle(stream)
     if batch_first:
         raise ValueError("x: a CUDA array is taken as (T, B, I) only; this layer is "
                          "batch_first (transpose x, or pass a NumPy array)")
-    shape = tuple(x.__cuda_array_interface__["shape"])
+    x_ptr, shape, keep_x = _view("x", x, None, handle)
     if len(shape) != 3 or shape[2] != net.input_size or 0 in shape:
         raise ValueError(f"x: expected a CUDA array of shape (T, B, {net.input_size}), "
                          f"got {_checks.shape_str(shape)}")
     steps, batch = shape[0], shape[1]
-    x_ptr = _pointer("x", x, shape)
     states = net.num_layers * net.num_directions
-    h0_ptr = 0 if h0 is None else _pointer("h0", h0, (states, batch, net.hidden_size))
+    h0_ptr, keep_h0 = 0, None
+    if h0 is not None:
+        h0_ptr, _, keep_h0 = _view("h0", h0, (states, batch, net.hidden_size), handle)
     if lengths is not None:
         lengths = _checks.lengths_array(lengths, steps, batch)
-    return net.forward_device(x_ptr, steps, batch, h0_ptr, lengths)
+    result = net.forward_device(x_ptr, steps, batch, h0_ptr, lengths, handle)
+    del keep_x, keep_h0  # held until the work is queued (or, without a stream, done)
+    return result

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A kernel profile on a GPU machine (dev aid): builds like gpu_check.sh (or reuses its
+# install with REUSE_BUILD=1), then per-step times as the slope between T = 20 and
+# T = 100 (launch costs cancel) for the chosen kernel and with ELMAN_CUDA_KERNEL=stepwise,
+# and Nsight Compute (ncu) sections of the tiled kernel for NCU_CONFIGS (B,H,T ...;
+# empty: none). Logs to $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-profile}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PIP_NO_INDEX=1
+if [[ ${REUSE_BUILD:-0} != 1 ]]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/scipy_openblas32-*.whl
+  export PYTHONPATH=/tmp/site CUDACXX=/usr/local/cuda/bin/nvcc
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/elman-site \
+    -C cmake.define.ELMAN_CUDA=ON -C cmake.define.CMAKE_CUDA_ARCHITECTURES=90 -C build-dir=/tmp/elman-build . > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+fi
+export PYTHONPATH=/tmp/elman-site:/tmp/site
+cat > /tmp/slope.py <<'PY'
+import sys, time, torch, elman
+torch.manual_seed(0)
+cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:]]
+for B, H in cfgs:
+    layer = elman.RNN(H, H, device="cuda", seed=1)
+    per = {}
+    for T in (20, 100):
+        x = torch.randn(T, B, H, device="cuda") * 0.5
+        for _ in range(3): layer(x)
+        ts = []
+        for _ in range(15):
+            torch.cuda.synchronize(); t0 = time.perf_counter(); layer(x); torch.cuda.synchronize()
+            ts.append(time.perf_counter() - t0)
+        per[T] = sorted(ts)[len(ts) // 2] * 1e6
+    print(f"B={B} H={H}: T=20 {per[20]:.1f} us, T=100 {per[100]:.1f} us, per step {(per[100]-per[20])/80:.2f} us, fixed {per[20]-20*(per[100]-per[20])/80:.1f} us", flush=True)
+PY
+CONFIGS=${SLOPE_CONFIGS:-1,256 4,256 64,256 16,1760 256,512 64,1760}
+echo "chosen kernel:"; python3 /tmp/slope.py $CONFIGS 2>&1 | tee "$OUT/slope.log"
+echo "ELMAN_CUDA_KERNEL=stepwise:"; ELMAN_CUDA_KERNEL=stepwise python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
+cat > /tmp/one.py <<'PY'
+import sys, torch, elman
+B, H, T = map(int, sys.argv[1:4])
+layer = elman.RNN(H, H, device="cuda", seed=1)
+x = torch.randn(T, B, H, device="cuda") * 0.5
+layer(x); torch.cuda.synchronize()
+PY
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /usr/local/cuda/nsight-compute*/ncu 2>/dev/null | head -1)
+for c in ${NCU_CONFIGS-64,256,20 16,1760,20}; do
+  timeout 120 "$NCU" --clock-control none -k regex:tiled --launch-count 1 \
+    --section SpeedOfLight --section WarpStateStats --section LaunchStats --section Occupancy \
+    --section SchedulerStats --section MemoryWorkloadAnalysis \
+    python3 /tmp/one.py ${c//,/ } > "$OUT/ncu-${c//,/-}.log" 2>&1
+  echo "ncu $c rc=$?"; grep -E "Duration|Stall|Warp Cycles|Issued|Throughput|Registers|Achieved|Bank" "$OUT/ncu-${c//,/-}.log" | head -40
+done
