@@ -257,8 +257,14 @@ std::string forced_kernel() {
 }
 
 // Measured on an H200 (bench/results/cuda-lab-h200-*, gpu-check-h200-*): at B = 1 one
-// cluster wins for small H, the grid kernel with warp dot products up to H ~ 1024; with
-// more rows (or lengths) the tiled grid kernel; beyond what fits on chip, per-step cuBLAS.
+// cluster wins for small H, the grid kernel with warp dot products up to H ~ 1024. With
+// more rows (or lengths) the tiled kernel wins 1.9-3.5x over per-step cuBLAS where its
+// work per step is small, and loses where it is large: per step it took ~2.5 us plus
+// ~4x its cost model's estimate, per-step cuBLAS 9-33 us (bench/results/
+// gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of 2.5 us (B = 64,
+// H = 256: 0.8; B = 16, H = 1760: 5.6; B = 256, H = 512: 4.2).
+constexpr double kTiledMaxCost = 2500;  // ns
+
 Plan choose(int batch, int hidden, bool lengths) {
   const Device d = current_device();
   const std::string forced = forced_kernel();
@@ -272,7 +278,8 @@ Plan choose(int batch, int hidden, bool lengths) {
   }
   p = Plan{Plan::Tiled};
   p.tiled = tiled_plan(batch, hidden, d);
-  return p.tiled.kernel ? p : Plan{};
+  if (!p.tiled.kernel || (forced != "tiled" && p.tiled.cost > kTiledMaxCost)) return {};
+  return p;
 }
 
 const Plan& plan_for(int batch, int hidden, bool lengths) {

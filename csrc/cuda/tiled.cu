@@ -239,6 +239,7 @@ TiledPlan tiled_plan(int batch, int hidden, const Device& d) {
       best.blocks = blocks;
       best.smem = (size_t)(fixed + rows * h_stride) * sizeof(float);
       best.kernel = kernel_for(tm);
+      best.cost = cost;
     }
   }
   if (!best.kernel) return best;

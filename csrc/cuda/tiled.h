@@ -22,6 +22,7 @@ struct TiledPlan {
   int blocks = 0;
   std::size_t smem = 0;
   void (*kernel)(Recurrence, TileShape) = nullptr;  // null: does not fit on chip
+  double cost = 0;  // the cost model's estimate, ns per step (barrier not included)
 };
 
 // The cheapest tiling by a cost model of the kernel (estimates, not measurements), or
