@@ -31,19 +31,29 @@ void require(bool ok, const std::string& message) {
 // and the per-thread default stream) are CUDA's own handles for them.
 elman::cuda::Stream as_stream(int64_t number) { return reinterpret_cast<elman::cuda::Stream>(number); }
 
+using elman::cuda::Storage;
+constexpr const char* kStorageNames[] = {"float32", "float16", "bfloat16"};  // by Storage
+
+Storage storage_named(const std::string& name) {
+  for (int i = 0; i < 3; ++i)
+    if (name == kStorageNames[i]) return static_cast<Storage>(i);
+  throw py::value_error("storage: expected 'float32', 'float16' or 'bfloat16', got '" + name + "'");
+}
+
 // float32 values in device memory, owned here and shown to other libraries without a
 // copy through DLPack (torch.from_dlpack, cupy.from_dlpack, jax.dlpack) and
 // __cuda_array_interface__ (torch.as_tensor, cupy.asarray). Values written on a
 // caller's stream are ready after `ready_` (null: complete when the call returned).
 class DeviceArray {
  public:
-  DeviceArray(std::vector<int64_t> shape) : shape_(std::move(shape)), device_(elman::cuda::current_device_id()) {
-    int64_t count = 1;
-    for (int64_t n : shape_) count *= n;
-    buffer_ = std::make_shared<elman::cuda::Buffer>(count * sizeof(float));
+  DeviceArray(std::vector<int64_t> shape, Storage storage)
+      : shape_(std::move(shape)), storage_(storage), device_(elman::cuda::current_device_id()) {
+    for (int64_t n : shape_) count_ *= n;
+    buffer_ = std::make_shared<elman::cuda::Buffer>(count_ * elman::cuda::storage_bytes(storage));
   }
-  float* data() const { return static_cast<float*>(buffer_->data()); }
+  void* data() const { return buffer_->data(); }
   const std::vector<int64_t>& shape() const { return shape_; }
+  std::string dtype() const { return kStorageNames[static_cast<int>(storage_)]; }
 
   // After the work that writes the values is queued on `stream`.
   void written_on(elman::cuda::Stream stream) {
@@ -51,10 +61,13 @@ class DeviceArray {
     ready_ = std::make_shared<elman::cuda::Event>(stream);
   }
 
+  // bfloat16 has no typestr: such arrays offer DLPack only.
   py::dict interface() const {
+    if (storage_ == Storage::BF16)
+      throw py::attribute_error("__cuda_array_interface__: a bfloat16 DeviceArray offers DLPack only");
     py::dict d;
     d["shape"] = py::tuple(py::cast(shape_));
-    d["typestr"] = "<f4";
+    d["typestr"] = storage_ == Storage::F32 ? "<f4" : "<f2";
     d["data"] = py::make_tuple(reinterpret_cast<std::uintptr_t>(data()), false);
     d["strides"] = py::none();
     d["version"] = 3;
@@ -73,7 +86,9 @@ class DeviceArray {
     t->dl_tensor.data = data();
     t->dl_tensor.device = {kDLCUDA, device_};
     t->dl_tensor.ndim = static_cast<int32_t>(shape_.size());
-    t->dl_tensor.dtype = {kDLFloat, 32, 1};
+    t->dl_tensor.dtype = storage_ == Storage::F32   ? DLDataType{kDLFloat, 32, 1}
+                         : storage_ == Storage::F16 ? DLDataType{kDLFloat, 16, 1}
+                                                    : DLDataType{kDLBfloat, 16, 1};
     t->dl_tensor.shape = owner->shape.data();
     t->manager_ctx = owner;
     t->deleter = [](DLManagedTensor* self) {
@@ -91,12 +106,21 @@ class DeviceArray {
 
   py::tuple dlpack_device() const { return py::make_tuple(static_cast<int>(kDLCUDA), device_); }
 
-  HostArray to_numpy() const {
-    HostArray out(shape_);
+  // A copy on the host: float32, or float16 for float16 storage (NumPy has no bfloat16).
+  py::array to_numpy() const {
+    py::array out = storage_ == Storage::F16 ? py::array(py::dtype("float16"), shape_)
+                                             : py::array(py::dtype("float32"), shape_);
+    void* host = out.mutable_data();
     {
       py::gil_scoped_release release;
       if (ready_) ready_->synchronize();
-      elman::cuda::copy_to_host(out.mutable_data(), data(), buffer_->bytes());
+      if (storage_ == Storage::BF16) {
+        elman::cuda::Buffer widened(count_ * sizeof(float));
+        elman::cuda::from_storage(data(), static_cast<float*>(widened.data()), count_, storage_, nullptr);
+        elman::cuda::copy_to_host(host, widened.data(), widened.bytes());
+      } else {
+        elman::cuda::copy_to_host(host, data(), buffer_->bytes());
+      }
     }
     return out;
   }
@@ -107,7 +131,9 @@ class DeviceArray {
     std::vector<int64_t> shape;
   };
   std::vector<int64_t> shape_;
+  Storage storage_;
   int device_;
+  int64_t count_ = 1;
   std::shared_ptr<elman::cuda::Buffer> buffer_;
   elman::cuda::Stream stream_ = nullptr;
   std::shared_ptr<elman::cuda::Event> ready_;
@@ -136,7 +162,7 @@ elman::ActivationParams activation(py::tuple t) {
 
 std::unique_ptr<elman::cuda::Network> make_network(int64_t input_size, int64_t hidden_size,
                                                    int64_t num_layers, int64_t num_directions,
-                                                   py::list cells) {
+                                                   py::list cells, const std::string& storage) {
   require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1, "sizes must be >= 1");
   require(num_directions == 1 || num_directions == 2, "num_directions must be 1 or 2");
   require(static_cast<int64_t>(cells.size()) == num_layers * num_directions,
@@ -165,7 +191,7 @@ std::unique_ptr<elman::cuda::Network> make_network(int64_t input_size, int64_t h
     keep.push_back(w_y);
   }
   const elman::Shape sizes{0, 0, input_size, hidden_size, num_layers, num_directions};
-  return std::make_unique<elman::cuda::Network>(sizes, weights);
+  return std::make_unique<elman::cuda::Network>(sizes, weights, storage_named(storage));
 }
 
 void check_lengths(const std::optional<Lengths>& lengths, int64_t steps, int64_t batch) {
@@ -175,7 +201,24 @@ void check_lengths(const std::optional<Lengths>& lengths, int64_t steps, int64_t
     require(lengths->at(b) >= 1 && lengths->at(b) <= steps, "lengths: values must be in [1, T]");
 }
 
-// NumPy in, NumPy out: copies to the device and back.
+// A host float32 array on the device in the network's storage.
+std::unique_ptr<elman::cuda::Buffer> upload(const HostArray& a, Storage storage) {
+  elman::cuda::Buffer staged(a.size() * sizeof(float));
+  elman::cuda::copy_to_device(staged.data(), a.data(), staged.bytes());
+  auto out = std::make_unique<elman::cuda::Buffer>(a.size() * elman::cuda::storage_bytes(storage));
+  elman::cuda::to_storage(static_cast<const float*>(staged.data()), out->data(), a.size(), storage, nullptr);
+  return out;
+}
+
+// Device values in the network's storage into a host float32 array.
+void download(const elman::cuda::Buffer& from, HostArray& to, Storage storage) {
+  elman::cuda::Buffer widened(to.size() * sizeof(float));
+  elman::cuda::from_storage(from.data(), static_cast<float*>(widened.data()), to.size(), storage, nullptr);
+  elman::cuda::copy_to_host(to.mutable_data(), widened.data(), widened.bytes());
+}
+
+// NumPy (float32) in, NumPy (float32) out: copies to the device (rounded to the
+// network's storage) and back.
 py::tuple forward_host(const elman::cuda::Network& net, const HostArray& x,
                        std::optional<HostArray> h0, std::optional<Lengths> lengths) {
   const elman::Shape& s = net.sizes();
@@ -191,38 +234,39 @@ py::tuple forward_host(const elman::cuda::Network& net, const HostArray& x,
   HostArray h_n({states, batch, s.hidden_size});
   {
     py::gil_scoped_release release;
-    elman::cuda::Buffer x_d(x.size() * sizeof(float)), y_d(y.size() * sizeof(float)),
-        h_d(h_n.size() * sizeof(float)), h0_d(h0 ? h0->size() * sizeof(float) : 0);
-    elman::cuda::copy_to_device(x_d.data(), x.data(), x_d.bytes());
-    if (h0) elman::cuda::copy_to_device(h0_d.data(), h0->data(), h0_d.bytes());
-    net.forward(steps, batch, static_cast<const float*>(x_d.data()),
-                h0 ? static_cast<const float*>(h0_d.data()) : nullptr,
-                lengths ? lengths->data() : nullptr, static_cast<float*>(y_d.data()),
-                static_cast<float*>(h_d.data()));
-    elman::cuda::copy_to_host(y.mutable_data(), y_d.data(), y_d.bytes());
-    elman::cuda::copy_to_host(h_n.mutable_data(), h_d.data(), h_d.bytes());
+    const Storage storage = net.storage();
+    const size_t bytes = elman::cuda::storage_bytes(storage);
+    auto x_d = upload(x, storage);
+    auto h0_d = h0 ? upload(*h0, storage) : nullptr;
+    elman::cuda::Buffer y_d(y.size() * bytes), h_d(h_n.size() * bytes);
+    net.forward(steps, batch, x_d->data(), h0_d ? h0_d->data() : nullptr,
+                lengths ? lengths->data() : nullptr, y_d.data(), h_d.data());
+    download(y_d, y, storage);
+    download(h_d, h_n, storage);
   }
   return py::make_tuple(y, h_n);
 }
 
-// Device pointers in (x (T, B, I) and h0 (L*D, B, H) or 0, dense float32, on the current
-// device), DeviceArrays out. stream 0: synchronous (see Network::forward), else a
-// cudaStream_t the work is queued on.
+// Device pointers in (x (T, B, I) or batch_first (B, T, I), h0 (L*D, B, H) or 0, dense,
+// in the network's storage, on the current device), DeviceArrays out. stream 0:
+// synchronous (see Network::forward), else a cudaStream_t the work is queued on.
 py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int64_t steps,
                          int64_t batch, std::uintptr_t h0, std::optional<Lengths> lengths,
-                         std::uintptr_t stream) {
+                         std::uintptr_t stream, bool batch_first) {
   const elman::Shape& s = net.sizes();
   require(x != 0, "x: null device pointer");
   require(steps >= 1 && batch >= 1, "x: T and B must be >= 1");
   check_lengths(lengths, steps, batch);
   const auto on = reinterpret_cast<elman::cuda::Stream>(stream);
-  DeviceArray y({steps, batch, s.num_directions * s.hidden_size});
-  DeviceArray h_n({s.num_layers * s.num_directions, batch, s.hidden_size});
+  const int64_t features = s.num_directions * s.hidden_size;
+  DeviceArray y(batch_first ? std::vector<int64_t>{batch, steps, features}
+                            : std::vector<int64_t>{steps, batch, features},
+                net.storage());
+  DeviceArray h_n({s.num_layers * s.num_directions, batch, s.hidden_size}, net.storage());
   {
     py::gil_scoped_release release;
-    net.forward(steps, batch, reinterpret_cast<const float*>(x),
-                h0 ? reinterpret_cast<const float*>(h0) : nullptr,
-                lengths ? lengths->data() : nullptr, y.data(), h_n.data(), on);
+    net.forward(steps, batch, reinterpret_cast<const void*>(x), reinterpret_cast<const void*>(h0),
+                lengths ? lengths->data() : nullptr, y.data(), h_n.data(), on, batch_first);
     if (on) {
       y.written_on(on);
       h_n.written_on(on);
@@ -245,7 +289,8 @@ PYBIND11_MODULE(_cuda, m) {
         "Work queued later on `consumer` (0: the legacy default stream) waits for the work on "
         "`producer` (1: the legacy default stream, 2: per-thread default, else a handle) so far");
   py::class_<DeviceArray>(m, "DeviceArray",
-                          "float32 values on the GPU, readable through __cuda_array_interface__")
+                          "values on the GPU (float32, float16 or bfloat16), readable through "
+                          "DLPack and (but bfloat16) __cuda_array_interface__")
       .def_property_readonly("__cuda_array_interface__", &DeviceArray::interface)
       .def("__dlpack__",  // an unversioned capsule whatever max_version asks; no copies
            [](const DeviceArray& a, py::object stream, py::object, py::object, py::object) {
@@ -256,14 +301,20 @@ PYBIND11_MODULE(_cuda, m) {
            py::arg("copy") = py::none())
       .def("__dlpack_device__", &DeviceArray::dlpack_device)
       .def_property_readonly("shape", [](const DeviceArray& a) { return py::tuple(py::cast(a.shape())); })
+      .def_property_readonly("dtype", &DeviceArray::dtype)
       .def("numpy", &DeviceArray::to_numpy, "A copy on the host.");
-  py::class_<elman::cuda::Network>(m, "NetworkF32")
+  py::class_<elman::cuda::Network>(m, "Network")
       .def(py::init(&make_network), py::arg("input_size"), py::arg("hidden_size"),
-           py::arg("num_layers"), py::arg("num_directions"), py::arg("cells"))
+           py::arg("num_layers"), py::arg("num_directions"), py::arg("cells"),
+           py::arg("storage") = "float32")
       .def("forward", &forward_host, py::arg("x"), py::arg("h0") = py::none(),
            py::arg("lengths") = py::none())
       .def("forward_device", &forward_device, py::arg("x"), py::arg("steps"), py::arg("batch"),
-           py::arg("h0"), py::arg("lengths") = py::none(), py::arg("stream") = 0)
+           py::arg("h0"), py::arg("lengths") = py::none(), py::arg("stream") = 0,
+           py::arg("batch_first") = false)
+      .def_property_readonly("storage", [](const elman::cuda::Network& n) {
+        return kStorageNames[static_cast<int>(n.storage())];
+      })
       .def_property_readonly("input_size", [](const elman::cuda::Network& n) { return n.sizes().input_size; })
       .def_property_readonly("hidden_size", [](const elman::cuda::Network& n) { return n.sizes().hidden_size; })
       .def_property_readonly("num_layers", [](const elman::cuda::Network& n) { return n.sizes().num_layers; })

@@ -56,29 +56,48 @@ class Buffer {
 void copy_to_device(void* device, const void* host, std::size_t bytes);
 void copy_to_host(void* host, const void* device, std::size_t bytes);
 
-// A stack of float32 recurrent layers on the current GPU, weights copied once.
+// How device arrays store values: float32, float16 or bfloat16 (arithmetic is float32).
+enum class Storage { F32, F16, BF16 };
+
+std::size_t storage_bytes(Storage s);
+
+// n values on the device, float <-> storage, queued on `stream`.
+void to_storage(const float* in, void* out, std::size_t n, Storage s, Stream stream);
+void from_storage(const void* in, float* out, std::size_t n, Storage s, Stream stream);
+
+// out (d1, d0, inner) = in (d0, d1, inner), elements of 2 or 4 bytes, queued on `stream`.
+void swap_leading_axes(const void* in, void* out, std::int64_t d0, std::int64_t d1,
+                       std::int64_t inner, std::size_t element_bytes, Stream stream);
+
+// A stack of recurrent layers on the current GPU, weights copied once (rounded to the
+// storage type).
 class Network {
  public:
-  // Host arrays with the shapes of elman.h (steps and batch of `sizes` unused).
-  Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells);
+  // Host float32 arrays with the shapes of elman.h (steps and batch of `sizes` unused).
+  Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells, Storage storage);
   ~Network();
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
 
-  // The forward pass of elman.h on device arrays (x, h0 or null, y, h_n); lengths is a
-  // host array or null. With no stream: waits for all work on the device first (the
-  // inputs may come from any stream), runs on the legacy default stream and returns when
-  // it is done. With a stream: queued on it behind the work already there, returning at
-  // once. Calls from several threads take turns; a call waits for the previous call's
-  // work (it reuses its buffers) on the device, not on the host.
-  void forward(std::int64_t steps, std::int64_t batch, const float* x, const float* h0,
-               const std::int64_t* lengths, float* y, float* h_n, Stream stream = nullptr) const;
+  // The forward pass of elman.h on device arrays of the storage type (x (T, B, I) or,
+  // batch_first, (B, T, I); h0 (L*D, B, H) or null; y like x with D*H features; h_n);
+  // lengths is a host array or null. With no stream: waits for all work on the device
+  // first (the inputs may come from any stream), runs on the legacy default stream and
+  // returns when it is done. With a stream: queued on it behind the work already there,
+  // returning at once. Calls from several threads take turns; a call waits for the
+  // previous call's work (it reuses its buffers) on the device, not on the host.
+  void forward(std::int64_t steps, std::int64_t batch, const void* x, const void* h0,
+               const std::int64_t* lengths, void* y, void* h_n, Stream stream = nullptr,
+               bool batch_first = false) const;
 
   const Shape& sizes() const { return sizes_; }
+  Storage storage() const { return storage_; }
+
+  struct Impl;  // the device weights and work buffers (forward.cu)
 
  private:
-  struct Impl;
   Shape sizes_;
+  Storage storage_;
   std::unique_ptr<Impl> impl_;
   mutable std::mutex mutex_;
 };

@@ -1,31 +1,34 @@
 // The forward pass of a layer stack on the GPU: per layer and direction, the input
-// projection of all steps and rows as one cuBLAS product, then the recurrence
+// projection of all steps and rows as one cuBLAS product (float accumulation, into y
+// itself for float32 storage, else into a float buffer), then the recurrence
 // (recurrence.h): on chip in one launch where it fits, else one cuBLAS product and one
 // kernel per step.
 #include <climits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "cuda/check.h"
 #include "cuda/cuda.h"
 #include "cuda/recurrence.h"
+#include "cuda/storage.cuh"
 
 namespace elman::cuda {
 
 struct Network::Impl {
+  // One layer and direction on the device: W_x and W_y in the storage type, b in float.
   struct Cell {
-    const float* w_x;
-    const float* w_y;
+    const void* w_x;
+    const void* w_y;
     const float* b;
     bool reverse;
     DeviceActivation act;
   };
-  std::vector<std::unique_ptr<Buffer>> storage;  // the device copies the cells point into
+  std::vector<std::unique_ptr<Buffer>> weights;  // the device copies the cells point into
   std::vector<Cell> cells;
   cublasHandle_t blas = nullptr;
   // Work buffers kept between calls (under the network's mutex), grown as needed:
   // allocating and freeing device memory costs more than a short sequence's work.
-  std::unique_ptr<Buffer> between[2], zeros, lengths, state, product;
-
+  std::unique_ptr<Buffer> between[2], zeros, lengths, state, product, projection, x_steps, y_steps;
   cudaEvent_t done = nullptr;  // the last call's work: the buffers are free after it
 
   ~Impl() {
@@ -33,11 +36,15 @@ struct Network::Impl {
     if (done) cudaEventDestroy(done);
   }
 
-  const float* upload(const float* host, std::int64_t count) {
+  // A device copy of `count` host floats, as `storage` (null for null).
+  const void* upload(const float* host, std::int64_t count, Storage storage) {
     if (!host) return nullptr;
-    storage.push_back(std::make_unique<Buffer>(count * sizeof(float)));
-    copy_to_device(storage.back()->data(), host, count * sizeof(float));
-    return static_cast<const float*>(storage.back()->data());
+    Buffer staged(count * sizeof(float));
+    copy_to_device(staged.data(), host, count * sizeof(float));
+    weights.push_back(std::make_unique<Buffer>(count * storage_bytes(storage)));
+    to_storage(static_cast<const float*>(staged.data()), weights.back()->data(), count, storage, nullptr);
+    check(cudaStreamSynchronize(nullptr), "weights to the device");
+    return weights.back()->data();
   }
 };
 
@@ -62,14 +69,87 @@ void* at_least(std::unique_ptr<Buffer>& buffer, std::size_t bytes, bool zeroed =
   return buffer->data();
 }
 
-float* floats(std::unique_ptr<Buffer>& buffer, std::int64_t count, bool zeroed = false) {
-  return static_cast<float*>(at_least(buffer, count * sizeof(float), zeroed));
+template <typename T>
+T* array_of(std::unique_ptr<Buffer>& buffer, std::int64_t count, bool zeroed = false) {
+  return static_cast<T*>(at_least(buffer, count * sizeof(T), zeroed));
+}
+
+// The cuBLAS type of S.
+template <typename S> constexpr cudaDataType_t blas_type();
+template <> constexpr cudaDataType_t blas_type<float>() { return CUDA_R_32F; }
+template <> constexpr cudaDataType_t blas_type<__half>() { return CUDA_R_16F; }
+template <> constexpr cudaDataType_t blas_type<__nv_bfloat16>() { return CUDA_R_16BF; }
+
+struct Call {
+  std::int64_t steps, batch;
+  const int* lengths;  // device, or null
+  cudaStream_t stream;
+  bool batch_first;
+};
+
+// The layers and directions in storage S (x, y in (T, B, .) order here).
+template <typename S>
+void run_layers(Network::Impl& w, const Shape& sizes, const Call& call, const S* x, const S* h0,
+                S* y, S* h_n) {
+  const std::int64_t H = sizes.hidden_size, D = sizes.num_directions, L = sizes.num_layers;
+  const std::int64_t rows = call.steps * call.batch, features = D * H;
+  constexpr bool in_place = std::is_same<S, float>::value;  // projections land in y itself
+  S* between[2] = {nullptr, nullptr};
+  for (std::int64_t l = 0; l + 1 < L && l < 2; ++l) between[l] = array_of<S>(w.between[l], rows * features);
+  if (!h0)  // zeros are multiplied like any state: 0 @ W_y is NaN where W_y has NaN or Inf
+    h0 = array_of<S>(w.zeros, L * D * call.batch * H, /*zeroed=*/true);
+  float* projection = in_place ? nullptr : array_of<float>(w.projection, rows * features);
+  S* state = array_of<S>(w.state, call.batch * H);
+  float* product = array_of<float>(w.product, call.batch * H);
+
+  const float one = 1.f, zero = 0.f;
+  const S* in = x;
+  std::int64_t in_features = sizes.input_size;
+  for (std::int64_t l = 0; l < L; ++l) {
+    S* out = l + 1 == L ? y : between[l % 2];
+    float* p = in_place ? reinterpret_cast<float*>(out) : projection;
+    for (std::int64_t d = 0; d < D; ++d) {
+      const Network::Impl::Cell& cell = w.cells[l * D + d];
+      const std::int64_t offset = (l * D + d) * call.batch * H;
+      // p[:, d*H:(d+1)*H] (row-major, row stride D*H) = in @ w_x, as column-major
+      // p^T = w_x^T in^T: the projection lands in this direction's columns.
+      check(cublasGemmEx(w.blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)H, (int)rows, (int)in_features, &one,
+                         cell.w_x, blas_type<S>(), (int)H, in, blas_type<S>(), (int)in_features, &zero,
+                         p + d * H, CUDA_R_32F, (int)features, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "input projection");
+      const Recurrence<S> r{(int)call.steps, (int)call.batch, (int)H,
+                            static_cast<const S*>(cell.w_y), cell.b, cell.reverse, cell.act,
+                            h0 + offset, call.lengths, p + d * H, (int)features, out + d * H,
+                            (int)features, h_n + offset, call.stream};
+      run_recurrence(r, w.blas, state, product);
+    }
+    in = out;
+    in_features = features;
+  }
+}
+
+// run_layers, with batch_first arrays swapped to (T, B, .) order and back.
+template <typename S>
+void run(Network::Impl& w, const Shape& sizes, const Call& call, const void* x, const void* h0,
+         void* y, void* h_n) {
+  const std::int64_t features = sizes.num_directions * sizes.hidden_size;
+  const S* x_steps = static_cast<const S*>(x);
+  S* y_steps = static_cast<S*>(y);
+  if (call.batch_first) {
+    S* swapped = array_of<S>(w.x_steps, call.steps * call.batch * sizes.input_size);
+    swap_leading_axes(x, swapped, call.batch, call.steps, sizes.input_size, sizeof(S), call.stream);
+    x_steps = swapped;
+    y_steps = array_of<S>(w.y_steps, call.steps * call.batch * features);
+  }
+  run_layers<S>(w, sizes, call, x_steps, static_cast<const S*>(h0), y_steps, static_cast<S*>(h_n));
+  if (call.batch_first)
+    swap_leading_axes(y_steps, y, call.steps, call.batch, features, sizeof(S), call.stream);
 }
 
 }  // namespace
 
-Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells)
-    : sizes_(sizes), impl_(std::make_unique<Impl>()) {
+Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells, Storage storage)
+    : sizes_(sizes), storage_(storage), impl_(std::make_unique<Impl>()) {
   const std::int64_t H = sizes.hidden_size, D = sizes.num_directions;
   if (static_cast<std::int64_t>(cells.size()) != sizes.num_layers * D)
     throw std::invalid_argument("cuda::Network: need one set of weights per layer and direction");
@@ -80,64 +160,41 @@ Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cell
   for (std::size_t c = 0; c < cells.size(); ++c) {
     const std::int64_t in = static_cast<std::int64_t>(c) < D ? sizes.input_size : D * H;
     const CellWeights<float>& w = cells[c];
-    impl_->cells.push_back({impl_->upload(w.w_x, in * H), impl_->upload(w.w_y, H * H),
-                            impl_->upload(w.b, H), w.reverse, on_device(w.activation)});
+    impl_->cells.push_back({impl_->upload(w.w_x, in * H, storage), impl_->upload(w.w_y, H * H, storage),
+                            static_cast<const float*>(impl_->upload(w.b, H, Storage::F32)), w.reverse,
+                            on_device(w.activation)});
   }
 }
 
 Network::~Network() = default;
 
-void Network::forward(std::int64_t steps, std::int64_t batch, const float* x, const float* h0,
-                      const std::int64_t* lengths, float* y, float* h_n, Stream stream) const {
+void Network::forward(std::int64_t steps, std::int64_t batch, const void* x, const void* h0,
+                      const std::int64_t* lengths, void* y, void* h_n, Stream stream,
+                      bool batch_first) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  const std::int64_t H = sizes_.hidden_size, D = sizes_.num_directions, L = sizes_.num_layers;
-  const std::int64_t rows = steps * batch, features = D * H;
-  if (rows > INT_MAX || batch * H > INT_MAX)
+  if (steps * batch > INT_MAX || batch * sizes_.hidden_size > INT_MAX)
     throw std::invalid_argument("cuda forward: T * B beyond what cuBLAS takes (int)");
   // Without a stream the inputs may come from any other: let their writes land first.
   if (!stream) check(cudaDeviceSynchronize(), "waiting for the inputs");
   check(cudaStreamWaitEvent(stream, impl_->done, 0), "waiting for the previous call");
   check(cublasSetStream(impl_->blas, stream), "cuBLAS stream");
 
-  Impl& w = *impl_;
-  float* between[2] = {nullptr, nullptr};
-  for (std::int64_t l = 0; l + 1 < L && l < 2; ++l) between[l] = floats(w.between[l], rows * features);
-  if (!h0)  // zeros are multiplied like any state: 0 @ W_y is NaN where W_y has NaN or Inf
-    h0 = floats(w.zeros, L * D * batch * H, /*zeroed=*/true);
   bool all_full = true;
   for (std::int64_t b = 0; lengths && b < batch; ++b) all_full = all_full && lengths[b] == steps;
   const int* lens = nullptr;
   if (!all_full) {
     std::vector<int> host(lengths, lengths + batch);
-    lens = static_cast<const int*>(at_least(w.lengths, batch * sizeof(int)));
+    lens = array_of<int>(impl_->lengths, batch);
     // From pageable memory: staged before the call returns, so `host` may go.
     check(cudaMemcpyAsync(const_cast<int*>(lens), host.data(), batch * sizeof(int),
                           cudaMemcpyHostToDevice, stream),
           "lengths to the device");
   }
-
-  const float one = 1.f, zero = 0.f;
-  const float* in = x;
-  std::int64_t in_features = sizes_.input_size;
-  for (std::int64_t l = 0; l < L; ++l) {
-    float* out = l + 1 == L ? y : between[l % 2];
-    for (std::int64_t d = 0; d < D; ++d) {
-      const Impl::Cell& cell = impl_->cells[l * D + d];
-      const std::int64_t offset = (l * D + d) * batch * H;
-      // out[:, d*H:(d+1)*H] (row-major, row stride D*H) = in @ w_x, as column-major
-      // out^T = w_x^T in^T: the projection lands in this direction's columns.
-      check(cublasSgemm(impl_->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)H, (int)rows, (int)in_features,
-                        &one, cell.w_x, (int)H, in, (int)in_features, &zero, out + d * H,
-                        (int)features),
-            "input projection");
-      const Recurrence r{(int)steps, (int)batch,  (int)H,         cell.w_y,
-                         cell.b,     cell.reverse, cell.act,   h0 + offset,
-                         lens,       out + d * H,  (int)features, h_n + offset,
-                         stream};
-      run_recurrence(r, w.blas, floats(w.state, batch * H), floats(w.product, batch * H));
-    }
-    in = out;
-    in_features = features;
+  const Call call{steps, batch, lens, stream, batch_first};
+  switch (storage_) {
+    case Storage::F32: run<float>(*impl_, sizes_, call, x, h0, y, h_n); break;
+    case Storage::F16: run<__half>(*impl_, sizes_, call, x, h0, y, h_n); break;
+    case Storage::BF16: run<__nv_bfloat16>(*impl_, sizes_, call, x, h0, y, h_n); break;
   }
   check(cudaEventRecord(impl_->done, stream), "recording the call's end");
   if (!stream) check(cudaStreamSynchronize(stream), "the forward pass");

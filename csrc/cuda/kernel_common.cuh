@@ -3,6 +3,7 @@
 
 #include "cuda/check.h"
 #include "cuda/recurrence.h"
+#include "cuda/storage.cuh"
 
 namespace elman::cuda {
 
@@ -28,7 +29,8 @@ __device__ inline float apply_activation(const DeviceActivation& a, float z) {
 __device__ inline float bias_at(const float* bias, int c) { return bias ? bias[c] : 0.f; }
 
 // Row b's length (all steps without lengths).
-__device__ inline int length_of(const Recurrence& r, int b) {
+template <typename S>
+__device__ inline int length_of(const Recurrence<S>& r, int b) {
   return r.lengths ? r.lengths[b] : r.steps;
 }
 
@@ -38,5 +40,11 @@ struct Device {
 };
 
 Device current_device();
+
+// A kernel's address, for the launch functions that take any kernel.
+template <typename Kernel>
+const void* address(Kernel kernel) {
+  return reinterpret_cast<const void*>(kernel);
+}
 
 }  // namespace elman::cuda

@@ -23,38 +23,41 @@ namespace {
 // After product = state @ W_y: for every row still running at iteration k, its step
 // t (backwards within its own length if reverse) gets act(p_t + product + bias), which
 // also becomes its state.
-__global__ void step_epilogue(Recurrence r, int k, const float* product, float* state) {
+template <typename S>
+__global__ void step_epilogue(Recurrence<S> r, int k, const float* product, S* state) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= r.batch * r.hidden) return;
   const int b = i / r.hidden, c = i % r.hidden;
   const int length = length_of(r, b);
   if (k >= length) return;
   const int t = r.reverse ? length - 1 - k : k;
-  float* out = r.y + ((size_t)t * r.batch + b) * r.ldy + c;
-  const float v = apply_activation(r.act, *out + product[i] + bias_at(r.bias, c));
-  *out = v;
+  const size_t row = (size_t)t * r.batch + b;
+  const S v = from_float<S>(apply_activation(r.act, r.p[row * r.ldp + c] + product[i] + bias_at(r.bias, c)));
+  r.y[row * r.ldy + c] = v;
   state[i] = v;
 }
 
 // Steps at and past each row's length give exactly 0.
-__global__ void zero_padding(Recurrence r) {
+template <typename S>
+__global__ void zero_padding(Recurrence<S> r) {
   const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= (size_t)r.steps * r.batch * r.hidden) return;
   const int c = (int)(i % r.hidden);
   const size_t row = i / r.hidden;
   const int b = (int)(row % r.batch), t = (int)(row / r.batch);
-  if (t >= r.lengths[b]) r.y[row * r.ldy + c] = 0.f;
+  if (t >= r.lengths[b]) r.y[row * r.ldy + c] = from_float<S>(0.f);
 }
 
 // ---- on chip: W_y in shared memory for the whole sequence --------------------------
 
 // W_y's columns [c0, c0 + ncols) into shared memory, transposed, rows padded by one
 // float so that a warp reading consecutive k of one column hits consecutive banks.
-__device__ void load_columns(const Recurrence& r, int c0, int ncols, float* w_s) {
+template <typename S>
+__device__ void load_columns(const Recurrence<S>& r, int c0, int ncols, float* w_s) {
   const int H = r.hidden;
   for (int i = threadIdx.x; i < ncols * H; i += blockDim.x) {
     const int c = i / H, k = i % H;
-    w_s[c * (H + 1) + k] = r.w_y[(size_t)k * H + c0 + c];
+    w_s[c * (H + 1) + k] = to_float(r.w_y[(size_t)k * H + c0 + c]);
   }
 }
 
@@ -77,17 +80,17 @@ __device__ void dot_group(int H, Load h_at, const float* w_s, int nc, float (&ac
 }
 
 // Lane g < nc finishes column c0 + g of row b at step t and returns its value.
-template <int G>
-__device__ float finish(const Recurrence& r, float (&acc)[G], int t, int b, int c) {
+template <int G, typename S>
+__device__ float finish(const Recurrence<S>& r, float (&acc)[G], int t, int b, int c) {
   const int lane = threadIdx.x % 32;
   float sum = 0.f;
 #pragma unroll
   for (int g = 0; g < G; ++g)
     if (g == lane) sum = acc[g];
-  float* out = r.y + ((size_t)t * r.batch + b) * r.ldy + c;
-  const float v = apply_activation(r.act, *out + sum + bias_at(r.bias, c));
-  *out = v;
-  return v;
+  const size_t row = (size_t)t * r.batch + b;
+  const S v = from_float<S>(apply_activation(r.act, r.p[row * r.ldp + c] + sum + bias_at(r.bias, c)));
+  r.y[row * r.ldy + c] = v;
+  return to_float(v);  // as stored: the next step reads it so
 }
 
 constexpr int kThreads = 256;
@@ -95,8 +98,8 @@ constexpr int kWarps = kThreads / 32;
 
 // The whole GPU: block j owns `cols` columns; a grid barrier separates the steps, whose
 // previous outputs are read from L2 (bypassing the non-coherent L1).
-template <int G>
-__global__ void __launch_bounds__(kThreads) persistent(Recurrence r, int cols) {
+template <int G, typename S>
+__global__ void __launch_bounds__(kThreads) persistent(Recurrence<S> r, int cols) {
   extern __shared__ float w_s[];
   cg::grid_group grid = cg::this_grid();
   const int H = r.hidden, c0 = blockIdx.x * cols, ncols = min(cols, H - c0);
@@ -108,14 +111,14 @@ __global__ void __launch_bounds__(kThreads) persistent(Recurrence r, int cols) {
     const int t = r.reverse ? r.steps - 1 - k : k;
     for (int item = warp; item < r.batch * groups; item += kWarps) {
       const int b = item / groups, g0 = (item % groups) * G, nc = min(G, ncols - g0);
-      const float* prev = prev_t < 0 ? r.h0 + (size_t)b * H
-                                     : r.y + ((size_t)prev_t * r.batch + b) * r.ldy;
+      const S* prev = prev_t < 0 ? r.h0 + (size_t)b * H
+                                 : r.y + ((size_t)prev_t * r.batch + b) * r.ldy;
       float acc[G];
-      dot_group<G>(H, [&](int i) { return __ldcg(prev + i); }, w_s + g0 * (H + 1), nc, acc);
+      dot_group<G>(H, [&](int i) { return load_cg(prev + i); }, w_s + g0 * (H + 1), nc, acc);
       if (threadIdx.x % 32 < nc) {
         const int c = c0 + g0 + threadIdx.x % 32;
         const float v = finish<G>(r, acc, t, b, c);
-        if (k == r.steps - 1) r.h_n[(size_t)b * H + c] = v;
+        if (k == r.steps - 1) r.h_n[(size_t)b * H + c] = from_float<S>(v);
       }
     }
     prev_t = t;
@@ -126,8 +129,8 @@ __global__ void __launch_bounds__(kThreads) persistent(Recurrence r, int cols) {
 // One thread-block cluster (Hopper): every block holds its columns of W_y and a full
 // copy of h (double-buffered); new columns go to every block's copy through distributed
 // shared memory, and the cluster barrier separates the steps.
-template <int G>
-__global__ void __launch_bounds__(kThreads) clustered(Recurrence r, int cols) {
+template <int G, typename S>
+__global__ void __launch_bounds__(kThreads) clustered(Recurrence<S> r, int cols) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ float smem[];
   cg::cluster_group cluster = cg::this_cluster();
@@ -137,7 +140,7 @@ __global__ void __launch_bounds__(kThreads) clustered(Recurrence r, int cols) {
   float* w_s = smem;
   float* h_buf = smem + (size_t)cols * (H + 1);  // 2 x batch x H
   load_columns(r, c0, ncols, w_s);
-  for (int i = threadIdx.x; i < r.batch * H; i += blockDim.x) h_buf[i] = r.h0[i];
+  for (int i = threadIdx.x; i < r.batch * H; i += blockDim.x) h_buf[i] = to_float(r.h0[i]);
   cluster.sync();
   for (int k = 0; k < r.steps; ++k) {
     const int t = r.reverse ? r.steps - 1 - k : k;
@@ -152,15 +155,13 @@ __global__ void __launch_bounds__(kThreads) clustered(Recurrence r, int cols) {
         const float v = finish<G>(r, acc, t, b, c);
         for (int dst = 0; dst < blocks; ++dst)
           cluster.map_shared_rank(h_next, dst)[(size_t)b * H + c] = v;
-        if (k == r.steps - 1) r.h_n[(size_t)b * H + c] = v;
+        if (k == r.steps - 1) r.h_n[(size_t)b * H + c] = from_float<S>(v);
       }
     }
     cluster.sync();
   }
 #endif
 }
-
-using Kernel = void (*)(Recurrence, int);
 
 // Columns per warp item: the widest that still gives every warp an item.
 int group_for(int batch, int cols) {
@@ -169,8 +170,14 @@ int group_for(int batch, int cols) {
   return 1;
 }
 
-Kernel persistent_kernel(int g) { return g == 16 ? persistent<16> : g == 4 ? persistent<4> : persistent<1>; }
-Kernel clustered_kernel(int g) { return g == 16 ? clustered<16> : g == 4 ? clustered<4> : clustered<1>; }
+template <typename S>
+const void* persistent_kernel(int g) {
+  return address(g == 16 ? persistent<16, S> : g == 4 ? persistent<4, S> : persistent<1, S>);
+}
+template <typename S>
+const void* clustered_kernel(int g) {
+  return address(g == 16 ? clustered<16, S> : g == 4 ? clustered<4, S> : clustered<1, S>);
+}
 
 }  // namespace
 
@@ -187,11 +194,11 @@ Device current_device() {
 
 namespace {
 
-// How one (batch, H, lengths or not) runs, found once, since the checks (attributes,
-// occupancy) cost far more than a short sequence's launch.
+// How one (batch, H, lengths or not, storage) runs, found once, since the checks
+// (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
   enum Kind { Stepwise, Cluster, Persistent, Tiled } kind = Stepwise;
-  Kernel kernel = nullptr;  // Cluster and Persistent
+  const void* kernel = nullptr;  // Cluster and Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
   TiledPlan tiled;
@@ -207,9 +214,10 @@ cudaLaunchAttribute cluster_of(int blocks) {
 
 // A cluster of `blocks` (8 portable, 16 with Hopper's non-portable sizes), if its W_y
 // slice and two copies of h fit in each block's shared memory and it can be resident.
+template <typename S>
 Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
-  Plan p{Plan::Cluster, clustered_kernel(group_for(batch, (hidden + blocks - 1) / blocks)), blocks,
-         (hidden + blocks - 1) / blocks};
+  Plan p{Plan::Cluster, clustered_kernel<S>(group_for(batch, (hidden + blocks - 1) / blocks)),
+         blocks, (hidden + blocks - 1) / blocks};
   p.smem = ((size_t)p.cols * (hidden + 1) + 2 * (size_t)batch * hidden) * sizeof(float);
   if (d.major < 9 || p.smem > (size_t)d.smem_per_block) return {};
   // The device's limit, not this plan's size: other plans share the kernel.
@@ -235,13 +243,14 @@ Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
 
 // The whole GPU, if every block (one per W_y slice) can be resident at once, as a grid
 // barrier requires.
+template <typename S>
 Plan persistent_plan(int batch, int hidden, const Device& d) {
   Plan p{Plan::Persistent};
   p.cols = std::max(1, (hidden + d.sms - 1) / d.sms);
   p.blocks = (hidden + p.cols - 1) / p.cols;
   p.smem = (size_t)p.cols * (hidden + 1) * sizeof(float);
   if (p.smem > (size_t)d.smem_per_block) return {};
-  p.kernel = persistent_kernel(group_for(batch, p.cols));
+  p.kernel = persistent_kernel<S>(group_for(batch, p.cols));
   check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
         "persistent kernel shared memory");
   int per_sm = 0;
@@ -265,34 +274,37 @@ std::string forced_kernel() {
 // H = 256: 0.8; B = 16, H = 1760: 5.6; B = 256, H = 512: 4.2).
 constexpr double kTiledMaxCost = 2500;  // ns
 
+template <typename S>
 Plan choose(int batch, int hidden, bool lengths) {
   const Device d = current_device();
   const std::string forced = forced_kernel();
   if (forced == "stepwise") return {};
   Plan p;
   if (batch == 1 && !lengths && forced != "tiled") {
-    if (hidden <= 256) p = cluster_plan(batch, hidden, d, 8);
-    if (!p.kernel && hidden <= 640) p = cluster_plan(batch, hidden, d, 16);
-    if (!p.kernel) p = persistent_plan(batch, hidden, d);
+    if (hidden <= 256) p = cluster_plan<S>(batch, hidden, d, 8);
+    if (!p.kernel && hidden <= 640) p = cluster_plan<S>(batch, hidden, d, 16);
+    if (!p.kernel) p = persistent_plan<S>(batch, hidden, d);
     if (p.kernel) return p;
   }
   p = Plan{Plan::Tiled};
-  p.tiled = tiled_plan(batch, hidden, d);
+  p.tiled = tiled_plan<S>(batch, hidden, d);
   if (!p.tiled.kernel || (forced != "tiled" && p.tiled.cost > kTiledMaxCost)) return {};
   return p;
 }
 
+template <typename S>
 const Plan& plan_for(int batch, int hidden, bool lengths) {
   static std::mutex mutex;
-  static std::map<std::tuple<int, int, bool>, Plan> plans;  // one device
+  static std::map<std::tuple<int, int, bool>, Plan> plans;  // one device, per S
   std::lock_guard<std::mutex> lock(mutex);
   const auto key = std::make_tuple(batch, hidden, lengths);
   auto found = plans.find(key);
-  if (found == plans.end()) found = plans.emplace(key, choose(batch, hidden, lengths)).first;
+  if (found == plans.end()) found = plans.emplace(key, choose<S>(batch, hidden, lengths)).first;
   return found->second;
 }
 
-void run_cluster(const Recurrence& r, const Plan& p) {
+template <typename S>
+void run_cluster(const Recurrence<S>& r, const Plan& p) {
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(p.blocks);
   config.blockDim = dim3(kThreads);
@@ -301,39 +313,53 @@ void run_cluster(const Recurrence& r, const Plan& p) {
   cudaLaunchAttribute cluster = cluster_of(p.blocks);
   config.attrs = &cluster;
   config.numAttrs = 1;
-  check(cudaLaunchKernelEx(&config, p.kernel, r, p.cols), "cluster kernel launch");
-}
-
-void run_persistent(const Recurrence& r, const Plan& p) {
-  Recurrence args = r;
+  Recurrence<S> args = r;
   int cols = p.cols;
   void* params[] = {&args, &cols};
-  check(cudaLaunchCooperativeKernel((void*)p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
+  check(cudaLaunchKernelExC(&config, p.kernel, params), "cluster kernel launch");
+}
+
+template <typename S>
+void run_persistent(const Recurrence<S>& r, const Plan& p) {
+  Recurrence<S> args = r;
+  int cols = p.cols;
+  void* params[] = {&args, &cols};
+  check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
         "persistent kernel launch");
 }
 
-void run_stepwise(const Recurrence& r, cublasHandle_t blas, float* state, float* product) {
+// The cuBLAS type of S.
+template <typename S> constexpr cudaDataType_t blas_type();
+template <> constexpr cudaDataType_t blas_type<float>() { return CUDA_R_32F; }
+template <> constexpr cudaDataType_t blas_type<__half>() { return CUDA_R_16F; }
+template <> constexpr cudaDataType_t blas_type<__nv_bfloat16>() { return CUDA_R_16BF; }
+
+template <typename S>
+void run_stepwise(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
   const int n = r.batch * r.hidden, threads = 256, blocks = (n + threads - 1) / threads;
   const float one = 1.f, zero = 0.f;
   check(cublasSetStream(blas, r.stream), "cuBLAS stream");
-  check(cudaMemcpyAsync(state, r.h0, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice, r.stream),
+  check(cudaMemcpyAsync(state, r.h0, (size_t)n * sizeof(S), cudaMemcpyDeviceToDevice, r.stream),
         "h0");
   for (int k = 0; k < r.steps; ++k) {
-    // product (row-major batch x H) = state @ W_y, as column-major W_y^T state^T
-    check(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, r.hidden, r.batch, r.hidden, &one, r.w_y,
-                      r.hidden, state, r.hidden, &zero, product, r.hidden),
+    // product (row-major batch x H, float) = state @ W_y, as column-major W_y^T state^T;
+    // float accumulation (CUBLAS_COMPUTE_32F: no TF32) whatever S is
+    check(cublasGemmEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, r.hidden, r.batch, r.hidden, &one, r.w_y,
+                       blas_type<S>(), r.hidden, state, blas_type<S>(), r.hidden, &zero, product,
+                       CUDA_R_32F, r.hidden, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
           "recurrent product");
     step_epilogue<<<blocks, threads, 0, r.stream>>>(r, k, product, state);
     check(cudaGetLastError(), "step kernel launch");
   }
-  check(cudaMemcpyAsync(r.h_n, state, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice, r.stream),
+  check(cudaMemcpyAsync(r.h_n, state, (size_t)n * sizeof(S), cudaMemcpyDeviceToDevice, r.stream),
         "h_n");
 }
 
 }  // namespace
 
-void run_recurrence(const Recurrence& r, cublasHandle_t blas, float* state, float* product) {
-  const Plan& p = plan_for(r.batch, r.hidden, r.lengths != nullptr);
+template <typename S>
+void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
+  const Plan& p = plan_for<S>(r.batch, r.hidden, r.lengths != nullptr);
   switch (p.kind) {
     case Plan::Cluster: run_cluster(r, p); break;
     case Plan::Persistent: run_persistent(r, p); break;
@@ -346,5 +372,9 @@ void run_recurrence(const Recurrence& r, cublasHandle_t blas, float* state, floa
     check(cudaGetLastError(), "padding kernel launch");
   }
 }
+
+template void run_recurrence(const Recurrence<float>&, cublasHandle_t, float*, float*);
+template void run_recurrence(const Recurrence<__half>&, cublasHandle_t, __half*, float*);
+template void run_recurrence(const Recurrence<__nv_bfloat16>&, cublasHandle_t, __nv_bfloat16*, float*);
 
 }  // namespace elman::cuda

@@ -17,27 +17,32 @@ struct DeviceActivation {
   bool clipped;
 };
 
-// y_t = act(p_t + y_{t-1} @ w_y + bias) over the steps, in place, for rows of y with
-// row stride ldy (row t*batch + b is step t of batch row b, holding p_t on entry).
+// y_t = act(p_t + y_{t-1} @ w_y + bias) over the steps for rows of y (row t*batch + b is
+// step t of batch row b), values stored as S (float, __half or __nv_bfloat16), the
+// products and activations in float. p may be y itself (float storage: in place).
+template <typename S>
 struct Recurrence {
   int steps, batch, hidden;
-  const float* w_y;     // (H, H), row-major
+  const S* w_y;         // (H, H), row-major
   const float* bias;    // (H,) or null
   bool reverse;         // each row runs from its last valid step back to step 0
   DeviceActivation act;
-  const float* h0;      // (batch, H), never null (zeros stand for "none")
+  const S* h0;          // (batch, H), never null (zeros stand for "none")
   const int* lengths;   // (batch,) valid steps per row, device memory; null: all steps
-  float* y;
+  const float* p;       // the input projections, row stride ldp
+  int ldp;
+  S* y;                 // the outputs, row stride ldy
   int ldy;
-  float* h_n;           // (batch, H): the state after each row's last valid step
+  S* h_n;               // (batch, H): the state after each row's last valid step
   cudaStream_t stream;  // every launch and copy goes to this stream
 };
 
 // All steps of one layer and direction, outputs past each row's length set to 0. Where
 // W_y fits on chip, one launch holds it there for the whole sequence (a thread-block
 // cluster, or the whole GPU with a grid barrier between steps); else, per step, a cuBLAS
-// product into `product` and one kernel for bias, activation, output and the state
-// `state` (both batch x H).
-void run_recurrence(const Recurrence& r, cublasHandle_t blas, float* state, float* product);
+// product into `product` (batch x H, float) and one kernel for bias, activation, output
+// and the state `state` (batch x H, S).
+template <typename S>
+void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product);
 
 }  // namespace elman::cuda

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "cuda/tiled.h"
 
@@ -22,7 +23,8 @@ constexpr int kThreads = 256;
 constexpr int kTileCols = 4;  // a thread's columns: one float4 of W_y per k
 
 // Where row b's previous state is at iteration k (null once the row has ended).
-__device__ const float* previous_state(const Recurrence& r, int k, int b) {
+template <typename S>
+__device__ const S* previous_state(const Recurrence<S>& r, int k, int b) {
   const int length = length_of(r, b);
   if (k >= length) return nullptr;
   if (k == 0) return r.h0 + (size_t)b * r.hidden;
@@ -30,40 +32,56 @@ __device__ const float* previous_state(const Recurrence& r, int k, int b) {
   return r.y + ((size_t)t_prev * r.batch + b) * r.ldy;
 }
 
-// Where output (b, c) of iteration k goes (null once the row has ended).
-__device__ float* output_at(const Recurrence& r, int k, int b, int c) {
+// The row of y and p that iteration k of row b writes (-1 once the row has ended).
+template <typename S>
+__device__ long long output_row(const Recurrence<S>& r, int k, int b) {
   const int length = length_of(r, b);
-  if (k >= length) return nullptr;
+  if (k >= length) return -1;
   const int t = r.reverse ? length - 1 - k : k;
-  return r.y + ((size_t)t * r.batch + b) * r.ldy + c;
+  return (long long)t * r.batch + b;
 }
 
-// Copies k in [k0, k0 + n) of each live row's previous state into h_s (row i at
-// i * h_stride), a warp per row. Values come from L2 (__ldcg): other blocks wrote them,
-// and L1 is not coherent. Eight loads are in flight per thread before their stores.
-template <typename V>
-__device__ void copy_states(const float* const* src, int nrows, int k0, int n, int h_stride,
+// Writes output (row, c) of iteration k of batch row b, and the final state after its
+// last step.
+template <typename S>
+__device__ void write_output(const Recurrence<S>& r, int k, int b, long long row, int c, float z) {
+  const S v = from_float<S>(apply_activation(r.act, z));
+  r.y[row * r.ldy + c] = v;
+  if (k == length_of(r, b) - 1) r.h_n[(size_t)b * r.hidden + c] = v;
+}
+
+// Copies k in [k0, k0 + n) of each live row's previous state (stored as S) into h_s as
+// float (row i at i * h_stride), a warp per row; V: S, or float4 for aligned float rows.
+// Values come from L2 (__ldcg): other blocks wrote them, and L1 is not coherent. Eight
+// loads are in flight per thread before their stores.
+template <typename V, typename S>
+__device__ void copy_states(const S* const* src, int nrows, int k0, int n, int h_stride,
                             float* h_s) {
-  constexpr int kWidth = sizeof(V) / sizeof(float), kInFlight = 8;
+  constexpr int kWidth = sizeof(V) / sizeof(S), kInFlight = 8;
+  using Out = typename std::conditional<kWidth == 4, float4, float>::type;
   const int per_row = n / kWidth, lane = threadIdx.x % 32;
   for (int i = threadIdx.x / 32; i < nrows; i += kThreads / 32) {
     if (!src[i]) continue;
     const V* from = reinterpret_cast<const V*>(src[i] + k0);
-    V* to = reinterpret_cast<V*>(h_s + (size_t)i * h_stride);
+    Out* to = reinterpret_cast<Out*>(h_s + (size_t)i * h_stride);
     for (int q0 = lane; q0 < per_row; q0 += kInFlight * 32) {
       V v[kInFlight];
 #pragma unroll
       for (int u = 0; u < kInFlight; ++u)
         if (q0 + 32 * u < per_row) v[u] = __ldcg(from + q0 + 32 * u);
 #pragma unroll
-      for (int u = 0; u < kInFlight; ++u)
-        if (q0 + 32 * u < per_row) to[q0 + 32 * u] = v[u];
+      for (int u = 0; u < kInFlight; ++u) {
+        if (q0 + 32 * u < per_row) {
+          if constexpr (kWidth == 4) to[q0 + 32 * u] = v[u];
+          else to[q0 + 32 * u] = to_float(v[u]);
+        }
+      }
     }
   }
 }
 
-template <int TM>
-__global__ void __launch_bounds__(kThreads, 1) tiled(Recurrence r, TileShape s) {
+template <int TM, typename S>
+__global__ void __launch_bounds__(kThreads, 1) tiled(Recurrence<S> r, TileShape s) {
   extern __shared__ float4 smem4[];
   float* smem = reinterpret_cast<float*>(smem4);
   cg::grid_group grid = cg::this_grid();
@@ -74,7 +92,7 @@ __global__ void __launch_bounds__(kThreads, 1) tiled(Recurrence r, TileShape s) 
   float* w_s = smem;                                     // H x w_stride
   float* h_s = w_s + (size_t)H * s.w_stride;             // rows x h_stride
   float* partial = h_s + (size_t)s.rows * s.h_stride;    // split/32 x rows x cols
-  const float** src = reinterpret_cast<const float**>(   // rows: previous state or null
+  const S** src = reinterpret_cast<const S**>(           // rows: previous state or null
       partial + (s.split > 32 ? (size_t)(s.split / 32) * s.rows * s.cols : 0));
 
   const int tile = tid / s.split, part = tid % s.split;
@@ -85,7 +103,7 @@ __global__ void __launch_bounds__(kThreads, 1) tiled(Recurrence r, TileShape s) 
 
   for (int i = tid; i < H * s.w_stride; i += kThreads) {
     const int k = i / s.w_stride, c = i - k * s.w_stride;
-    w_s[i] = c < ncols ? r.w_y[(size_t)k * H + c0 + c] : 0.f;
+    w_s[i] = c < ncols ? to_float(r.w_y[(size_t)k * H + c0 + c]) : 0.f;
   }
   for (int i = tid; i < s.rows * s.h_stride; i += kThreads) h_s[i] = 0.f;  // rows past B
 
@@ -99,18 +117,20 @@ __global__ void __launch_bounds__(kThreads, 1) tiled(Recurrence r, TileShape s) 
 #pragma unroll
       for (int j = 0; j < kTileCols; ++j) {
         const int b = r0 + tr + i, c = c0 + tc + j;
-        float* out = leader && s.split <= 32 && tr + i < nrows && tc + j < ncols
-                         ? output_at(r, k, b, c) : nullptr;
-        pre[i][j] = out ? *out + bias_at(r.bias, c) : 0.f;
+        const long long row = leader && s.split <= 32 && tr + i < nrows && tc + j < ncols
+                                  ? output_row(r, k, b) : -1;
+        pre[i][j] = row >= 0 ? r.p[row * r.ldp + c] + bias_at(r.bias, c) : 0.f;
       }
     float acc[TM][kTileCols] = {};
     for (int k0 = 0; k0 < H; k0 += s.chunk) {
       const int n = min(s.chunk, H - k0);
       __syncthreads();  // src written; the previous chunk's products done
-      if (s.vector_copy)
-        copy_states<float4>(src, nrows, k0, n, s.h_stride, h_s);
-      else
-        copy_states<float>(src, nrows, k0, n, s.h_stride, h_s);
+      if constexpr (std::is_same<S, float>::value) {
+        if (s.vector_copy) copy_states<float4>(src, nrows, k0, n, s.h_stride, h_s);
+        else copy_states<float>(src, nrows, k0, n, s.h_stride, h_s);
+      } else {
+        copy_states<S>(src, nrows, k0, n, s.h_stride, h_s);
+      }
       __syncthreads();
       const float* w = w_s + (k0 + part) * s.w_stride + tc;
       const float* h = h_s + tr * s.h_stride + part;
@@ -143,11 +163,8 @@ __global__ void __launch_bounds__(kThreads, 1) tiled(Recurrence r, TileShape s) 
 #pragma unroll
           for (int j = 0; j < kTileCols; ++j) {
             const int b = r0 + tr + i, c = c0 + tc + j;
-            float* out = tr + i < nrows && tc + j < ncols ? output_at(r, k, b, c) : nullptr;
-            if (!out) continue;
-            const float v = apply_activation(r.act, pre[i][j] + acc[i][j]);
-            *out = v;
-            if (k == length_of(r, b) - 1) r.h_n[(size_t)b * H + c] = v;
+            const long long row = tr + i < nrows && tc + j < ncols ? output_row(r, k, b) : -1;
+            if (row >= 0) write_output(r, k, b, row, c, pre[i][j] + acc[i][j]);
           }
     } else {  // a tile spans split/32 warps: sum their partials through shared memory
       const int per_part = s.rows * s.cols;
@@ -160,22 +177,21 @@ __global__ void __launch_bounds__(kThreads, 1) tiled(Recurrence r, TileShape s) 
       __syncthreads();
       for (int o = tid; o < per_part; o += kThreads) {
         const int i = o / s.cols, j = o - i * s.cols, b = r0 + i, c = c0 + j;
-        float* out = i < nrows && j < ncols ? output_at(r, k, b, c) : nullptr;
-        if (!out) continue;
-        float sum = *out + bias_at(r.bias, c);
+        const long long row = i < nrows && j < ncols ? output_row(r, k, b) : -1;
+        if (row < 0) continue;
+        float sum = r.p[row * r.ldp + c] + bias_at(r.bias, c);
         for (int w = 0; w < s.split / 32; ++w) sum += partial[w * per_part + o];
-        const float v = apply_activation(r.act, sum);
-        *out = v;
-        if (k == length_of(r, b) - 1) r.h_n[(size_t)b * H + c] = v;
+        write_output(r, k, b, row, c, sum);
       }
     }
     grid.sync();
   }
 }
 
-using Kernel = void (*)(Recurrence, TileShape);
-
-Kernel kernel_for(int tm) { return tm == 4 ? tiled<4> : tm == 2 ? tiled<2> : tiled<1>; }
+template <typename S>
+const void* kernel_for(int tm) {
+  return address(tm == 4 ? tiled<4, S> : tm == 2 ? tiled<2, S> : tiled<1, S>);
+}
 
 int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
@@ -201,6 +217,7 @@ int h_stride_for(int chunk, int tm, int split) {
 
 }  // namespace
 
+template <typename S>
 TiledPlan tiled_plan(int batch, int hidden, const Device& d) {
   const int budget = d.smem_per_block / (int)sizeof(float);  // floats
   TiledPlan best;
@@ -238,7 +255,7 @@ TiledPlan tiled_plan(int batch, int hidden, const Device& d) {
       best.shape = {rows, cols, row_blocks, w_stride, chunk, h_stride, split, false};
       best.blocks = blocks;
       best.smem = (size_t)(fixed + rows * h_stride) * sizeof(float);
-      best.kernel = kernel_for(tm);
+      best.kernel = kernel_for<S>(tm);
       best.cost = cost;
     }
   }
@@ -253,15 +270,23 @@ TiledPlan tiled_plan(int batch, int hidden, const Device& d) {
   return per_sm * d.sms >= best.blocks ? best : TiledPlan{};
 }
 
-void launch_tiled(const Recurrence& r, const TiledPlan& p) {
-  Recurrence args = r;
+template <typename S>
+void launch_tiled(const Recurrence<S>& r, const TiledPlan& p) {
+  Recurrence<S> args = r;
   TileShape shape = p.shape;
   // float4 copies need 16-byte aligned rows and chunks (chunk is a multiple of 4).
   const auto aligned = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
   shape.vector_copy = r.hidden % 4 == 0 && r.ldy % 4 == 0 && aligned(r.y) && aligned(r.h0);
   void* params[] = {&args, &shape};
-  check(cudaLaunchCooperativeKernel((void*)p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
+  check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
         "tiled kernel launch");
 }
+
+template TiledPlan tiled_plan<float>(int, int, const Device&);
+template TiledPlan tiled_plan<__half>(int, int, const Device&);
+template TiledPlan tiled_plan<__nv_bfloat16>(int, int, const Device&);
+template void launch_tiled(const Recurrence<float>&, const TiledPlan&);
+template void launch_tiled(const Recurrence<__half>&, const TiledPlan&);
+template void launch_tiled(const Recurrence<__nv_bfloat16>&, const TiledPlan&);
 
 }  // namespace elman::cuda

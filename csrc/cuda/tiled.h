@@ -14,22 +14,24 @@ struct TileShape {
   int w_stride;         // floats per k in the block's W_y slice in shared memory
   int chunk, h_stride;  // k per copy of the previous states; floats per row of that copy
   int split;            // threads per register tile, each taking every split-th k
-  bool vector_copy;     // rows of y and h0 16-byte aligned: copy states with float4
+  bool vector_copy;     // float rows of y and h0 16-byte aligned: copy states with float4
 };
 
 struct TiledPlan {
   TileShape shape{};
   int blocks = 0;
   std::size_t smem = 0;
-  void (*kernel)(Recurrence, TileShape) = nullptr;  // null: does not fit on chip
+  const void* kernel = nullptr;  // null: does not fit on chip
   double cost = 0;  // the cost model's estimate, ns per step (barrier not included)
 };
 
 // The cheapest tiling by a cost model of the kernel (estimates, not measurements), or
 // no kernel when W_y does not fit in the shared memory of all the GPU's blocks.
+template <typename S>
 TiledPlan tiled_plan(int batch, int hidden, const Device& d);
 
 // One cooperative launch on r.stream.
-void launch_tiled(const Recurrence& r, const TiledPlan& p);
+template <typename S>
+void launch_tiled(const Recurrence<S>& r, const TiledPlan& p);
 
 }  // namespace elman::cuda

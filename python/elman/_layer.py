@@ -29,7 +29,8 @@ class RNN:
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, bidirectional=False, dtype=np.float32, seed=None, *,
-                 activation_alpha=None, activation_beta=None, clip=None, device="cpu"):
+                 activation_alpha=None, activation_beta=None, clip=None, device="cpu",
+                 storage="float32"):
         s = object.__setattr__
         s(self, "_input_size", _checks.positive_int("input_size", input_size, _checks.MAX_FEATURES))
         s(self, "_hidden_size", _checks.positive_int("hidden_size", hidden_size, _checks.MAX_FEATURES))
@@ -42,6 +43,7 @@ class RNN:
         s(self, "_dtype", _checks.layer_dtype(dtype))
         s(self, "_net", None)
         s(self, "_device", "cpu")
+        s(self, "_storage", "float32")
         # Checked before the table of shapes exists: it has an entry per layer.
         _checks.fits_in_memory("input_size, hidden_size, num_layers", 2 * 8 * self._weight_count())
         shapes = self._weight_shapes()
@@ -53,7 +55,7 @@ class RNN:
             w.flags.writeable = False
             weights[name] = w
         s(self, "_weights", weights)
-        self.to(device)
+        self.to(device, storage=storage)
 
     @classmethod
     def from_weights(cls, weights: dict, **options) -> "RNN":
@@ -82,16 +84,28 @@ class RNN:
     dtype = property(lambda self: self._dtype)
     num_directions = property(lambda self: 2 if self._bidirectional else 1)
     device = property(lambda self: self._device)
+    storage = property(lambda self: self._storage)
 
-    def to(self, device) -> "RNN":
-        """Runs this layer on `device` ("cpu" or "cuda", float32 only) from now on."""
+    def to(self, device, *, storage=None) -> "RNN":
+        """Runs this layer on `device` ("cpu" or "cuda", float32 only) from now on.
+
+        storage (on "cuda"): "float32", "float16" or "bfloat16", how the GPU keeps
+        weights, inputs, outputs and states (arithmetic stays float32; the layer's
+        weights stay float32 here); None keeps the current one on "cuda"."""
         device = cuda.check_device(device)
+        if storage is None:
+            storage = self._storage if device == "cuda" else "float32"
+        storage = cuda.check_storage(storage)
+        if device == "cpu" and storage != "float32":
+            raise ValueError(f"storage: {storage} runs on \"cuda\" only; the CPU engine "
+                             f"computes in the layer's dtype ({self._dtype})")
         if device == "cuda":
             cuda.require()
             if self._dtype != np.float32:
                 raise TypeError(f"device: the CUDA backend runs float32 layers, this one is {self._dtype}")
-        if device != self._device:
+        if (device, storage) != (self._device, self._storage):
             object.__setattr__(self, "_device", device)
+            object.__setattr__(self, "_storage", storage)
             object.__setattr__(self, "_net", None)
         return self
 
@@ -153,7 +167,8 @@ class RNN:
                 for d, suffix in enumerate(("", "_reverse")[:self.num_directions]):
                     cells.append((self._weights[f"w_x_l{k}{suffix}"], self._weights[f"w_y_l{k}{suffix}"],
                                   self._weights.get(f"b_l{k}{suffix}"), d == 1, self._activation))
-            build = cuda.network if self._device == "cuda" else partial(_run.network, self._dtype)
+            build = (partial(cuda.network, storage=self._storage) if self._device == "cuda"
+                     else partial(_run.network, self._dtype))
             net = build(self._input_size, self._hidden_size, self._num_layers, self.num_directions,
                         cells)
             object.__setattr__(self, "_net", net)
@@ -170,8 +185,9 @@ class RNN:
         over each sequence's own valid steps.
         y: (T, B, D*H) in x's layout, [forward, backward] on the last axis; h_n like h0,
         layer-major, direction-minor.
-        On "cuda", x on the GPU (__cuda_array_interface__ or __dlpack__, (T, B, I) float32)
-        is read in place and y, h_n are elman.cuda.DeviceArray; NumPy in gives NumPy out.
+        On "cuda", x on the GPU (__cuda_array_interface__ or __dlpack__, in the layer's
+        storage dtype) is read in place and y, h_n are elman.cuda.DeviceArray; NumPy in
+        gives NumPy out.
         stream (GPU input only): the CUDA stream to queue the work on, returning at once
         (see elman.cuda); None: wait for the device, run, return complete outputs.
         """

@@ -6,6 +6,11 @@ exposes ``__cuda_array_interface__`` or ``__dlpack__`` (torch CUDA tensors, CuPy
 arrays) is read in place and the outputs are DeviceArray objects, which
 torch.from_dlpack / cupy.from_dlpack / torch.as_tensor view without a copy.
 
+Storage: ``RNN(..., device="cuda", storage="bfloat16")`` (or "float16") keeps weights,
+inputs, outputs and states on the GPU in that type, with float32 products, sums and
+activations; GPU inputs must then be of that dtype (bfloat16 arrays travel by DLPack
+only), NumPy input is float32 in and out (rounded through the storage type).
+
 Streams: by default a call waits for all work on the GPU, runs, and returns when its
 outputs are complete. ``layer(x, stream=s)`` (s: a torch.cuda.Stream, a CuPy stream,
 or a raw cudaStream_t as int) instead queues the work on s behind what is already there
@@ -64,11 +69,23 @@ def check_device(device) -> str:
     return device
 
 
-def network(input_size, hidden_size, num_layers, num_directions, cells):
+STORAGES = ("float32", "float16", "bfloat16")
+# Per storage: the __cuda_array_interface__ typestr and the DLPack (code, bits, lanes).
+_TYPESTR = {"float32": "<f4", "float16": "<f2", "bfloat16": None}
+_DLPACK_DTYPE = {"float32": (2, 32, 1), "float16": (2, 16, 1), "bfloat16": (4, 16, 1)}
+
+
+def check_storage(storage) -> str:
+    if storage not in STORAGES:
+        raise ValueError(f"storage: expected one of {', '.join(map(repr, STORAGES))}, got {storage!r}")
+    return storage
+
+
+def network(input_size, hidden_size, num_layers, num_directions, cells, storage="float32"):
     """A layer stack on the GPU; cells as elman._run.network takes them."""
-    return _cuda.NetworkF32(input_size, hidden_size, num_layers, num_directions,
-                            [(w_x, w_y, b, reverse, act.as_tuple())
-                             for w_x, w_y, b, reverse, act in cells])
+    return _cuda.Network(input_size, hidden_size, num_layers, num_directions,
+                         [(w_x, w_y, b, reverse, act.as_tuple())
+                          for w_x, w_y, b, reverse, act in cells], storage)
 
 
 def on_device(value) -> bool:
@@ -83,7 +100,7 @@ def on_device(value) -> bool:
         return False
 
 
-_KDLCUDA, _KDLFLOAT = 2, 2
+_KDLCUDA = 2
 
 
 def stream_handle(stream) -> int:
@@ -104,16 +121,17 @@ def _c_strides(shape):
     return tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape)))
 
 
-def _view(name: str, value, shape, stream: int):
-    """(data pointer, keep-alive) of a dense float32 CUDA array, by
-    __cuda_array_interface__ or else DLPack; `shape` None takes any 3-D shape. Work on
+def _view(name: str, value, shape, stream: int, storage: str):
+    """(data pointer, shape, keep-alive) of a dense CUDA array of the storage's dtype, by
+    __cuda_array_interface__ or else DLPack; `shape` None takes any shape. Work on
     `stream` (0: the legacy default stream) waits for the producer's stream."""
     if hasattr(value, "__cuda_array_interface__"):
         cai = value.__cuda_array_interface__
         got, typestr, strides = tuple(cai["shape"]), cai["typestr"], cai.get("strides")
         pointer, keep = int(cai["data"][0]), value
         if strides is not None:
-            strides = tuple(s // 4 if s % 4 == 0 else -1 for s in strides)
+            size = 2 if typestr == "<f2" else 4
+            strides = tuple(s // size if s % size == 0 else -1 for s in strides)
         if cai.get("stream") is not None:
             _cuda.stream_wait(stream, int(cai["stream"]))
     elif on_device(value):
@@ -122,13 +140,14 @@ def _view(name: str, value, shape, stream: int):
         except TypeError:  # a producer without the stream keyword
             capsule = value.__dlpack__()
         pointer, got, strides, dtype, device = _cuda.dlpack_view(capsule)
-        typestr = "<f4" if tuple(dtype) == (_KDLFLOAT, 32, 1) else f"DLPack dtype {tuple(dtype)}"
+        typestr = next((_TYPESTR[s] or s for s, d in _DLPACK_DTYPE.items() if d == tuple(dtype)),
+                       f"DLPack dtype {tuple(dtype)}")
         keep = capsule  # unconsumed: its producer's memory stays alive while we hold it
     else:
         raise TypeError(f"{name}: expected a CUDA array (with __cuda_array_interface__ or "
                         f"__dlpack__) as x is one, got {type(value).__name__}")
-    if typestr != "<f4":
-        raise TypeError(f"{name}: expected a float32 CUDA array, got {typestr}")
+    if typestr != (_TYPESTR[storage] or storage):
+        raise TypeError(f"{name}: expected a {storage} CUDA array (the layer's storage), got {typestr}")
     if shape is not None and got != tuple(shape):
         raise ValueError(f"{name}: expected shape {_checks.shape_str(shape)}, got {_checks.shape_str(got)}")
     if strides is not None and any(n > 1 and s != c for n, s, c in zip(got, strides, _c_strides(got))):
@@ -137,22 +156,22 @@ def _view(name: str, value, shape, stream: int):
 
 
 def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None):
-    """(y, h_n) as DeviceArrays for x on the GPU, (T, B, I) float32, read in place."""
+    """(y, h_n) as DeviceArrays for x on the GPU ((T, B, I), or (B, T, I) if batch_first,
+    in the layer's storage dtype), read in place."""
     handle = stream_handle(stream)
-    if batch_first:
-        raise ValueError("x: a CUDA array is taken as (T, B, I) only; this layer is "
-                         "batch_first (transpose x, or pass a NumPy array)")
-    x_ptr, shape, keep_x = _view("x", x, None, handle)
+    storage = net.storage
+    x_ptr, shape, keep_x = _view("x", x, None, handle, storage)
     if len(shape) != 3 or shape[2] != net.input_size or 0 in shape:
-        raise ValueError(f"x: expected a CUDA array of shape (T, B, {net.input_size}), "
+        layout = "(B, T, I)" if batch_first else "(T, B, I)"
+        raise ValueError(f"x: expected a CUDA array of shape {layout} with I={net.input_size}, "
                          f"got {_checks.shape_str(shape)}")
-    steps, batch = shape[0], shape[1]
+    batch, steps = shape[:2] if batch_first else shape[1::-1]
     states = net.num_layers * net.num_directions
     h0_ptr, keep_h0 = 0, None
     if h0 is not None:
-        h0_ptr, _, keep_h0 = _view("h0", h0, (states, batch, net.hidden_size), handle)
+        h0_ptr, _, keep_h0 = _view("h0", h0, (states, batch, net.hidden_size), handle, storage)
     if lengths is not None:
         lengths = _checks.lengths_array(lengths, steps, batch)
-    result = net.forward_device(x_ptr, steps, batch, h0_ptr, lengths, handle)
+    result = net.forward_device(x_ptr, steps, batch, h0_ptr, lengths, handle, batch_first)
     del keep_x, keep_h0  # held until the work is queued (or, without a stream, done)
     return result

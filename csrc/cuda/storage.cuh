@@ -1,0 +1,29 @@
+// The storage types of device arrays (float, __half, __nv_bfloat16): values are stored
+// in S and all arithmetic is float.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace elman::cuda {
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename S>
+__device__ __forceinline__ S from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// A value other blocks wrote during this launch: from L2 (L1 is not coherent).
+template <typename S>
+__device__ __forceinline__ float load_cg(const S* p) { return to_float(__ldcg(p)); }
+
+}  // namespace elman::cuda
