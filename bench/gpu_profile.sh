@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A kernel profile on a GPU machine (dev aid): builds like gpu_check.sh (or reuses its
 # install with REUSE_BUILD=1), then per-step times as the slope between T = 20 and
-# T = 100 (launch costs cancel) for the chosen kernel and with ELMAN_CUDA_KERNEL=stepwise,
+# T = 100 (launch costs cancel) for the chosen kernel and with ELMAN_CUDA_KERNEL=stepwise
+# (float32), then for each storage type in STORAGES,
 # and Nsight Compute (ncu) sections of the tiled kernel for NCU_CONFIGS (B,H,T ...;
 # empty: none). Logs to $OUT.
 set -uo pipefail
@@ -16,14 +17,15 @@ if [[ ${REUSE_BUILD:-0} != 1 ]]; then
 fi
 export PYTHONPATH=/tmp/elman-site:/tmp/site
 cat > /tmp/slope.py <<'PY'
-import sys, time, torch, elman
+import os, sys, time, torch, elman
 torch.manual_seed(0)
 cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:]]
 for B, H in cfgs:
-    layer = elman.RNN(H, H, device="cuda", seed=1)
+    storage = os.environ.get("STORAGE", "float32")
+    layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
     per = {}
     for T in (20, 100):
-        x = torch.randn(T, B, H, device="cuda") * 0.5
+        x = (torch.randn(T, B, H, device="cuda") * 0.5).to(getattr(torch, storage))
         for _ in range(3): layer(x)
         ts = []
         for _ in range(15):
@@ -35,6 +37,9 @@ PY
 CONFIGS=${SLOPE_CONFIGS:-1,256 4,256 64,256 16,1760 256,512 64,1760}
 echo "chosen kernel:"; python3 /tmp/slope.py $CONFIGS 2>&1 | tee "$OUT/slope.log"
 echo "ELMAN_CUDA_KERNEL=stepwise:"; ELMAN_CUDA_KERNEL=stepwise python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
+for storage in ${STORAGES:-}; do  # e.g. STORAGES="bfloat16 float16"
+  echo "storage $storage:"; STORAGE=$storage python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
+done
 cat > /tmp/one.py <<'PY'
 import sys, torch, elman
 B, H, T = map(int, sys.argv[1:4])

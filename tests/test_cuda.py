@@ -29,6 +29,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -713,9 +714,9 @@ def test_device_path_after_torch_work_on_the_stream():
 
 @gpu
 def test_device_path_refused_or_right():
-    """Outside the device path's contract (float32, C-contiguous (T, B, I), batch_first
-    False, h0 on the device, lengths on the host) a call is refused with ValueError or
-    TypeError, or gives the right answer: never a wrong one."""
+    """Outside the device path's contract (float32, C-contiguous, h0 on the device,
+    lengths on the host) a call is refused with ValueError or TypeError, or gives the
+    right answer: never a wrong one."""
     torch = _torch_cuda()
     T, B, I, H = 6, 3, 5, 33
     layer = elman.RNN(I, H, seed=18, device="cuda")
@@ -876,6 +877,131 @@ def test_forced_kernel_matches_oracle(kernel):
 
 
 # ======================================================================================
+# GPU: float16 and bfloat16 storage, batch_first device input
+# ======================================================================================
+
+# Unit roundoff of each storage type (half an ulp at 1).
+STORAGE_U = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
+
+
+def round_to(storage, a):
+    """float32 values rounded to the storage type (nearest, ties to even), as float32."""
+    a = np.asarray(a, np.float32)
+    if storage == "float16":
+        return a.astype(np.float16).astype(np.float32)
+    bits = a.view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def check_storage_layer(layer, x, h0, lengths, result):
+    """The tolerance rule of the float32 tests, for a storage type: the oracle runs on the
+    weights and inputs as stored (W_x, W_y, x, h0 rounded; b stays float32, as on the
+    GPU), and elman's error may be 4x that of the naive computation, which also rounds
+    every kept value (each output, the next state) to the storage type, plus one ulp."""
+    storage = layer.storage
+    weights = {k: (v if k.startswith("b_") else round_to(storage, v)) for k, v in layer.weights().items()}
+    stored = types.SimpleNamespace(
+        num_layers=layer.num_layers, hidden_size=layer.hidden_size, nonlinearity=layer.nonlinearity,
+        bias=layer.bias, batch_first=layer.batch_first, bidirectional=layer.bidirectional, **weights)
+    xr = round_to(storage, x)
+    h0r = None if h0 is None else round_to(storage, h0)
+    expected = ref.forward(stored, xr, h0r, lengths)
+    naive = ref.forward(stored, xr, h0r, lengths, store=lambda a: round_to(storage, a).astype(np.float64))
+    u = STORAGE_U[storage]
+    for what, got, e, n in zip(("y", "h_n"), result, expected, naive):
+        assert got.dtype == np.float32 and got.shape == e.shape, what
+        assert np.array_equal(round_to(storage, got), got), f"{what}: values are not {storage}"
+        err, base = np.abs(got - e).max(), np.abs(n - e).max()
+        bound = 4 * base + 2 * u * max(1.0, np.abs(e).max())
+        assert err <= bound, (f"{what} ({storage}): error {err:.3e} > 4 x naive {storage} error "
+                              f"{base:.3e} + 1 ulp (bound {bound:.3e})")
+    if lengths is not None:
+        assert_padding_zero(result[0], lengths, layer.batch_first)
+
+
+STORAGE_CASES = [
+    (30, 1, 64, 256, 1, False),      # B = 1: the cluster kernel
+    (6, 1, 40, 1024, 1, False),      # B = 1, H = 1024: the grid kernel with warp dots
+    (9, 17, 33, 257, 2, True),       # the tiled kernel, odd H, two bidirectional layers
+    (5, 3, 1761, 1760, 1, False),    # the tiled kernel, large H, odd I
+    (4, 64, 100, 1024, 1, False),    # per-step cuBLAS
+    (3, 256, 64, 512, 1, True),      # B = 256
+]
+
+
+@gpu
+@pytest.mark.parametrize("storage", ["float16", "bfloat16"])
+@pytest.mark.parametrize("case", STORAGE_CASES, ids=lambda c: "T%d-B%d-I%d-H%d-L%d-bi%d" % c)
+def test_storage_host_path(case, storage):
+    T, B, I, H, L, bidir = case
+    D = 2 if bidir else 1
+    layer = elman.RNN(I, H, L, bidirectional=bidir, seed=25, device="cuda", storage=storage)
+    assert layer.storage == storage and layer.weights()["w_y_l0"].dtype == np.float32
+    rng = rng_for("storage", case, storage)
+    x = make_input(rng, T, B, I, H)
+    check_storage_layer(layer, x, None, None, layer(x))
+    h0, lengths = uniform(rng, (D * L, B, H)), random_lengths(rng, T, B)
+    check_storage_layer(layer, x, h0, lengths, layer(x, h0, lengths))
+
+
+@gpu
+@pytest.mark.parametrize("storage", ["float16", "bfloat16"])
+def test_storage_device_path(storage):
+    """Device input of the storage dtype in place (float16 by __cuda_array_interface__,
+    bfloat16 by DLPack), outputs of that dtype equal to the host path's; other dtypes
+    refused; step and stream work."""
+    torch = _torch_cuda()
+    T, B, I, H = 12, 5, 20, 130
+    layer = elman.RNN(I, H, 2, seed=26, device="cuda", storage=storage, batch_first=True)
+    tdtype = getattr(torch, storage)
+    rng = rng_for("storage-dev", storage)
+    x_np = round_to(storage, make_input(rng, B, T, I, H))       # (B, T, I): batch_first
+    h0_np = round_to(storage, uniform(rng, (2, B, H)))
+    x, h0 = torch.from_numpy(x_np).cuda().to(tdtype), torch.from_numpy(h0_np).cuda().to(tdtype)
+    y, h_n = layer(x, h0)
+    assert y.dtype == storage and y.shape == (B, T, H)
+    assert hasattr(y, "__cuda_array_interface__") == (storage == "float16")
+    yt, ht = torch.from_dlpack(y), torch.from_dlpack(h_n)
+    assert yt.dtype == tdtype and tuple(yt.shape) == (B, T, H)
+    y_host, h_host = layer(x_np, h0_np)
+    assert np.array_equal(yt.float().cpu().numpy(), y_host)
+    assert np.array_equal(ht.float().cpu().numpy(), h_host)
+    assert np.array_equal(np.asarray(y.numpy(), np.float32), y_host)
+    check_storage_layer(layer, x_np, h0_np, None, (y_host, h_host))
+    with pytest.raises(TypeError, match=storage):
+        layer(x.float())
+    h = layer.step(x_np[:, 0])
+    assert np.array_equal(h, layer(x_np[:, :1], h0=None)[1])
+    # cuBLAS may pick another projection kernel for another T * B: a float32 sum may differ
+    # in its last bits and round to the neighbouring storage value, so 4 ulp, not equality
+    stream = layer.stream(B)
+    chunked = np.concatenate([stream(x_np[:, :5]), stream(x_np[:, 5:])], axis=1)
+    np.testing.assert_allclose(chunked, layer(x_np)[0], rtol=0, atol=8 * STORAGE_U[storage])
+
+
+@gpu
+@pytest.mark.parametrize("case", [(7, 5, 9, 33, 1, False), (9, 17, 33, 257, 2, True),
+                                  (4, 64, 100, 1024, 1, False)],
+                         ids=lambda c: "T%d-B%d-I%d-H%d-L%d-bi%d" % c)
+def test_batch_first_device_input(case):
+    torch = _torch_cuda()
+    T, B, I, H, L, bidir = case
+    D = 2 if bidir else 1
+    layer = elman.RNN(I, H, L, bidirectional=bidir, batch_first=True, seed=27, device="cuda")
+    rng = rng_for("bf-dev", case)
+    x_np = make_input(rng, T, B, I, H, batch_first=True)
+    h0_np, lengths = uniform(rng, (D * L, B, H)), random_lengths(rng, T, B)
+    for kwargs in ({}, {"h0": h0_np, "lengths": lengths}):
+        dev = {k: torch.from_numpy(v).cuda() if k == "h0" else v for k, v in kwargs.items()}
+        y, h_n = layer(torch.from_numpy(x_np).cuda(), **dev)
+        assert y.shape == (B, T, D * H)
+        got = (torch.from_dlpack(y).cpu().numpy(), torch.from_dlpack(h_n).cpu().numpy())
+        assert np.array_equal(got[0], layer(x_np, **kwargs)[0])
+        check_layer(layer, x_np, kwargs.get("h0"), kwargs.get("lengths"), result=got)
+
+
+# ======================================================================================
 # Small cases for compute-sanitizer (bench/gpu_check.sh runs `-k sanitizer`): every
 # kernel family (B = 1 on chip, few rows, large batch, long H), both directions, lengths,
 # h0, step; short T, since the sanitizer slows kernels 10-100x. No torch (its own kernels
@@ -902,3 +1028,15 @@ def test_sanitizer_cases(case):
         _, e = ref.forward(layer, x[:1])
         _, n = ref.forward(layer, x[:1], dtype=np.float32)
         assert_close(h, e, n, dtype=np.float32, what="step")
+
+
+@gpu
+@pytest.mark.parametrize("storage", ["float16", "bfloat16"])
+def test_sanitizer_storage(storage):
+    for case in [(3, 1, 7, 33, 1, False), (3, 17, 31, 257, 2, True), (2, 64, 33, 1024, 1, False)]:
+        T, B, I, H, L, bidir = case
+        D = 2 if bidir else 1
+        layer = elman.RNN(I, H, L, bidirectional=bidir, seed=28, device="cuda", storage=storage)
+        rng = rng_for("sanitizer-storage", case, storage)
+        x, h0, lengths = make_input(rng, T, B, I, H), uniform(rng, (D * L, B, H)), random_lengths(rng, T, B)
+        check_storage_layer(layer, x, h0, lengths, layer(x, h0, lengths))

@@ -88,9 +88,18 @@ def network(input_size, hidden_size, num_layers, num_directions, cells, storage=
                           for w_x, w_y, b, reverse, act in cells], storage)
 
 
+def _interface(value):
+    """value's __cuda_array_interface__, or None (torch raises TypeError for dtypes the
+    interface cannot name, bfloat16 among them: those go by DLPack)."""
+    try:
+        return value.__cuda_array_interface__
+    except (AttributeError, TypeError):
+        return None
+
+
 def on_device(value) -> bool:
     """Whether value is an array on a CUDA GPU (by __cuda_array_interface__ or DLPack)."""
-    if hasattr(value, "__cuda_array_interface__"):
+    if _interface(value) is not None:
         return True
     if not hasattr(value, "__dlpack__") or not hasattr(value, "__dlpack_device__"):
         return False
@@ -125,8 +134,8 @@ def _view(name: str, value, shape, stream: int, storage: str):
     """(data pointer, shape, keep-alive) of a dense CUDA array of the storage's dtype, by
     __cuda_array_interface__ or else DLPack; `shape` None takes any shape. Work on
     `stream` (0: the legacy default stream) waits for the producer's stream."""
-    if hasattr(value, "__cuda_array_interface__"):
-        cai = value.__cuda_array_interface__
+    cai = _interface(value)
+    if cai is not None:
         got, typestr, strides = tuple(cai["shape"]), cai["typestr"], cai.get("strides")
         pointer, keep = int(cai["data"][0]), value
         if strides is not None:

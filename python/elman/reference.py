@@ -33,10 +33,11 @@ reverse direction over the same input and concatenates their outputs as
 [forward, backward] on the last axis. h0 and h_n are (D*L, B, H), ordered
 layer-major, direction-minor (index k*D + d), as in PyTorch.
 
-Everything is computed in float64. The keyword ``dtype`` exists only so that
-the tests can measure how far a *naive* computation of the same loop in
-float32 drifts from this float64 spec (the baseline of the float32 tolerance);
-it is not part of the spec.
+Everything is computed in float64. The keywords ``dtype`` and ``store`` exist only so
+that the tests can measure how far a *naive* computation of the same loop drifts from
+this float64 spec (the baseline of the tolerances): ``dtype`` computes in float32,
+``store`` (a function of an array) rounds every value an engine keeps (h0, each output,
+which is the next state) as a narrower storage type would. They are not part of the spec.
 """
 
 import numpy as np
@@ -89,7 +90,7 @@ def _phi(activation, alpha=None, beta=None, clip=None):
 
 def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=None,
         activation_beta=None, clip=None, lengths=None, reverse=False, batch_first=False,
-        dtype=np.float64):
+        dtype=np.float64, store=None):
     """One Elman layer, one direction. Returns (y, h_T).
 
     x: (T, B, I), or (B, T, I) if batch_first, or unbatched (T, I).
@@ -117,7 +118,8 @@ def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=Non
     lengths = np.full(B, T) if lengths is None else np.asarray(lengths).astype(np.int64)
     if np.any(lengths < 1) or np.any(lengths > T):
         raise ValueError("lengths must be in [1, T]")
-    h = np.zeros((B, H), dtype) if h0 is None else np.array(h0, dtype=dtype)
+    store = store or (lambda a: a)
+    h = np.zeros((B, H), dtype) if h0 is None else store(np.array(h0, dtype=dtype))
     y = np.zeros((T, B, H), dtype)
     rows = np.arange(B)
 
@@ -125,7 +127,7 @@ def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=Non
         active = s < lengths                               # rows still inside their sequence
         t = lengths - 1 - s if reverse else np.full(B, s)  # the time index each row reads now
         t = np.where(active, t, 0)
-        h_new = phi(x[t, rows] @ W_x + h @ W_y + b)
+        h_new = store(phi(x[t, rows] @ W_x + h @ W_y + b))
         h = np.where(active[:, None], h_new, h)            # finished rows keep their state
         y[t[active], rows[active]] = h_new[active]         # padded outputs stay exactly 0
 
@@ -136,7 +138,7 @@ def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=Non
     return y, h
 
 
-def forward(layer, x, h0=None, lengths=None, *, dtype=np.float64):
+def forward(layer, x, h0=None, lengths=None, *, dtype=np.float64, store=None):
     """What ``layer(x, h0, lengths)`` must return, from the layer's weights and options.
 
     ``layer`` is anything with the attributes of ``elman.RNN``: num_layers,
@@ -175,7 +177,7 @@ def forward(layer, x, h0=None, lengths=None, *, dtype=np.float64):
                          activation_alpha=getattr(layer, "activation_alpha", None),
                          activation_beta=getattr(layer, "activation_beta", None),
                          clip=getattr(layer, "clip", None),
-                         lengths=lengths, reverse=(d == 1), dtype=dtype)
+                         lengths=lengths, reverse=(d == 1), dtype=dtype, store=store)
             outputs.append(y)
             h_n[k * D + d] = h_T
         inp = np.concatenate(outputs, axis=-1)             # [forward, backward]
