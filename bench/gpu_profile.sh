@@ -36,7 +36,7 @@ for B, H in cfgs:
 PY
 CONFIGS=${SLOPE_CONFIGS:-1,256 4,256 64,256 16,1760 256,512 64,1760}
 echo "chosen kernel:"; python3 /tmp/slope.py $CONFIGS 2>&1 | tee "$OUT/slope.log"
-echo "ELMAN_CUDA_KERNEL=stepwise:"; ELMAN_CUDA_KERNEL=stepwise python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
+[[ ${COMPARE_STEPWISE:-1} == 1 ]] && echo "ELMAN_CUDA_KERNEL=stepwise:" && ELMAN_CUDA_KERNEL=stepwise python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
 for storage in ${STORAGES:-}; do  # e.g. STORAGES="bfloat16 float16"
   echo "storage $storage:"; STORAGE=$storage python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
 done

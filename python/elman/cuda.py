@@ -89,12 +89,16 @@ def network(input_size, hidden_size, num_layers, num_directions, cells, storage=
 
 
 def _interface(value):
-    """value's __cuda_array_interface__, or None (torch raises TypeError for dtypes the
-    interface cannot name, bfloat16 among them: those go by DLPack)."""
+    """value's __cuda_array_interface__, or None where DLPack must say the dtype (torch
+    raises TypeError for some dtypes and gives bfloat16 as opaque bytes)."""
     try:
-        return value.__cuda_array_interface__
+        cai = value.__cuda_array_interface__
     except (AttributeError, TypeError):
         return None
+    # torch gives bfloat16 as "<V2" (2 opaque bytes): DLPack names the type.
+    if str(cai.get("typestr", ""))[1:2] == "V" and hasattr(value, "__dlpack__"):
+        return None
+    return cai
 
 
 def on_device(value) -> bool:
