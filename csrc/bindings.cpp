@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "binding_checks.h"
 #include "cpu/blas.h"
 #include "cpu/epilogue.h"
 #include "network.h"
@@ -25,9 +26,7 @@ template <typename T>
 using Array = py::array_t<T, py::array::c_style>;
 using Lengths = py::array_t<int64_t, py::array::c_style>;
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw py::value_error(message);
-}
+using elman::binding::require;
 
 void require_shape(const py::array& a, std::vector<int64_t> shape, const char* name) {
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());

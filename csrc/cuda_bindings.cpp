@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "binding_checks.h"
 #include "cuda/cuda.h"
 #include "cuda/dlpack.h"
 
@@ -23,9 +24,7 @@ namespace {
 using HostArray = py::array_t<float, py::array::c_style>;
 using Lengths = py::array_t<int64_t, py::array::c_style>;
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw py::value_error(message);
-}
+using elman::binding::require;
 
 // A stream number of DLPack and __cuda_array_interface__ as a stream: 1 and 2 (the legacy
 // and the per-thread default stream) are CUDA's own handles for them.
