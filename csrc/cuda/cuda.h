@@ -85,19 +85,22 @@ class Network {
   // first (the inputs may come from any stream), runs on the legacy default stream and
   // returns when it is done. With a stream: queued on it behind the work already there,
   // returning at once. Calls from several threads take turns; a call waits for the
-  // previous call's work (it reuses its buffers) on the device, not on the host.
+  // previous call's work (it reuses its buffers) on the device, not on the host. The
+  // current GPU must be device() (else std::invalid_argument: one GPU per layer).
   void forward(std::int64_t steps, std::int64_t batch, const void* x, const void* h0,
                const std::int64_t* lengths, void* y, void* h_n, Stream stream = nullptr,
                bool batch_first = false) const;
 
   const Shape& sizes() const { return sizes_; }
   Storage storage() const { return storage_; }
+  int device() const { return device_; }  // the GPU that holds the weights
 
   struct Impl;  // the device weights and work buffers (forward.cu)
 
  private:
   Shape sizes_;
   Storage storage_;
+  int device_;
   std::unique_ptr<Impl> impl_;
   mutable std::mutex mutex_;
 };

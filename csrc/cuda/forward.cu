@@ -5,6 +5,7 @@
 // kernel per step.
 #include <climits>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "cuda/check.h"
@@ -149,7 +150,7 @@ void run(Network::Impl& w, const Shape& sizes, const Call& call, const void* x, 
 }  // namespace
 
 Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells, Storage storage)
-    : sizes_(sizes), storage_(storage), impl_(std::make_unique<Impl>()) {
+    : sizes_(sizes), storage_(storage), device_(current_device_id()), impl_(std::make_unique<Impl>()) {
   const std::int64_t H = sizes.hidden_size, D = sizes.num_directions;
   if (static_cast<std::int64_t>(cells.size()) != sizes.num_layers * D)
     throw std::invalid_argument("cuda::Network: need one set of weights per layer and direction");
@@ -172,6 +173,11 @@ void Network::forward(std::int64_t steps, std::int64_t batch, const void* x, con
                       const std::int64_t* lengths, void* y, void* h_n, Stream stream,
                       bool batch_first) const {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (current_device_id() != device_)  // kernels there could not read these weights
+    throw std::invalid_argument("cuda forward: the layer's weights are on GPU " +
+                                std::to_string(device_) + ", but GPU " +
+                                std::to_string(current_device_id()) +
+                                " is current; make that GPU current for this layer");
   if (steps * batch > INT_MAX || batch * sizes_.hidden_size > INT_MAX)
     throw std::invalid_argument("cuda forward: T * B beyond what cuBLAS takes (int)");
   // Without a stream the inputs may come from any other: let their writes land first.
