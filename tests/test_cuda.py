@@ -102,6 +102,63 @@ def test_stream_argument_needs_gpu_input():
     assert elman.cuda.stream_handle(None) == 0 and elman.cuda.stream_handle(7) == 7
 
 
+class _FakeCUDA:
+    """A __cuda_array_interface__ with nothing behind it: what elman reads from it is
+    checked without a GPU (no kernel ever sees the pointer)."""
+
+    def __init__(self, shape, typestr="<f4", strides=None, **extra):
+        self.__cuda_array_interface__ = dict(shape=shape, typestr=typestr, strides=strides,
+                                             data=(4096, False), version=3, **extra)
+
+
+@pytest.mark.skipif(not BUILT, reason="needs the CUDA module (it holds the DLPack reader)")
+def test_device_input_views_without_a_gpu():
+    """elman.cuda's reading of __cuda_array_interface__ and DLPack descriptions: pointer,
+    shape, dtype by storage, contiguity; refusals name the argument."""
+    view = elman.cuda._view
+    assert view("x", _FakeCUDA((2, 3, 4)), None, 0, "float32")[:2] == (4096, (2, 3, 4))
+    assert view("x", _FakeCUDA((2, 3, 4), strides=(48, 16, 4)), (2, 3, 4), 0, "float32")[0] == 4096
+    assert view("x", _FakeCUDA((2, 1, 4), strides=(16, 999, 4)), None, 0, "float32")[1] == (2, 1, 4)
+    assert view("x", _FakeCUDA((2, 3), typestr="<f2", strides=(6, 2)), None, 0, "float16")[1] == (2, 3)
+    with pytest.raises(TypeError, match="x: expected a float32 CUDA array.*<f8"):
+        view("x", _FakeCUDA((2, 3), typestr="<f8"), None, 0, "float32")
+    with pytest.raises(TypeError, match="h0: expected a bfloat16 CUDA array.*<f4"):
+        view("h0", _FakeCUDA((2, 3)), None, 0, "bfloat16")
+    with pytest.raises(ValueError, match="h0: expected shape \\(1, 2, 3\\)"):
+        view("h0", _FakeCUDA((2, 3)), (1, 2, 3), 0, "float32")
+    with pytest.raises(ValueError, match="x: expected a C-contiguous"):
+        view("x", _FakeCUDA((2, 3), strides=(4, 8)), None, 0, "float32")
+    with pytest.raises(TypeError, match="x: expected a CUDA array"):
+        view("x", np.zeros((2, 3), np.float32), None, 0, "float32")
+
+    # DLPack: the C++ reader of the capsule, on host arrays (device type 1)
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    pointer, shape, strides, dtype, device = elman.cuda._cuda.dlpack_view(a.__dlpack__())
+    assert pointer == a.ctypes.data and shape == (2, 3, 4) and tuple(dtype) == (2, 32, 1)
+    assert tuple(device) == (1, 0) and strides in (None, (12, 4, 1))
+    b = a[:, ::2]
+    pointer, shape, strides, _, _ = elman.cuda._cuda.dlpack_view(b.__dlpack__())
+    assert pointer == b.ctypes.data and shape == (2, 2, 4) and strides == (12, 8, 1)
+    assert tuple(elman.cuda._cuda.dlpack_view(a.astype(np.float16).__dlpack__())[3]) == (2, 16, 1)
+
+    class HostDLPack:                              # claims CUDA, hands out a host capsule
+        def __dlpack__(self, stream=None):
+            return a.__dlpack__()
+
+        def __dlpack_device__(self):
+            return (2, 0)
+
+    with pytest.raises(TypeError, match="x: expected a CUDA array, got a DLPack array on device"):
+        view("x", HostDLPack(), None, 0, "float32")
+    assert elman.cuda.on_device(HostDLPack()) and not elman.cuda.on_device(a)
+
+    class OpaqueBytes(HostDLPack):                 # torch's bfloat16: typestr "<V2"
+        __cuda_array_interface__ = _FakeCUDA((2, 3), typestr="<V2").__cuda_array_interface__
+
+    assert elman.cuda._interface(OpaqueBytes()) is None                # goes by DLPack
+    assert elman.cuda._interface(_FakeCUDA((2, 3), typestr="<V2")) is not None  # no DLPack: as is
+
+
 @pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda"])
 def test_unknown_device_string_is_value_error(device):
     with pytest.raises(ValueError, match="device"):

@@ -153,6 +153,8 @@ def _view(name: str, value, shape, stream: int, storage: str):
         except TypeError:  # a producer without the stream keyword
             capsule = value.__dlpack__()
         pointer, got, strides, dtype, device = _cuda.dlpack_view(capsule)
+        if device[0] != _KDLCUDA:
+            raise TypeError(f"{name}: expected a CUDA array, got a DLPack array on device {tuple(device)}")
         typestr = next((_TYPESTR[s] or s for s, d in _DLPACK_DTYPE.items() if d == tuple(dtype)),
                        f"DLPack dtype {tuple(dtype)}")
         keep = capsule  # unconsumed: its producer's memory stays alive while we hold it
