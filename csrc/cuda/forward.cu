@@ -75,12 +75,6 @@ T* array_of(std::unique_ptr<Buffer>& buffer, std::int64_t count, bool zeroed = f
   return static_cast<T*>(at_least(buffer, count * sizeof(T), zeroed));
 }
 
-// The cuBLAS type of S.
-template <typename S> constexpr cudaDataType_t blas_type();
-template <> constexpr cudaDataType_t blas_type<float>() { return CUDA_R_32F; }
-template <> constexpr cudaDataType_t blas_type<__half>() { return CUDA_R_16F; }
-template <> constexpr cudaDataType_t blas_type<__nv_bfloat16>() { return CUDA_R_16BF; }
-
 struct Call {
   std::int64_t steps, batch;
   const int* lengths;  // device, or null

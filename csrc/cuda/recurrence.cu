@@ -328,12 +328,6 @@ void run_persistent(const Recurrence<S>& r, const Plan& p) {
         "persistent kernel launch");
 }
 
-// The cuBLAS type of S.
-template <typename S> constexpr cudaDataType_t blas_type();
-template <> constexpr cudaDataType_t blas_type<float>() { return CUDA_R_32F; }
-template <> constexpr cudaDataType_t blas_type<__half>() { return CUDA_R_16F; }
-template <> constexpr cudaDataType_t blas_type<__nv_bfloat16>() { return CUDA_R_16BF; }
-
 template <typename S>
 void run_stepwise(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
   const int n = r.batch * r.hidden, threads = 256, blocks = (n + threads - 1) / threads;

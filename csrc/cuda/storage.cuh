@@ -4,6 +4,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <library_types.h>
 
 namespace elman::cuda {
 
@@ -21,6 +22,12 @@ template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
+
+// The cuBLAS (and CUDA library) type of S.
+template <typename S> constexpr cudaDataType_t blas_type();
+template <> constexpr cudaDataType_t blas_type<float>() { return CUDA_R_32F; }
+template <> constexpr cudaDataType_t blas_type<__half>() { return CUDA_R_16F; }
+template <> constexpr cudaDataType_t blas_type<__nv_bfloat16>() { return CUDA_R_16BF; }
 
 // A value other blocks wrote during this launch: from L2 (L1 is not coherent).
 template <typename S>
