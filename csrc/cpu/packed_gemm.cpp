@@ -94,6 +94,23 @@ ELMAN_AVX512 void row(std::int64_t k, const float* a, std::int64_t, const float*
     }
 }
 
+// All steps of one row whose W fits in NP panels: row<NP, KS>'s sums with the input
+// projection already in y_t, then `finish` (bias and activation) on y_t, which is the
+// next step's input. One call for the whole sequence: at small H the per-step calls
+// through matmul and the kernel tables cost as much as the arithmetic.
+template <int NP, int KS>
+ELMAN_AVX512 void row_steps(std::int64_t steps, const float* h0, float* first, std::int64_t stride,
+                            const PackedMatrix& w, RowFinish finish, void* context) {
+  const std::int64_t k = w.rows(), panel_stride = k * P;
+  const float* prev = h0;
+  for (std::int64_t t = 0; t < steps; ++t) {
+    float* yt = first + t * stride;
+    row<NP, KS>(k, prev, 0, w.panel(0), panel_stride, true, yt, 0, w.cols());
+    finish(yt, context);
+    prev = yt;
+  }
+}
+
 using TileFn = void (*)(std::int64_t, const float*, std::int64_t, const float*, std::int64_t, bool,
                         float*, std::int64_t, std::int64_t);
 
@@ -170,6 +187,15 @@ void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* 
       }
       row += mr;
     }
+  }
+}
+
+bool packed_row_steps(std::int64_t steps, const float* h0, float* first, std::int64_t stride,
+                      const PackedMatrix& w, RowFinish finish, void* context) {
+  switch ((w.cols() + P - 1) / P) {
+    case 1: row_steps<1, 4>(steps, h0, first, stride, w, finish, context); return true;
+    case 2: row_steps<2, 4>(steps, h0, first, stride, w, finish, context); return true;
+    default: return false;
   }
 }
 
