@@ -96,7 +96,7 @@ def test_stream_argument_needs_gpu_input():
     x = np.zeros((2, 1, 3), np.float32)
     with pytest.raises(ValueError, match="stream: only for input on the GPU"):
         layer(x, stream=5)
-    for bad in ("s", -1, 1.5, True):
+    for bad in ("s", -1, 1.5, True, 2**64, object()):
         with pytest.raises(TypeError, match="stream:"):
             elman.cuda.stream_handle(bad)
     assert elman.cuda.stream_handle(None) == 0 and elman.cuda.stream_handle(7) == 7

@@ -124,9 +124,10 @@ def stream_handle(stream) -> int:
         if hasattr(stream, attribute):
             stream = getattr(stream, attribute)
             break
-    if isinstance(stream, (bool, np.bool_)) or not isinstance(stream, (int, np.integer)) or stream < 0:
+    if isinstance(stream, (bool, np.bool_)) or not isinstance(stream, (int, np.integer)) \
+            or not 0 <= stream < 2**64:
         raise TypeError("stream: expected None, a torch.cuda.Stream, a CuPy stream or a "
-                        f"cudaStream_t as a non-negative int, got {stream!r}")
+                        f"cudaStream_t as an int in [0, 2**64), got {stream!r}")
     return int(stream)
 
 
