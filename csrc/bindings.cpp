@@ -22,21 +22,11 @@ using std::int64_t;
 
 namespace {
 
-template <typename T>
-using Array = py::array_t<T, py::array::c_style>;
+using elman::binding::Array;
 using Lengths = py::array_t<int64_t, py::array::c_style>;
 
 using elman::binding::require;
-
-void require_shape(const py::array& a, std::vector<int64_t> shape, const char* name) {
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
-  if (!ok) {
-    std::string want = "(";
-    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-    throw py::value_error(std::string(name) + ": expected shape " + want + ")");
-  }
-}
+using elman::binding::require_shape;
 
 // The pointwise function phi(clip(z)); clip None = no clip.
 elman::ActivationParams activation_params(elman::Activation kind, double alpha, double beta,
@@ -49,33 +39,10 @@ template <typename T>
 std::unique_ptr<elman::Network<T>> make_network(int64_t input_size, int64_t hidden_size,
                                                 int64_t num_layers, int64_t num_directions,
                                                 py::list cells) {
-  require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1, "sizes must be >= 1");
-  require(num_directions == 1 || num_directions == 2, "num_directions must be 1 or 2");
-  require(static_cast<int64_t>(cells.size()) == num_layers * num_directions,
-          "cells: need one (w_x, w_y, b, reverse, activation) per layer and direction");
   std::vector<Array<T>> keep;  // holds the arrays alive while the network copies them
-  std::vector<elman::CellWeights<T>> weights;
-  for (size_t c = 0; c < cells.size(); ++c) {
-    auto cell = cells[c].cast<py::tuple>();
-    require(cell.size() == 5, "cells: each entry is (w_x, w_y, b, reverse, activation)");
-    const int64_t in = static_cast<int64_t>(c) < num_directions ? input_size
-                                                                 : num_directions * hidden_size;
-    auto w_x = cell[0].cast<Array<T>>();
-    auto w_y = cell[1].cast<Array<T>>();
-    require_shape(w_x, {in, hidden_size}, "w_x");
-    require_shape(w_y, {hidden_size, hidden_size}, "w_y");
-    const T* b = nullptr;
-    if (!cell[2].is_none()) {
-      auto bias = cell[2].cast<Array<T>>();
-      require_shape(bias, {hidden_size}, "b");
-      b = bias.data();
-      keep.push_back(bias);
-    }
-    weights.push_back({w_x.data(), w_y.data(), b, cell[3].cast<bool>(),
-                       cell[4].cast<elman::ActivationParams>()});
-    keep.push_back(w_x);
-    keep.push_back(w_y);
-  }
+  const auto weights = elman::binding::cell_weights<T>(
+      cells, input_size, hidden_size, num_layers, num_directions, keep,
+      [](py::handle a) { return a.cast<elman::ActivationParams>(); });
   return std::make_unique<elman::Network<T>>(input_size, hidden_size, num_layers, num_directions,
                                              weights);
 }

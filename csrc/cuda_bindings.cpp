@@ -21,7 +21,7 @@ using std::int64_t;
 
 namespace {
 
-using HostArray = py::array_t<float, py::array::c_style>;
+using HostArray = elman::binding::Array<float>;
 using Lengths = py::array_t<int64_t, py::array::c_style>;
 
 using elman::binding::require;
@@ -113,13 +113,10 @@ class DeviceArray {
     {
       py::gil_scoped_release release;
       if (ready_) ready_->synchronize();
-      if (storage_ == Storage::BF16) {
-        elman::cuda::Buffer widened(count_ * sizeof(float));
-        elman::cuda::from_storage(data(), static_cast<float*>(widened.data()), count_, storage_, nullptr);
-        elman::cuda::copy_to_host(host, widened.data(), widened.bytes());
-      } else {
+      if (storage_ == Storage::BF16)
+        elman::cuda::download(data(), static_cast<float*>(host), count_, storage_);
+      else  // float32 or float16: the bytes as they are
         elman::cuda::copy_to_host(host, data(), buffer_->bytes());
-      }
     }
     return out;
   }
@@ -162,33 +159,10 @@ elman::ActivationParams activation(py::tuple t) {
 std::unique_ptr<elman::cuda::Network> make_network(int64_t input_size, int64_t hidden_size,
                                                    int64_t num_layers, int64_t num_directions,
                                                    py::list cells, const std::string& storage) {
-  require(input_size >= 1 && hidden_size >= 1 && num_layers >= 1, "sizes must be >= 1");
-  require(num_directions == 1 || num_directions == 2, "num_directions must be 1 or 2");
-  require(static_cast<int64_t>(cells.size()) == num_layers * num_directions,
-          "cells: need one per layer and direction");
-  std::vector<HostArray> keep;
-  std::vector<elman::CellWeights<float>> weights;
-  for (size_t c = 0; c < cells.size(); ++c) {
-    auto cell = cells[c].cast<py::tuple>();
-    require(cell.size() == 5, "cells: each entry is (w_x, w_y, b, reverse, activation)");
-    const int64_t in = static_cast<int64_t>(c) < num_directions ? input_size
-                                                                 : num_directions * hidden_size;
-    auto w_x = cell[0].cast<HostArray>(), w_y = cell[1].cast<HostArray>();
-    require(w_x.ndim() == 2 && w_x.shape(0) == in && w_x.shape(1) == hidden_size, "w_x: wrong shape");
-    require(w_y.ndim() == 2 && w_y.shape(0) == hidden_size && w_y.shape(1) == hidden_size,
-            "w_y: wrong shape");
-    const float* b = nullptr;
-    if (!cell[2].is_none()) {
-      auto bias = cell[2].cast<HostArray>();
-      require(bias.ndim() == 1 && bias.shape(0) == hidden_size, "b: wrong shape");
-      b = bias.data();
-      keep.push_back(bias);
-    }
-    weights.push_back({w_x.data(), w_y.data(), b, cell[3].cast<bool>(),
-                       activation(cell[4].cast<py::tuple>())});
-    keep.push_back(w_x);
-    keep.push_back(w_y);
-  }
+  std::vector<HostArray> keep;  // holds the arrays alive while the network copies them
+  const auto weights = elman::binding::cell_weights<float>(
+      cells, input_size, hidden_size, num_layers, num_directions, keep,
+      [](py::handle a) { return activation(a.cast<py::tuple>()); });
   const elman::Shape sizes{0, 0, input_size, hidden_size, num_layers, num_directions};
   return std::make_unique<elman::cuda::Network>(sizes, weights, storage_named(storage));
 }
@@ -198,22 +172,6 @@ void check_lengths(const std::optional<Lengths>& lengths, int64_t steps, int64_t
   require(lengths->ndim() == 1 && lengths->shape(0) == batch, "lengths: expected shape (B,)");
   for (int64_t b = 0; b < batch; ++b)
     require(lengths->at(b) >= 1 && lengths->at(b) <= steps, "lengths: values must be in [1, T]");
-}
-
-// A host float32 array on the device in the network's storage.
-std::unique_ptr<elman::cuda::Buffer> upload(const HostArray& a, Storage storage) {
-  elman::cuda::Buffer staged(a.size() * sizeof(float));
-  elman::cuda::copy_to_device(staged.data(), a.data(), staged.bytes());
-  auto out = std::make_unique<elman::cuda::Buffer>(a.size() * elman::cuda::storage_bytes(storage));
-  elman::cuda::to_storage(static_cast<const float*>(staged.data()), out->data(), a.size(), storage, nullptr);
-  return out;
-}
-
-// Device values in the network's storage into a host float32 array.
-void download(const elman::cuda::Buffer& from, HostArray& to, Storage storage) {
-  elman::cuda::Buffer widened(to.size() * sizeof(float));
-  elman::cuda::from_storage(from.data(), static_cast<float*>(widened.data()), to.size(), storage, nullptr);
-  elman::cuda::copy_to_host(to.mutable_data(), widened.data(), widened.bytes());
 }
 
 // NumPy (float32) in, NumPy (float32) out: copies to the device (rounded to the
@@ -235,13 +193,13 @@ py::tuple forward_host(const elman::cuda::Network& net, const HostArray& x,
     py::gil_scoped_release release;
     const Storage storage = net.storage();
     const size_t bytes = elman::cuda::storage_bytes(storage);
-    auto x_d = upload(x, storage);
-    auto h0_d = h0 ? upload(*h0, storage) : nullptr;
+    auto x_d = elman::cuda::upload(x.data(), x.size(), storage);
+    auto h0_d = h0 ? elman::cuda::upload(h0->data(), h0->size(), storage) : nullptr;
     elman::cuda::Buffer y_d(y.size() * bytes), h_d(h_n.size() * bytes);
     net.forward(steps, batch, x_d->data(), h0_d ? h0_d->data() : nullptr,
                 lengths ? lengths->data() : nullptr, y_d.data(), h_d.data());
-    download(y_d, y, storage);
-    download(h_d, h_n, storage);
+    elman::cuda::download(y_d.data(), y.mutable_data(), y.size(), storage);
+    elman::cuda::download(h_d.data(), h_n.mutable_data(), h_n.size(), storage);
   }
   return py::make_tuple(y, h_n);
 }

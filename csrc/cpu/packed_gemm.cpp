@@ -100,7 +100,7 @@ ELMAN_AVX512 void row(std::int64_t k, const float* a, std::int64_t, const float*
 // through matmul and the kernel tables cost as much as the arithmetic.
 template <int NP, int KS>
 ELMAN_AVX512 void row_steps(std::int64_t steps, const float* h0, float* first, std::int64_t stride,
-                            const PackedMatrix& w, RowFinish finish, void* context) {
+                            const PackedMatrix& w, RowFinish finish, const void* context) {
   const std::int64_t k = w.rows(), panel_stride = k * P;
   const float* prev = h0;
   for (std::int64_t t = 0; t < steps; ++t) {
@@ -191,7 +191,7 @@ void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* 
 }
 
 bool packed_row_steps(std::int64_t steps, const float* h0, float* first, std::int64_t stride,
-                      const PackedMatrix& w, RowFinish finish, void* context) {
+                      const PackedMatrix& w, RowFinish finish, const void* context) {
   switch ((w.cols() + P - 1) / P) {
     case 1: row_steps<1, 4>(steps, h0, first, stride, w, finish, context); return true;
     case 2: row_steps<2, 4>(steps, h0, first, stride, w, finish, context); return true;

@@ -43,8 +43,8 @@ void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* 
 // One row through all steps, for W of up to 2 panels (64 columns, the latency case):
 // y_t += y_{t-1} @ W (y_{-1} = h0), then finish(y_t, context), for the rows
 // first + t * stride. Returns false, having done nothing, for a wider W.
-using RowFinish = void (*)(float* y_t, void* context);
+using RowFinish = void (*)(float* y_t, const void* context);
 bool packed_row_steps(std::int64_t steps, const float* h0, float* first, std::int64_t stride,
-                      const PackedMatrix& w, RowFinish finish, void* context);
+                      const PackedMatrix& w, RowFinish finish, const void* context);
 
 }  // namespace elman::cpu

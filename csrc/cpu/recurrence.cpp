@@ -20,13 +20,13 @@ void full_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1, std::
   const std::int64_t rows = r1 - r0, cols = c1 - c0, H = r.hidden, step = r.batch * r.ldy;
   if constexpr (std::is_same_v<T, float>) {
     if (rows == 1 && cols == H && r.w_y.packed) {  // one row, all columns: one call
-      const auto finish = [](float* yt, void* context) {
+      const auto finish = [](float* yt, const void* context) {
         const auto& rec = *static_cast<const Recurrence<float>*>(context);
         bias_activation(rec.hidden, yt, nullptr, rec.bias, rec.act);
       };
       float* first = r.y + (r.reverse ? r.steps - 1 : 0) * step + r0 * r.ldy;
       if (packed_row_steps(r.steps, r.h0 + r0 * H, first, r.reverse ? -step : step, *r.w_y.packed,
-                           finish, const_cast<Recurrence<float>*>(&r))) {
+                           finish, &r)) {
         const float* last = first + (r.steps - 1) * (r.reverse ? -step : step);
         std::copy(last, last + H, r.h_n + r0 * H);
         return;

@@ -65,6 +65,11 @@ std::size_t storage_bytes(Storage s);
 void to_storage(const float* in, void* out, std::size_t n, Storage s, Stream stream);
 void from_storage(const void* in, float* out, std::size_t n, Storage s, Stream stream);
 
+// n host floats in a new device buffer of the storage type, and n device values of the
+// storage type into host floats; both on the legacy default stream, done on return.
+std::unique_ptr<Buffer> upload(const float* host, std::size_t n, Storage s);
+void download(const void* device, float* host, std::size_t n, Storage s);
+
 // out (d1, d0, inner) = in (d0, d1, inner), elements of 2 or 4 bytes, queued on `stream`.
 void swap_leading_axes(const void* in, void* out, std::int64_t d0, std::int64_t d1,
                        std::int64_t inner, std::size_t element_bytes, Stream stream);

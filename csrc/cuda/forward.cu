@@ -40,11 +40,7 @@ struct Network::Impl {
   // A device copy of `count` host floats, as `storage` (null for null).
   const void* upload(const float* host, std::int64_t count, Storage storage) {
     if (!host) return nullptr;
-    Buffer staged(count * sizeof(float));
-    copy_to_device(staged.data(), host, count * sizeof(float));
-    weights.push_back(std::make_unique<Buffer>(count * storage_bytes(storage)));
-    to_storage(static_cast<const float*>(staged.data()), weights.back()->data(), count, storage, nullptr);
-    check(cudaStreamSynchronize(nullptr), "weights to the device");
+    weights.push_back(cuda::upload(host, count, storage));
     return weights.back()->data();
   }
 };

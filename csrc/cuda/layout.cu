@@ -1,5 +1,5 @@
-// Conversions between float and the storage types, and the (T, B) <-> (B, T) swap of
-// batch_first arrays, on the device.
+// Conversions between float and the storage types (on the device, and to and from the
+// host), and the (T, B) <-> (B, T) swap of batch_first arrays, on the device.
 #include <algorithm>
 
 #include "cuda/check.h"
@@ -57,6 +57,26 @@ void from_storage(const void* in, float* out, std::size_t n, Storage s, Stream s
     case Storage::F16: launch_convert<__half, float>(in, out, n, stream); break;
     case Storage::BF16: launch_convert<__nv_bfloat16, float>(in, out, n, stream); break;
   }
+}
+
+std::unique_ptr<Buffer> upload(const float* host, std::size_t n, Storage s) {
+  auto out = std::make_unique<Buffer>(n * storage_bytes(s));
+  if (s == Storage::F32) {
+    copy_to_device(out->data(), host, n * sizeof(float));
+    return out;
+  }
+  Buffer staged(n * sizeof(float));
+  copy_to_device(staged.data(), host, n * sizeof(float));
+  to_storage(static_cast<const float*>(staged.data()), out->data(), n, s, nullptr);
+  check(cudaStreamSynchronize(nullptr), "values to the device");
+  return out;
+}
+
+void download(const void* device, float* host, std::size_t n, Storage s) {
+  if (s == Storage::F32) return copy_to_host(host, device, n * sizeof(float));
+  Buffer widened(n * sizeof(float));
+  from_storage(device, static_cast<float*>(widened.data()), n, s, nullptr);
+  copy_to_host(host, widened.data(), n * sizeof(float));
 }
 
 void swap_leading_axes(const void* in, void* out, std::int64_t d0, std::int64_t d1,

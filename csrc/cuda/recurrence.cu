@@ -10,6 +10,7 @@
 #include <string>
 #include <tuple>
 
+#include "cuda/cuda.h"
 #include "cuda/kernel_common.cuh"
 #include "cuda/tiled.h"
 
@@ -182,9 +183,8 @@ const void* clustered_kernel(int g) {
 }  // namespace
 
 Device current_device() {
-  int dev = 0;
+  const int dev = current_device_id();
   Device d{};
-  check(cudaGetDevice(&dev), "current device");
   check(cudaDeviceGetAttribute(&d.sms, cudaDevAttrMultiProcessorCount, dev), "SM count");
   check(cudaDeviceGetAttribute(&d.smem_per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
         "shared memory per block");
