@@ -11,10 +11,6 @@
 //   A (16 x 16, row-major): regs {A[g][2q..2q+1]}, {A[g+8][2q..]}, {A[g][2q+8..]}, {A[g+8][2q+8..]}
 //   B (16 x 8):             regs {B[2q..2q+1][g]}, {B[2q+8..2q+9][g]}
 //   C (16 x 8, float):      C[g][2q], C[g][2q+1], C[g+8][2q], C[g+8][2q+1]
-//
-// NOT YET RUN ON A GPU (written on the branch cuda-mma-next after the session's device
-// time was spent): run tests/test_cuda.py -k "storage" and bench/gpu_profile.sh with
-// STORAGES="bfloat16 float16" before merging.
 #include <cooperative_groups.h>
 
 #include <algorithm>
