@@ -2,7 +2,8 @@
 # A kernel profile on a GPU machine (dev aid): builds like gpu_check.sh (or reuses its
 # install with REUSE_BUILD=1), then per-step times as the slope between T = 20 and
 # T = 100 (launch costs cancel) for the chosen kernel and with ELMAN_CUDA_KERNEL=stepwise
-# (float32), then for each storage type in STORAGES,
+# (float32), then for each storage type in STORAGES (WITH_CUDNN=1: torch.nn.RNN in the
+# same dtype too),
 # and Nsight Compute (ncu) sections of the tiled kernel for NCU_CONFIGS (B,H,T ...;
 # empty: none). Logs to $OUT.
 set -uo pipefail
@@ -20,7 +21,27 @@ cat > /tmp/slope.py <<'PY'
 import os, sys, time, torch, elman
 torch.manual_seed(0)
 cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:]]
+torch.backends.cudnn.allow_tf32 = False
+
+def slope(fn, x_of):
+    per = {}
+    for T in (20, 100):
+        x = x_of(T)
+        for _ in range(3): fn(x)
+        ts = []
+        for _ in range(15):
+            torch.cuda.synchronize(); t0 = time.perf_counter(); fn(x); torch.cuda.synchronize()
+            ts.append(time.perf_counter() - t0)
+        per[T] = sorted(ts)[len(ts) // 2] * 1e6
+    return per
+
 for B, H in cfgs:
+    if os.environ.get("WITH_CUDNN") == "1":  # torch.nn.RNN in the same dtype, for comparison
+        dtype = getattr(torch, os.environ.get("STORAGE", "float32"))
+        module = torch.nn.RNN(H, H).cuda().to(dtype).eval()
+        with torch.no_grad():
+            per = slope(lambda x: module(x), lambda T: (torch.randn(T, B, H, device="cuda") * 0.5).to(dtype))
+        print(f"  cuDNN {dtype} B={B} H={H}: per step {(per[100]-per[20])/80:.2f} us", flush=True)
     storage = os.environ.get("STORAGE", "float32")
     layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
     per = {}

@@ -979,6 +979,7 @@ def check_storage_layer(layer, x, h0, lengths, result):
 
 STORAGE_CASES = [
     (30, 1, 64, 256, 1, False),      # B = 1: the cluster kernel
+    (6, 16, 1760, 1760, 1, False),   # B = 16, H = 1760: tensor cores (16-bit storage)
     (6, 1, 40, 1024, 1, False),      # B = 1, H = 1024: the grid kernel with warp dots
     (9, 17, 33, 257, 2, True),       # the tiled kernel, odd H, two bidirectional layers
     (5, 3, 1761, 1760, 1, False),    # the tiled kernel, large H, odd I
@@ -1000,6 +1001,36 @@ def test_storage_host_path(case, storage):
     check_storage_layer(layer, x, None, None, layer(x))
     h0, lengths = uniform(rng, (D * L, B, H)), random_lengths(rng, T, B)
     check_storage_layer(layer, x, h0, lengths, layer(x, h0, lengths))
+
+
+@gpu
+@pytest.mark.parametrize("storage", ["float16", "bfloat16"])
+@pytest.mark.parametrize("kernel", ["stepwise", "tiled", "mma"])
+def test_storage_forced_kernel(kernel, storage):
+    """Each recurrence kernel (ELMAN_CUDA_KERNEL, in a subprocess) with 16-bit storage
+    against the oracle, at sizes where the default might pick another."""
+    code = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import elman, test_cuda as tc
+        from helpers import random_lengths, rng_for, uniform
+        storage = sys.argv[2]
+        for case in [(6, 1, 30, 256, False), (5, 16, 1760, 1760, False), (7, 3, 33, 257, True),
+                     (4, 32, 64, 1024, False), (3, 17, 40, 100, True)]:
+            T, B, I, H, bidir = case
+            layer = elman.RNN(I, H, bidirectional=bidir, seed=29, device="cuda", storage=storage)
+            rng = rng_for("forced-storage", case, storage)
+            x = tc.make_input(rng, T, B, I, H)
+            h0 = uniform(rng, ((2 if bidir else 1), B, H))
+            lengths = random_lengths(rng, T, B)
+            tc.check_storage_layer(layer, x, None, None, layer(x))
+            tc.check_storage_layer(layer, x, h0, lengths, layer(x, h0, lengths))
+        print("ok")
+    """)
+    env = dict(os.environ, ELMAN_CUDA_KERNEL=kernel)
+    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests"), storage], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
 @gpu

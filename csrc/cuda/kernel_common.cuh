@@ -34,6 +34,34 @@ __device__ inline int length_of(const Recurrence<S>& r, int b) {
   return r.lengths ? r.lengths[b] : r.steps;
 }
 
+// Where row b's previous state is at iteration k (null once the row has ended).
+template <typename S>
+__device__ inline const S* previous_state(const Recurrence<S>& r, int k, int b) {
+  const int length = length_of(r, b);
+  if (k >= length) return nullptr;
+  if (k == 0) return r.h0 + (size_t)b * r.hidden;
+  const int t_prev = r.reverse ? length - k : k - 1;
+  return r.y + ((size_t)t_prev * r.batch + b) * r.ldy;
+}
+
+// The row of y and p that iteration k of row b writes (-1 once the row has ended).
+template <typename S>
+__device__ inline long long output_row(const Recurrence<S>& r, int k, int b) {
+  const int length = length_of(r, b);
+  if (k >= length) return -1;
+  const int t = r.reverse ? length - 1 - k : k;
+  return (long long)t * r.batch + b;
+}
+
+// Writes output (row, c) of iteration k of batch row b, and the final state after its
+// last step.
+template <typename S>
+__device__ inline void write_output(const Recurrence<S>& r, int k, int b, long long row, int c, float z) {
+  const S v = from_float<S>(apply_activation(r.act, z));
+  r.y[row * r.ldy + c] = v;
+  if (k == length_of(r, b) - 1) r.h_n[(size_t)b * r.hidden + c] = v;
+}
+
 // What a kernel launch needs to know about the current GPU.
 struct Device {
   int sms, smem_per_block, major;

@@ -9,10 +9,12 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <type_traits>
 
 #include "cuda/cuda.h"
 #include "cuda/kernel_common.cuh"
 #include "cuda/tiled.h"
+#include "cuda/tiled_mma.h"
 
 namespace cg = cooperative_groups;
 
@@ -197,11 +199,12 @@ namespace {
 // How one (batch, H, lengths or not, storage) runs, found once, since the checks
 // (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
-  enum Kind { Stepwise, Cluster, Persistent, Tiled } kind = Stepwise;
+  enum Kind { Stepwise, Cluster, Persistent, Tiled, Mma } kind = Stepwise;
   const void* kernel = nullptr;  // Cluster and Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
   TiledPlan tiled;
+  MmaPlan mma;
 };
 
 cudaLaunchAttribute cluster_of(int blocks) {
@@ -258,7 +261,7 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   return per_sm * d.sms >= p.blocks ? p : Plan{};
 }
 
-// ELMAN_CUDA_KERNEL=stepwise or =tiled forces that kernel where it can run (for
+// ELMAN_CUDA_KERNEL=stepwise, =tiled or =mma forces that kernel where it can run (for
 // comparisons and tests); unset or anything else: the choice below.
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
@@ -280,7 +283,15 @@ Plan choose(int batch, int hidden, bool lengths) {
   const std::string forced = forced_kernel();
   if (forced == "stepwise") return {};
   Plan p;
-  if (batch == 1 && !lengths && forced != "tiled") {
+  if constexpr (!std::is_same<S, float>::value) {  // tensor cores for 16-bit storage
+    if ((batch > 1 || lengths || forced == "mma") && forced != "tiled") {
+      p = Plan{Plan::Mma};
+      p.mma = mma_plan<S>(batch, hidden, d);
+      if (p.mma.kernel) return p;
+      p = Plan{};
+    }
+  }
+  if (batch == 1 && !lengths && forced != "tiled" && forced != "mma") {
     if (hidden <= 256) p = cluster_plan<S>(batch, hidden, d, 8);
     if (!p.kernel && hidden <= 640) p = cluster_plan<S>(batch, hidden, d, 16);
     if (!p.kernel) p = persistent_plan<S>(batch, hidden, d);
@@ -358,6 +369,9 @@ void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float
     case Plan::Cluster: run_cluster(r, p); break;
     case Plan::Persistent: run_persistent(r, p); break;
     case Plan::Tiled: launch_tiled(r, p.tiled); break;
+    case Plan::Mma:
+      if constexpr (!std::is_same<S, float>::value) launch_mma(r, p.mma);
+      break;
     default: run_stepwise(r, blas, state, product);
   }
   if (r.lengths) {

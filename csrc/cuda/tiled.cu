@@ -22,34 +22,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kTileCols = 4;  // a thread's columns: one float4 of W_y per k
 
-// Where row b's previous state is at iteration k (null once the row has ended).
-template <typename S>
-__device__ const S* previous_state(const Recurrence<S>& r, int k, int b) {
-  const int length = length_of(r, b);
-  if (k >= length) return nullptr;
-  if (k == 0) return r.h0 + (size_t)b * r.hidden;
-  const int t_prev = r.reverse ? length - k : k - 1;
-  return r.y + ((size_t)t_prev * r.batch + b) * r.ldy;
-}
-
-// The row of y and p that iteration k of row b writes (-1 once the row has ended).
-template <typename S>
-__device__ long long output_row(const Recurrence<S>& r, int k, int b) {
-  const int length = length_of(r, b);
-  if (k >= length) return -1;
-  const int t = r.reverse ? length - 1 - k : k;
-  return (long long)t * r.batch + b;
-}
-
-// Writes output (row, c) of iteration k of batch row b, and the final state after its
-// last step.
-template <typename S>
-__device__ void write_output(const Recurrence<S>& r, int k, int b, long long row, int c, float z) {
-  const S v = from_float<S>(apply_activation(r.act, z));
-  r.y[row * r.ldy + c] = v;
-  if (k == length_of(r, b) - 1) r.h_n[(size_t)b * r.hidden + c] = v;
-}
-
 // Copies k in [k0, k0 + n) of each live row's previous state (stored as S) into h_s as
 // float (row i at i * h_stride), a warp per row; V: S, or float4 for aligned float rows.
 // Values come from L2 (__ldcg): other blocks wrote them, and L1 is not coherent. Eight
