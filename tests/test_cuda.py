@@ -978,11 +978,12 @@ def check_storage_layer(layer, x, h0, lengths, result):
 
 
 STORAGE_CASES = [
-    (30, 1, 64, 256, 1, False),      # B = 1: the cluster kernel
-    (6, 16, 1760, 1760, 1, False),   # B = 16, H = 1760: tensor cores (16-bit storage)
+    (30, 1, 64, 256, 1, False),      # B = 1: the cluster kernel (with lengths: tensor cores)
+    (6, 16, 1760, 1760, 1, False),   # B = 16, H = 1760: tensor cores, two column tiles
     (6, 1, 40, 1024, 1, False),      # B = 1, H = 1024: the grid kernel with warp dots
-    (9, 17, 33, 257, 2, True),       # the tiled kernel, odd H, two bidirectional layers
-    (5, 3, 1761, 1760, 1, False),    # the tiled kernel, large H, odd I
+    (9, 17, 33, 257, 2, True),       # tensor cores: two row tiles, odd H, bidirectional
+    (5, 3, 1761, 1760, 1, False),    # tensor cores: large H, odd I
+    (4, 20, 48, 2200, 1, False),     # tensor cores: four column tiles per block
     (4, 64, 100, 1024, 1, False),    # per-step cuBLAS
     (3, 256, 64, 512, 1, True),      # B = 256
 ]
