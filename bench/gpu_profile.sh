@@ -3,9 +3,10 @@
 # install with REUSE_BUILD=1), then per-step times as the slope between T = 20 and
 # T = 100 (launch costs cancel) for the chosen kernel and with ELMAN_CUDA_KERNEL=stepwise
 # (float32), then for each storage type in STORAGES (WITH_CUDNN=1: torch.nn.RNN in the
-# same dtype too),
-# and Nsight Compute (ncu) sections of the tiled kernel for NCU_CONFIGS (B,H,T ...;
-# empty: none). Logs to $OUT.
+# same dtype too), and Nsight Compute (ncu) sections of the tiled kernel for NCU_CONFIGS
+# (B,H,T ...; empty: none). BASELINE=DIR (a source tree, e.g. from `git archive main`):
+# the chosen-kernel and storage slopes of that tree too, built into /tmp/base-site, in the
+# same run, for an A/B on one machine. Logs to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-profile}; mkdir -p "$OUT"
@@ -61,6 +62,16 @@ echo "chosen kernel:"; python3 /tmp/slope.py $CONFIGS 2>&1 | tee "$OUT/slope.log
 for storage in ${STORAGES:-}; do  # e.g. STORAGES="bfloat16 float16"
   echo "storage $storage:"; STORAGE=$storage python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
 done
+if [[ -n ${BASELINE:-} ]]; then
+  CUDACXX=/usr/local/cuda/bin/nvcc PYTHONPATH=/tmp/site python3 -m pip install -q --no-index --no-deps \
+    --no-build-isolation --target /tmp/base-site -C cmake.define.ELMAN_CUDA=ON \
+    -C cmake.define.CMAKE_CUDA_ARCHITECTURES=90 -C build-dir=/tmp/base-build "$BASELINE" > "$OUT/base-build.log" 2>&1 \
+    || { tail -30 "$OUT/base-build.log"; exit 1; }
+  for storage in float32 ${STORAGES:-}; do
+    echo "BASELINE storage $storage:"
+    PYTHONPATH=/tmp/base-site:/tmp/site WITH_CUDNN=0 STORAGE=$storage python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
+  done
+fi
 cat > /tmp/one.py <<'PY'
 import sys, torch, elman
 B, H, T = map(int, sys.argv[1:4])
