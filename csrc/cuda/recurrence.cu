@@ -82,40 +82,22 @@ __device__ void dot_group(int H, Load h_at, const float* w_s, int nc, float (&ac
     for (int off = 16; off > 0; off /= 2) acc[g] += __shfl_xor_sync(0xffffffffu, acc[g], off);
 }
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-constexpr int kMaxItems = 4;  // warp items per step of the B = 1 kernels (their plans check)
-
-// Each of this warp's items (item = warp + i * kWarps < items): lane < nc's p_t + bias.
-// The projections exist before the launch, so the kernels load a step's values during
-// the barrier before it, where their latency is hidden.
+// Lane g < nc finishes column c0 + g of row b at step t and returns its value.
 template <int G, typename S>
-__device__ void load_projections(const Recurrence<S>& r, int t, int groups, int c0, int ncols,
-                                 float (&out)[kMaxItems]) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-#pragma unroll
-  for (int i = 0; i < kMaxItems; ++i) {
-    const int item = warp + i * kWarps, b = item / groups, g0 = (item % groups) * G;
-    const int c = c0 + g0 + lane;
-    out[i] = item < r.batch * groups && lane < min(G, ncols - g0)
-                 ? r.p[((size_t)t * r.batch + b) * r.ldp + c] + bias_at(r.bias, c)
-                 : 0.f;
-  }
-}
-
-// Lane g < nc finishes column c0 + g of row b at step t from its p_t + bias, and returns
-// its value.
-template <int G, typename S>
-__device__ float finish(const Recurrence<S>& r, float (&acc)[G], float projection, int t, int b, int c) {
+__device__ float finish(const Recurrence<S>& r, float (&acc)[G], int t, int b, int c) {
   const int lane = threadIdx.x % 32;
-  float sum = projection;
+  float sum = 0.f;
 #pragma unroll
   for (int g = 0; g < G; ++g)
-    if (g == lane) sum += acc[g];
-  const S v = from_float<S>(apply_activation(r.act, sum));
-  r.y[((size_t)t * r.batch + b) * r.ldy + c] = v;
+    if (g == lane) sum = acc[g];
+  const size_t row = (size_t)t * r.batch + b;
+  const S v = from_float<S>(apply_activation(r.act, r.p[row * r.ldp + c] + sum + bias_at(r.bias, c)));
+  r.y[row * r.ldy + c] = v;
   return to_float(v);  // as stored: the next step reads it so
 }
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
 
 // The whole GPU: block j owns `cols` columns; a grid barrier separates the steps, whose
 // previous outputs are read from L2 (bypassing the non-coherent L1).
@@ -127,30 +109,22 @@ __global__ void __launch_bounds__(kThreads) persistent(Recurrence<S> r, int cols
   const int warp = threadIdx.x / 32, groups = (ncols + G - 1) / G;
   load_columns(r, c0, ncols, w_s);
   __syncthreads();
-  float projection[kMaxItems];
-  load_projections<G>(r, r.reverse ? r.steps - 1 : 0, groups, c0, ncols, projection);
   int prev_t = -1;
   for (int k = 0; k < r.steps; ++k) {
     const int t = r.reverse ? r.steps - 1 - k : k;
-#pragma unroll
-    for (int i = 0; i < kMaxItems; ++i) {
-      const int item = warp + i * kWarps;
-      if (item >= r.batch * groups) break;
+    for (int item = warp; item < r.batch * groups; item += kWarps) {
       const int b = item / groups, g0 = (item % groups) * G, nc = min(G, ncols - g0);
       const S* prev = prev_t < 0 ? r.h0 + (size_t)b * H
                                  : r.y + ((size_t)prev_t * r.batch + b) * r.ldy;
       float acc[G];
-      dot_group<G>(H, [&](int kk) { return load_cg(prev + kk); }, w_s + g0 * (H + 1), nc, acc);
+      dot_group<G>(H, [&](int i) { return load_cg(prev + i); }, w_s + g0 * (H + 1), nc, acc);
       if (threadIdx.x % 32 < nc) {
         const int c = c0 + g0 + threadIdx.x % 32;
-        const float v = finish<G>(r, acc, projection[i], t, b, c);
+        const float v = finish<G>(r, acc, t, b, c);
         if (k == r.steps - 1) r.h_n[(size_t)b * H + c] = from_float<S>(v);
       }
     }
     prev_t = t;
-    // In place (p is y), step t + 1's projections are still there: only this thread
-    // overwrites them, in that step.
-    if (k + 1 < r.steps) load_projections<G>(r, r.reverse ? t - 1 : t + 1, groups, c0, ncols, projection);
     grid.sync();
   }
 }
@@ -170,29 +144,23 @@ __global__ void __launch_bounds__(kThreads) clustered(Recurrence<S> r, int cols)
   float* h_buf = smem + (size_t)cols * (H + 1);  // 2 x batch x H
   load_columns(r, c0, ncols, w_s);
   for (int i = threadIdx.x; i < r.batch * H; i += blockDim.x) h_buf[i] = to_float(r.h0[i]);
-  float projection[kMaxItems];
-  load_projections<G>(r, r.reverse ? r.steps - 1 : 0, groups, c0, ncols, projection);
   cluster.sync();
   for (int k = 0; k < r.steps; ++k) {
     const int t = r.reverse ? r.steps - 1 - k : k;
     const float* h = h_buf + (size_t)(k & 1) * r.batch * H;
     float* h_next = h_buf + (size_t)((k + 1) & 1) * r.batch * H;
-#pragma unroll
-    for (int i = 0; i < kMaxItems; ++i) {
-      const int item = warp + i * kWarps;
-      if (item >= r.batch * groups) break;
+    for (int item = warp; item < r.batch * groups; item += kWarps) {
       const int b = item / groups, g0 = (item % groups) * G, nc = min(G, ncols - g0);
       float acc[G];
-      dot_group<G>(H, [&](int kk) { return h[(size_t)b * H + kk]; }, w_s + g0 * (H + 1), nc, acc);
+      dot_group<G>(H, [&](int i) { return h[(size_t)b * H + i]; }, w_s + g0 * (H + 1), nc, acc);
       if (threadIdx.x % 32 < nc) {
         const int c = c0 + g0 + threadIdx.x % 32;
-        const float v = finish<G>(r, acc, projection[i], t, b, c);
+        const float v = finish<G>(r, acc, t, b, c);
         for (int dst = 0; dst < blocks; ++dst)
           cluster.map_shared_rank(h_next, dst)[(size_t)b * H + c] = v;
         if (k == r.steps - 1) r.h_n[(size_t)b * H + c] = from_float<S>(v);
       }
     }
-    if (k + 1 < r.steps) load_projections<G>(r, r.reverse ? t - 1 : t + 1, groups, c0, ncols, projection);
     cluster.sync();
   }
 #endif
@@ -203,12 +171,6 @@ int group_for(int batch, int cols) {
   for (int g : {16, 4})
     if (batch * ((cols + g - 1) / g) >= kWarps) return g;
   return 1;
-}
-
-// Whether a block's items (rows x column groups) leave at most kMaxItems per warp.
-bool items_fit(int batch, int cols) {
-  const int g = group_for(batch, cols);
-  return batch * ((cols + g - 1) / g) <= kWarps * kMaxItems;
 }
 
 template <typename S>
@@ -260,7 +222,7 @@ Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
   Plan p{Plan::Cluster, clustered_kernel<S>(group_for(batch, (hidden + blocks - 1) / blocks)),
          blocks, (hidden + blocks - 1) / blocks};
   p.smem = ((size_t)p.cols * (hidden + 1) + 2 * (size_t)batch * hidden) * sizeof(float);
-  if (d.major < 9 || p.smem > (size_t)d.smem_per_block || !items_fit(batch, p.cols)) return {};
+  if (d.major < 9 || p.smem > (size_t)d.smem_per_block) return {};
   // The device's limit, not this plan's size: other plans share the kernel.
   check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
         "cluster kernel shared memory");
@@ -290,7 +252,7 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   p.cols = std::max(1, (hidden + d.sms - 1) / d.sms);
   p.blocks = (hidden + p.cols - 1) / p.cols;
   p.smem = (size_t)p.cols * (hidden + 1) * sizeof(float);
-  if (p.smem > (size_t)d.smem_per_block || !items_fit(batch, p.cols)) return {};
+  if (p.smem > (size_t)d.smem_per_block) return {};
   p.kernel = persistent_kernel<S>(group_for(batch, p.cols));
   check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
         "persistent kernel shared memory");
