@@ -281,6 +281,20 @@ def test_shape_grid(case, nonlinearity):
     check_layer(layer, x, h0, lengths, result=result)    # also: exact zeros past lengths
 
 
+@gpu
+@pytest.mark.parametrize("H", [1, 100, 256, 257, 640, 641, 1024])
+def test_one_row_kernels(H):
+    """B = 1, where the grid above mostly gives lengths: the single-block kernel (H <= 256,
+    also with a length), the cluster (H <= 640) and the grid kernel, both directions."""
+    T, I = 40, 24
+    layer = elman.RNN(I, H, bidirectional=True, seed=31, device="cuda")
+    rng = rng_for("cuda-one-row", H)
+    x = make_input(rng, T, 1, I, H)
+    check_layer(layer, x)
+    check_layer(layer, x, uniform(rng, (2, 1, H)))
+    check_layer(layer, x, lengths=np.array([T // 2 + 1]))
+
+
 OPTIONS = list(itertools.product([1, 2, 3], [False, True], [False, True], [False, True],
                                  [False, True], [False, True]))
 
@@ -978,7 +992,7 @@ def check_storage_layer(layer, x, h0, lengths, result):
 
 
 STORAGE_CASES = [
-    (30, 1, 64, 256, 1, False),      # B = 1: the cluster kernel (with lengths: tensor cores)
+    (30, 1, 64, 256, 1, False),      # B = 1: the single-block kernel
     (6, 16, 1760, 1760, 1, False),   # B = 16, H = 1760: tensor cores, two column tiles
     (6, 1, 40, 1024, 1, False),      # B = 1, H = 1024: the grid kernel with warp dots
     (9, 17, 33, 257, 2, True),       # tensor cores: two row tiles, odd H, bidirectional
