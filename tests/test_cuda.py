@@ -284,8 +284,9 @@ def test_shape_grid(case, nonlinearity):
 @gpu
 @pytest.mark.parametrize("H", [1, 100, 256, 257, 640, 641, 1024])
 def test_one_row_kernels(H):
-    """B = 1, where the grid above mostly gives lengths: the single-block kernel (H <= 256,
-    also with a length), the cluster (H <= 640) and the grid kernel, both directions."""
+    """B = 1, where the grid above mostly gives lengths: the 8-block cluster (H <= 256), the
+    16-block cluster (H <= 640) and the grid kernel, both directions; with a length, the
+    tiled kernel."""
     T, I = 40, 24
     layer = elman.RNN(I, H, bidirectional=True, seed=31, device="cuda")
     rng = rng_for("cuda-one-row", H)
@@ -992,7 +993,7 @@ def check_storage_layer(layer, x, h0, lengths, result):
 
 
 STORAGE_CASES = [
-    (30, 1, 64, 256, 1, False),      # B = 1: the single-block kernel
+    (30, 1, 64, 256, 1, False),      # B = 1: the cluster kernel (with lengths: tensor cores)
     (6, 16, 1760, 1760, 1, False),   # B = 16, H = 1760: tensor cores, two column tiles
     (6, 1, 40, 1024, 1, False),      # B = 1, H = 1024: the grid kernel with warp dots
     (9, 17, 33, 257, 2, True),       # tensor cores: two row tiles, odd H, bidirectional

@@ -13,7 +13,6 @@
 
 #include "cuda/cuda.h"
 #include "cuda/kernel_common.cuh"
-#include "cuda/single_block.h"
 #include "cuda/tiled.h"
 #include "cuda/tiled_mma.h"
 
@@ -200,11 +199,10 @@ namespace {
 // How one (batch, H, lengths or not, storage) runs, found once, since the checks
 // (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
-  enum Kind { Stepwise, SingleBlock, Cluster, Persistent, Tiled, Mma } kind = Stepwise;
+  enum Kind { Stepwise, Cluster, Persistent, Tiled, Mma } kind = Stepwise;
   const void* kernel = nullptr;  // Cluster and Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
-  SingleBlockPlan single;
   TiledPlan tiled;
   MmaPlan mma;
 };
@@ -217,11 +215,10 @@ cudaLaunchAttribute cluster_of(int blocks) {
   return a;
 }
 
-// A cluster of 16 blocks (Hopper's non-portable size), if its W_y slice and two copies
-// of h fit in each block's shared memory and it can be resident.
+// A cluster of `blocks` (8 portable, 16 with Hopper's non-portable sizes), if its W_y
+// slice and two copies of h fit in each block's shared memory and it can be resident.
 template <typename S>
-Plan cluster_plan(int batch, int hidden, const Device& d) {
-  constexpr int blocks = 16;
+Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
   Plan p{Plan::Cluster, clustered_kernel<S>(group_for(batch, (hidden + blocks - 1) / blocks)),
          blocks, (hidden + blocks - 1) / blocks};
   p.smem = ((size_t)p.cols * (hidden + 1) + 2 * (size_t)batch * hidden) * sizeof(float);
@@ -229,8 +226,9 @@ Plan cluster_plan(int batch, int hidden, const Device& d) {
   // The device's limit, not this plan's size: other plans share the kernel.
   check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
         "cluster kernel shared memory");
-  check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
-        "non-portable cluster size");
+  if (blocks > 8)
+    check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
+          "non-portable cluster size");
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(blocks);
   config.blockDim = dim3(kThreads);
@@ -285,12 +283,6 @@ Plan choose(int batch, int hidden, bool lengths) {
   const std::string forced = forced_kernel();
   if (forced == "stepwise") return {};
   Plan p;
-  if (batch == 1 && forced != "tiled" && forced != "mma") {
-    p = Plan{Plan::SingleBlock};
-    p.single = single_block_plan<S>(batch, hidden, d);
-    if (p.single.kernel) return p;
-    p = Plan{};
-  }
   if constexpr (!std::is_same<S, float>::value) {  // tensor cores for 16-bit storage
     if ((batch > 1 || lengths || forced == "mma") && forced != "tiled") {
       p = Plan{Plan::Mma};
@@ -300,7 +292,8 @@ Plan choose(int batch, int hidden, bool lengths) {
     }
   }
   if (batch == 1 && !lengths && forced != "tiled" && forced != "mma") {
-    if (hidden <= 640) p = cluster_plan<S>(batch, hidden, d);
+    if (hidden <= 256) p = cluster_plan<S>(batch, hidden, d, 8);
+    if (!p.kernel && hidden <= 640) p = cluster_plan<S>(batch, hidden, d, 16);
     if (!p.kernel) p = persistent_plan<S>(batch, hidden, d);
     if (p.kernel) return p;
   }
@@ -373,7 +366,6 @@ template <typename S>
 void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
   const Plan& p = plan_for<S>(r.batch, r.hidden, r.lengths != nullptr);
   switch (p.kind) {
-    case Plan::SingleBlock: launch_single_block(r, p.single); break;
     case Plan::Cluster: run_cluster(r, p); break;
     case Plan::Persistent: run_persistent(r, p); break;
     case Plan::Tiled: launch_tiled(r, p.tiled); break;
