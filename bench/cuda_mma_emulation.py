@@ -1,50 +1,107 @@
+"""A NumPy emulation of the index arithmetic of csrc/cuda/tiled_mma.cu (a dev aid: it runs
+without a GPU, and checks the kernel's reading of the PTX fragment layouts, not the
+hardware).
+
+For one block (CT column tiles starting at column c0) and one step, every warp's lanes
+gather their A registers (16-byte loads of state rows), B registers (16-byte loads of the
+W_y^T slice in shared memory) and accumulator slots exactly as the kernel indexes them;
+the emulated mma.m16n8k16 places each register's two values where the PTX ISA says that
+register sits in the 16 x 16 A, 16 x 8 B and 16 x 8 C tiles. The block's output columns
+must equal h @ W_y[:, c0 : c0 + cols].
+
+    python bench/cuda_mma_emulation.py
+"""
 import numpy as np
-rng = np.random.default_rng(0)
-def emulate(B, H, col_tiles, j):
-    W = rng.standard_normal((H, H)); h = rng.standard_normal((B, H))
-    row_tiles=(B+15)//16; k_padded=(H+15)//16*16; stride=k_padded+8
-    cols=col_tiles*8; c0=j*cols; ncols=min(cols, H-c0); rows=row_tiles*16
-    w_s=np.zeros(cols*stride); h_s=np.zeros(rows*stride)
-    for i in range(H*ncols):
-        k=i//ncols; n=i-k*ncols; w_s[n*stride+k]=W[k, c0+n]
-    for b in range(B): h_s[b*stride:b*stride+H]=h[b]
-    kWarps=8; k_warps=kWarps//col_tiles; k_tiles=k_padded//16
-    partial=np.zeros(kWarps*rows*cols)
-    for warp in range(8):
-        col_tile=warp%col_tiles; k_part=warp//col_tiles
-        for rt in range(row_tiles):
-            acc=np.zeros((32,4))
-            for kt in range(k_part, k_tiles, k_warps):
-                k16=kt*16
-                # assemble A (16x16) and B (16x8) per the PTX fragment layout from lane loads
-                A=np.zeros((16,16)); Bm=np.zeros((16,8))
-                for lane in range(32):
-                    g,q=lane//4,lane%4
-                    a_row0=(rt*16+g)*stride+2*q; a_row8=a_row0+8*stride
-                    b_col=(col_tile*8+g)*stride+2*q
-                    regs=[(a_row0+k16),(a_row8+k16),(a_row0+k16+8),(a_row8+k16+8)]
-                    # reg r holds two consecutive elements; layout positions:
-                    pos=[(g,2*q),(g+8,2*q),(g,2*q+8),(g+8,2*q+8)]
-                    for r,(ri,ci) in zip(regs,pos):
-                        A[ri,ci]=h_s[r]; A[ri,ci+1]=h_s[r+1]
-                    bregs=[b_col+k16, b_col+k16+8]; bpos=[(2*q,g),(2*q+8,g)]
-                    for r,(ki,ni) in zip(bregs,bpos):
-                        Bm[ki,ni]=w_s[r]; Bm[ki+1,ni]=w_s[r+1]
-                C=A@Bm
-                for lane in range(32):
-                    g,q=lane//4,lane%4
-                    acc[lane]+= [C[g,2*q],C[g,2*q+1],C[g+8,2*q],C[g+8,2*q+1]]
+
+WARPS, CHUNK = 8, 32
+
+
+def a_position(reg, g, q):
+    """(row, k) of the first of the two values of A register `reg` of lane (g, q)."""
+    return [(g, 2 * q), (g + 8, 2 * q), (g, 2 * q + 8), (g + 8, 2 * q + 8)][reg]
+
+
+def b_position(reg, g, q):
+    """(k, column) of the first of the two values of B register `reg` of lane (g, q)."""
+    return [(2 * q, g), (2 * q + 8, g)][reg]
+
+
+def c_position(slot, g, q):
+    """(row, column) of accumulator slot `slot` of lane (g, q)."""
+    return [(g, 2 * q), (g, 2 * q + 1), (g + 8, 2 * q), (g + 8, 2 * q + 1)][slot]
+
+
+def mma(acc, a_regs, b_regs):
+    """One m16n8k16 product: a_regs[lane] = 4 pairs, b_regs[lane] = 2 pairs."""
+    A, B = np.zeros((16, 16)), np.zeros((16, 8))
+    for lane in range(32):
+        g, q = divmod(lane, 4)
+        for reg, pair in enumerate(a_regs[lane]):
+            r, k = a_position(reg, g, q)
+            A[r, k:k + 2] = pair
+        for reg, pair in enumerate(b_regs[lane]):
+            k, n = b_position(reg, g, q)
+            B[k:k + 2, n] = pair
+    C = A @ B
+    for lane in range(32):
+        g, q = divmod(lane, 4)
+        for slot in range(4):
+            acc[lane][slot] += C[c_position(slot, g, q)]
+
+
+def load8(row, k):
+    """The kernel's load8: values k .. k+7, zeros past the row's end."""
+    out = np.zeros(8)
+    part = row[k:k + 8]
+    out[:len(part)] = part
+    return out
+
+
+def emulate_block(h, W, CT, block):
+    B, H = h.shape
+    RT, cols = (B + 15) // 16, CT * 8
+    c0 = block * cols
+    ncols = min(cols, H - c0)
+    chunks = (H + CHUNK - 1) // CHUNK
+    w_t = np.zeros((cols, chunks * CHUNK))  # the W_y^T slice (its padding is irrelevant here)
+    w_t[:ncols, :H] = W[:, c0:c0 + ncols].T
+    rows = np.zeros((RT * 16, H))
+    rows[:B] = h
+    partial = np.zeros((WARPS, RT * 16, cols))
+    for warp in range(WARPS):
+        acc = {(rt, ct): [[0.0] * 4 for _ in range(32)] for rt in range(RT) for ct in range(CT)}
+        for chunk in range(warp, chunks, WARPS):
+            for rt in range(RT):
+                for ct in range(CT):
+                    for tile in range(2):  # the chunk's two k tiles: .x/.y, then .z/.w
+                        a_regs, b_regs = [], []
+                        for lane in range(32):
+                            g, q = divmod(lane, 4)
+                            k = chunk * CHUNK + 8 * q
+                            lo = load8(rows[rt * 16 + g], k)      # 4 registers: x y z w
+                            hi = load8(rows[rt * 16 + g + 8], k)
+                            w = w_t[ct * 8 + g, k:k + 8]
+                            x, y = (0, 2) if tile == 0 else (4, 6)  # element offsets of the pairs
+                            a_regs.append([lo[x:x + 2], hi[x:x + 2], lo[y:y + 2], hi[y:y + 2]])
+                            b_regs.append([w[x:x + 2], w[y:y + 2]])
+                        mma(acc[rt, ct], a_regs, b_regs)
+        for (rt, ct), lanes in acc.items():
             for lane in range(32):
-                g,q=lane//4,lane%4
-                base=(k_part*rows+rt*16)*cols+col_tile*8
-                partial[base+g*cols+2*q]=acc[lane][0]; partial[base+g*cols+2*q+1]=acc[lane][1]
-                partial[base+(g+8)*cols+2*q]=acc[lane][2]; partial[base+(g+8)*cols+2*q+1]=acc[lane][3]
-    out=np.zeros((B,ncols))
-    for o in range(B*cols):
-        b=o//cols; jj=o-b*cols
-        if jj>=ncols: continue
-        out[b,jj]=sum(partial[(w*rows+b)*cols+jj] for w in range(k_warps))
-    ref=h@W[:,c0:c0+ncols]
-    return np.abs(out-ref).max()
-for B,H,ct,j in [(20,100,2,0),(20,100,2,6),(5,33,1,4),(32,64,4,1),(16,1760,2,109),(1,17,1,2)]:
-    print(B,H,ct,j, emulate(B,H,ct,j))
+                g, q = divmod(lane, 4)
+                for slot in range(4):
+                    r, n = c_position(slot, g, q)
+                    partial[warp, rt * 16 + r, ct * 8 + n] = lanes[lane][slot]
+    out = partial.sum(axis=0)[:B, :ncols]
+    return np.abs(out - h @ W[:, c0:c0 + ncols]).max()
+
+
+if __name__ == "__main__":
+    rng = np.random.default_rng(0)
+    # (B, H, CT, block): partial chunks, H not a multiple of 8, two row tiles, a last
+    # block with fewer columns than its tiles.
+    for B, H, CT, block in [(20, 100, 2, 0), (20, 100, 2, 6), (5, 33, 1, 4), (32, 64, 4, 1),
+                            (16, 1760, 2, 109), (1, 17, 1, 2), (17, 257, 8, 4)]:
+        h, W = rng.standard_normal((B, H)), rng.standard_normal((H, H))
+        err = emulate_block(h, W, CT, block)
+        print(f"B={B} H={H} CT={CT} block={block}: max error {err:.1e}")
+        assert err < 1e-9, "the emulated kernel does not compute h @ W_y"

@@ -3,9 +3,11 @@
 # install with REUSE_BUILD=1), then per-step times as the slope between T = 20 and
 # T = 100 (launch costs cancel) for the chosen kernel and with ELMAN_CUDA_KERNEL=stepwise
 # (float32), then for each storage type in STORAGES (WITH_CUDNN=1: torch.nn.RNN in the
-# same dtype too),
-# and Nsight Compute (ncu) sections of the tiled kernel for NCU_CONFIGS (B,H,T ...;
-# empty: none). Logs to $OUT.
+# same dtype too), and Nsight Compute (ncu) of the on-chip recurrence kernel for
+# NCU_CONFIGS (B,H,T[,storage] ...; empty: none; NCU_SET=full: all sections).
+# BASELINE=DIR (a source tree, e.g. from `git archive main`): the chosen-kernel and
+# storage slopes of that tree too, built into /tmp/base-site, in the same run, for an A/B
+# on one machine. Logs to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-profile}; mkdir -p "$OUT"
@@ -61,18 +63,43 @@ echo "chosen kernel:"; python3 /tmp/slope.py $CONFIGS 2>&1 | tee "$OUT/slope.log
 for storage in ${STORAGES:-}; do  # e.g. STORAGES="bfloat16 float16"
   echo "storage $storage:"; STORAGE=$storage python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
 done
+if [[ -n ${BASELINE:-} ]]; then
+  CUDACXX=/usr/local/cuda/bin/nvcc PYTHONPATH=/tmp/site python3 -m pip install -q --no-index --no-deps \
+    --no-build-isolation --target /tmp/base-site -C cmake.define.ELMAN_CUDA=ON \
+    -C cmake.define.CMAKE_CUDA_ARCHITECTURES=90 -C build-dir=/tmp/base-build "$BASELINE" > "$OUT/base-build.log" 2>&1 \
+    || { tail -30 "$OUT/base-build.log"; exit 1; }
+  for storage in float32 ${STORAGES:-}; do
+    echo "BASELINE storage $storage:"
+    PYTHONPATH=/tmp/base-site:/tmp/site WITH_CUDNN=0 STORAGE=$storage python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
+  done
+fi
 cat > /tmp/one.py <<'PY'
 import sys, torch, elman
 B, H, T = map(int, sys.argv[1:4])
-layer = elman.RNN(H, H, device="cuda", seed=1)
-x = torch.randn(T, B, H, device="cuda") * 0.5
+storage = sys.argv[4] if len(sys.argv) > 4 else "float32"
+layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
+x = (torch.randn(T, B, H, device="cuda") * 0.5).to(getattr(torch, storage))
 layer(x); torch.cuda.synchronize()
 PY
+# Nsight Compute of the recurrence kernel of each NCU_CONFIGS entry (B,H,T[,storage]):
+# chosen sections, or with NCU_SET=full every section, the report itself, and its per-SASS
+# line stall samples (ncu-*-sass.csv; the build has no -lineinfo, so no CUDA source lines).
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /usr/local/cuda/nsight-compute*/ncu 2>/dev/null | head -1)
+KERNELS='tiled|single_block|clustered|persistent'
 for c in ${NCU_CONFIGS-64,256,20 16,1760,20}; do
-  timeout 120 "$NCU" --clock-control none -k regex:tiled --launch-count 1 \
-    --section SpeedOfLight --section WarpStateStats --section LaunchStats --section Occupancy \
-    --section SchedulerStats --section MemoryWorkloadAnalysis \
-    python3 /tmp/one.py ${c//,/ } > "$OUT/ncu-${c//,/-}.log" 2>&1
-  echo "ncu $c rc=$?"; grep -E "Duration|Stall|Warp Cycles|Issued|Throughput|Registers|Achieved|Bank" "$OUT/ncu-${c//,/-}.log" | head -40
+  name=ncu-${c//,/-}
+  if [[ ${NCU_SET:-} == full ]]; then
+    timeout 120 "$NCU" --clock-control none -k regex:"$KERNELS" --launch-count 1 --set full \
+      -f -o "$OUT/$name" python3 /tmp/one.py ${c//,/ } > "$OUT/$name.log" 2>&1
+    echo "ncu $c rc=$?"
+    "$NCU" -i "$OUT/$name.ncu-rep" --page details >> "$OUT/$name.log" 2>&1
+    "$NCU" -i "$OUT/$name.ncu-rep" --page source --csv --print-source sass > "$OUT/$name-sass.csv" 2>&1
+  else
+    timeout 120 "$NCU" --clock-control none -k regex:"$KERNELS" --launch-count 1 \
+      --section SpeedOfLight --section WarpStateStats --section LaunchStats --section Occupancy \
+      --section SchedulerStats --section MemoryWorkloadAnalysis \
+      python3 /tmp/one.py ${c//,/ } > "$OUT/$name.log" 2>&1
+    echo "ncu $c rc=$?"
+  fi
+  grep -E "Duration|Stall|Warp Cycles|Issued|Throughput|Registers|Achieved|Bank" "$OUT/$name.log" | head -40
 done

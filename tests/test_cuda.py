@@ -281,6 +281,21 @@ def test_shape_grid(case, nonlinearity):
     check_layer(layer, x, h0, lengths, result=result)    # also: exact zeros past lengths
 
 
+@gpu
+@pytest.mark.parametrize("H", [1, 100, 256, 257, 640, 641, 1024])
+def test_one_row_kernels(H):
+    """B = 1, where the grid above mostly gives lengths: the 8-block cluster (H <= 256), the
+    16-block cluster (H <= 640) and the grid kernel, both directions; with a length, the
+    tiled kernel."""
+    T, I = 40, 24
+    layer = elman.RNN(I, H, bidirectional=True, seed=31, device="cuda")
+    rng = rng_for("cuda-one-row", H)
+    x = make_input(rng, T, 1, I, H)
+    check_layer(layer, x)
+    check_layer(layer, x, uniform(rng, (2, 1, H)))
+    check_layer(layer, x, lengths=np.array([T // 2 + 1]))
+
+
 OPTIONS = list(itertools.product([1, 2, 3], [False, True], [False, True], [False, True],
                                  [False, True], [False, True]))
 
@@ -978,11 +993,12 @@ def check_storage_layer(layer, x, h0, lengths, result):
 
 
 STORAGE_CASES = [
-    (30, 1, 64, 256, 1, False),      # B = 1: the cluster kernel
-    (6, 16, 1760, 1760, 1, False),   # B = 16, H = 1760: tensor cores (16-bit storage)
+    (30, 1, 64, 256, 1, False),      # B = 1: the cluster kernel (with lengths: tensor cores)
+    (6, 16, 1760, 1760, 1, False),   # B = 16, H = 1760: tensor cores, two column tiles
     (6, 1, 40, 1024, 1, False),      # B = 1, H = 1024: the grid kernel with warp dots
-    (9, 17, 33, 257, 2, True),       # the tiled kernel, odd H, two bidirectional layers
-    (5, 3, 1761, 1760, 1, False),    # the tiled kernel, large H, odd I
+    (9, 17, 33, 257, 2, True),       # tensor cores: two row tiles, odd H, bidirectional
+    (5, 3, 1761, 1760, 1, False),    # tensor cores: large H, odd I
+    (4, 20, 48, 2200, 1, False),     # tensor cores: four column tiles per block
     (4, 64, 100, 1024, 1, False),    # per-step cuBLAS
     (3, 256, 64, 512, 1, True),      # B = 256
 ]

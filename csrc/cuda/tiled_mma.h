@@ -10,11 +10,10 @@ namespace elman::cuda {
 
 // A block's share: `col_tiles` tiles of 8 output columns for all (padded) rows.
 struct MmaShape {
-  int row_tiles;     // 16-row tiles covering the batch
-  int col_tiles;     // 8-column tiles per block: 1, 2, 4 or 8
-  int k_padded;      // H rounded up to 16 (the k of the last product is zero padded)
-  int stride;        // elements per row of the W_y slice and of the copied states
-  bool vector_copy;  // rows of y and h0 16-byte aligned, H a multiple of 8: 16-byte copies
+  int row_tiles;      // 16-row tiles covering the batch: 1 or 2
+  int col_tiles;      // 8-column tiles per block: 1, 2 or 4
+  int stride;         // elements per row (one output column) of the W_y^T slice
+  bool vector_loads;  // rows of y and h0 16-byte aligned, H a multiple of 8: 16-byte loads
 };
 
 struct MmaPlan {
