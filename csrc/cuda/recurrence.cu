@@ -269,7 +269,10 @@ std::string forced_kernel() {
 }
 
 // Measured on an H200 (bench/results/cuda-lab-h200-*, gpu-check-h200-*): at B = 1 one
-// cluster wins for small H, the grid kernel with warp dot products up to H ~ 1024. With
+// cluster wins for small H (a single block holding half of W_y in shared memory lost:
+// 2.08 against ~1.8 us/step at H = 256, gpu-check-h200-20261126-7), the grid kernel with
+// warp dot products up to H ~ 1024. 16-bit storage with 2 <= B <= 32 (or lengths) takes
+// the tensor cores (B = 16, H = 1760: 5.5 us/step, per-step cuBLAS 11.9). With
 // more rows (or lengths) the tiled kernel wins 1.9-3.5x over per-step cuBLAS where its
 // work per step is small, and loses where it is large: per step it took ~2.5 us plus
 // ~4x its cost model's estimate, per-step cuBLAS 9-33 us (bench/results/
