@@ -46,15 +46,7 @@ for B, H in cfgs:
         print(f"  cuDNN {dtype} B={B} H={H}: per step {(per[100]-per[20])/80:.2f} us", flush=True)
     storage = os.environ.get("STORAGE", "float32")
     layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
-    per = {}
-    for T in (20, 100):
-        x = (torch.randn(T, B, H, device="cuda") * 0.5).to(getattr(torch, storage))
-        for _ in range(3): layer(x)
-        ts = []
-        for _ in range(15):
-            torch.cuda.synchronize(); t0 = time.perf_counter(); layer(x); torch.cuda.synchronize()
-            ts.append(time.perf_counter() - t0)
-        per[T] = sorted(ts)[len(ts) // 2] * 1e6
+    per = slope(layer, lambda T: (torch.randn(T, B, H, device="cuda") * 0.5).to(getattr(torch, storage)))
     print(f"B={B} H={H}: T=20 {per[20]:.1f} us, T=100 {per[100]:.1f} us, per step {(per[100]-per[20])/80:.2f} us, fixed {per[20]-20*(per[100]-per[20])/80:.1f} us", flush=True)
 PY
 CONFIGS=${SLOPE_CONFIGS:-1,256 4,256 64,256 16,1760 256,512 64,1760}
