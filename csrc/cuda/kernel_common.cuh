@@ -1,6 +1,8 @@
 // Device helpers shared by the recurrence kernels (recurrence.cu, tiled.cu).
 #pragma once
 
+#include <cstddef>
+
 #include "cuda/check.h"
 #include "cuda/recurrence.h"
 #include "cuda/storage.cuh"
@@ -68,6 +70,11 @@ struct Device {
 };
 
 Device current_device();
+
+// For a cooperative launch: raises the kernel's dynamic shared memory limit to the device's
+// (not this plan's size: other plans share the kernel), and tells whether `blocks` blocks
+// of `threads` with `smem` bytes each can all be resident, as a grid barrier requires.
+bool all_resident(const void* kernel, int threads, std::size_t smem, int blocks, const Device& d);
 
 // A kernel's address, for the launch functions that take any kernel.
 template <typename Kernel>

@@ -194,6 +194,14 @@ Device current_device() {
   return d;
 }
 
+bool all_resident(const void* kernel, int threads, std::size_t smem, int blocks, const Device& d) {
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
+        "kernel shared memory");
+  int per_sm = 0;
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem), "occupancy");
+  return per_sm * d.sms >= blocks;
+}
+
 namespace {
 
 // How one (batch, H, lengths or not, storage) runs, found once, since the checks
@@ -254,11 +262,7 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   p.smem = (size_t)p.cols * (hidden + 1) * sizeof(float);
   if (p.smem > (size_t)d.smem_per_block) return {};
   p.kernel = persistent_kernel<S>(group_for(batch, p.cols));
-  check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
-        "persistent kernel shared memory");
-  int per_sm = 0;
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, p.kernel, kThreads, p.smem), "occupancy");
-  return per_sm * d.sms >= p.blocks ? p : Plan{};
+  return all_resident(p.kernel, kThreads, p.smem, p.blocks, d) ? p : Plan{};
 }
 
 // ELMAN_CUDA_KERNEL=stepwise, =tiled or =mma forces that kernel where it can run (for

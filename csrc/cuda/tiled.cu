@@ -231,15 +231,8 @@ TiledPlan tiled_plan(int batch, int hidden, const Device& d) {
       best.cost = cost;
     }
   }
-  if (!best.kernel) return best;
-  // The device's limit, not this plan's size: other plans share the kernel.
-  check(cudaFuncSetAttribute(best.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             d.smem_per_block),
-        "tiled kernel shared memory");
-  int per_sm = 0;
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, best.kernel, kThreads, best.smem),
-        "tiled kernel occupancy");
-  return per_sm * d.sms >= best.blocks ? best : TiledPlan{};
+  return best.kernel && all_resident(best.kernel, kThreads, best.smem, best.blocks, d) ? best
+                                                                                   : TiledPlan{};
 }
 
 template <typename S>

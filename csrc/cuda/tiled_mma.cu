@@ -201,13 +201,7 @@ MmaPlan mma_plan(int batch, int hidden, const Device& d) {
     p.kernel = row_tiles == 1 ? kernel_for<1, S>(col_tiles) : kernel_for<2, S>(col_tiles);
     break;
   }
-  if (!p.kernel) return p;
-  check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
-        "tensor-core kernel shared memory");
-  int per_sm = 0;
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, p.kernel, kThreads, p.smem),
-        "tensor-core kernel occupancy");
-  return per_sm * d.sms >= p.blocks ? p : MmaPlan{};
+  return p.kernel && all_resident(p.kernel, kThreads, p.smem, p.blocks, d) ? p : MmaPlan{};
 }
 
 template <typename S>
