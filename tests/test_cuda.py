@@ -159,6 +159,27 @@ def test_device_input_views_without_a_gpu():
     assert elman.cuda._interface(_FakeCUDA((2, 3), typestr="<V2")) is not None  # no DLPack: as is
 
 
+def test_gpu_array_that_refuses_to_be_read_names_the_argument():
+    """What torch does with a CUDA tensor that requires grad: __cuda_array_interface__ and
+    __dlpack__ raise RuntimeError; elman reads no pointer and says which argument it was."""
+
+    class RequiresGrad:
+        @property
+        def __cuda_array_interface__(self):
+            raise RuntimeError("Can't get __cuda_array_interface__ on Variable that requires grad")
+
+        def __dlpack__(self, stream=None):
+            raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+
+        def __dlpack_device__(self):
+            return (2, 0)
+
+    assert elman.cuda.on_device(RequiresGrad())
+    for name in ("x", "h0"):
+        with pytest.raises(TypeError, match=f"{name}: could not be read through DLPack.*detach"):
+            elman.cuda._view(name, RequiresGrad(), None, 0, "float32")
+
+
 @pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda"])
 def test_unknown_device_string_is_value_error(device):
     with pytest.raises(ValueError, match="device"):

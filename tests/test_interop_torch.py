@@ -114,6 +114,23 @@ def test_zero_copy_input_and_output():
     assert y_t.data_ptr() == y.ctypes.data, "torch.from_dlpack must take the output without a copy"
 
 
+def test_tensor_that_requires_grad_is_type_error_naming_the_argument():
+    """torch refuses to show such a tensor as an array (RuntimeError); elman says which
+    argument it was, keeping torch's advice (detach)."""
+    layer = elman.RNN(I, H, seed=5)
+    x = torch.randn(T, B, I, requires_grad=True)
+    h0 = torch.zeros(1, B, H, requires_grad=True)
+    with pytest.raises(TypeError, match="x: expected an array of real numbers.*detach"):
+        layer(x)
+    with pytest.raises(TypeError, match="h0: expected an array of real numbers.*detach"):
+        layer(x.detach(), h0)
+    with pytest.raises(TypeError, match="x_t: expected an array of real numbers.*detach"):
+        layer.step(x[0])
+    with pytest.raises(TypeError, match="w_y_l0: expected an array of real numbers.*detach"):
+        layer.w_y_l0 = torch.zeros(H, H, requires_grad=True)
+    np.testing.assert_array_equal(layer(x.detach())[0], layer(x.detach().numpy())[0])
+
+
 @pytest.mark.parametrize("module,match", [
     (lambda: nn.LSTM(I, H), "torch.nn.RNN or torch.nn.RNNCell"),
     (lambda: nn.GRU(I, H), "torch.nn.RNN or torch.nn.RNNCell"),

@@ -44,7 +44,7 @@ def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
         return value  # already what the engine takes (the common case: ~1 us saved a call)
     try:
         a = _shared(value)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: e.g. torch, requires_grad
         raise TypeError(f"{name}: expected an array of real numbers ({e})") from e
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")

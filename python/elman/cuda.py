@@ -93,7 +93,7 @@ def _interface(value):
     raises TypeError for some dtypes and gives bfloat16 as opaque bytes)."""
     try:
         cai = value.__cuda_array_interface__
-    except (AttributeError, TypeError):
+    except (AttributeError, TypeError, RuntimeError):  # RuntimeError: torch, requires_grad
         return None
     # torch gives bfloat16 as "<V2" (2 opaque bytes): DLPack names the type.
     if str(cai.get("typestr", ""))[1:2] == "V" and hasattr(value, "__dlpack__"):
@@ -150,9 +150,12 @@ def _view(name: str, value, shape, stream: int, storage: str):
             _cuda.stream_wait(stream, int(cai["stream"]))
     elif on_device(value):
         try:
-            capsule = value.__dlpack__(stream=stream if stream else 1)
-        except TypeError:  # a producer without the stream keyword
-            capsule = value.__dlpack__()
+            try:
+                capsule = value.__dlpack__(stream=stream if stream else 1)
+            except TypeError:  # a producer without the stream keyword
+                capsule = value.__dlpack__()
+        except (BufferError, RuntimeError) as e:  # e.g. torch refuses tensors that require grad
+            raise TypeError(f"{name}: could not be read through DLPack ({e})") from e
         pointer, got, strides, dtype, device = _cuda.dlpack_view(capsule)
         if device[0] != _KDLCUDA:
             raise TypeError(f"{name}: expected a CUDA array, got a DLPack array on device {tuple(device)}")
