@@ -313,9 +313,11 @@ Plan choose(int batch, int hidden, bool lengths) {
 template <typename S>
 const Plan& plan_for(int batch, int hidden, bool lengths) {
   static std::mutex mutex;
-  static std::map<std::tuple<int, int, bool>, Plan> plans;  // one device, per S
+  // Per GPU too: the plan's checks and kernel attributes (shared memory limits) are per
+  // device, and GPUs may differ.
+  static std::map<std::tuple<int, int, int, bool>, Plan> plans;  // per S
+  const auto key = std::make_tuple(current_device_id(), batch, hidden, lengths);
   std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_tuple(batch, hidden, lengths);
   auto found = plans.find(key);
   if (found == plans.end()) found = plans.emplace(key, choose<S>(batch, hidden, lengths)).first;
   return found->second;
