@@ -71,6 +71,10 @@ struct Device {
 
 Device current_device();
 
+// Whether `kernel` was compiled with thread-block clusters (for compute capability 9): a
+// build for older GPUs only, run on a newer one through its PTX, has them compiled out.
+bool has_clusters(const void* kernel);
+
 // For a cooperative launch: raises the kernel's dynamic shared memory limit to the device's
 // (not this plan's size: other plans share the kernel), and tells whether `blocks` blocks
 // of `threads` with `smem` bytes each can all be resident, as a grid barrier requires.

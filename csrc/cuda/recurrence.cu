@@ -163,6 +163,8 @@ __global__ void __launch_bounds__(kThreads) clustered(Recurrence<S> r, int cols)
     }
     cluster.sync();
   }
+#else
+  __trap();  // never chosen where compiled without clusters (has_clusters)
 #endif
 }
 
@@ -192,6 +194,15 @@ Device current_device() {
         "shared memory per block");
   check(cudaDeviceGetAttribute(&d.major, cudaDevAttrComputeCapabilityMajor, dev), "compute capability");
   return d;
+}
+
+bool has_clusters(const void* kernel) {
+  cudaFuncAttributes a;
+  if (cudaFuncGetAttributes(&a, kernel) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.ptxVersion >= 90;
 }
 
 bool all_resident(const void* kernel, int threads, std::size_t smem, int blocks, const Device& d) {
@@ -230,7 +241,7 @@ Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
   Plan p{Plan::Cluster, clustered_kernel<S>(group_for(batch, (hidden + blocks - 1) / blocks)),
          blocks, (hidden + blocks - 1) / blocks};
   p.smem = ((size_t)p.cols * (hidden + 1) + 2 * (size_t)batch * hidden) * sizeof(float);
-  if (d.major < 9 || p.smem > (size_t)d.smem_per_block) return {};
+  if (d.major < 9 || p.smem > (size_t)d.smem_per_block || !has_clusters(p.kernel)) return {};
   // The device's limit, not this plan's size: other plans share the kernel.
   check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
         "cluster kernel shared memory");
