@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "cuda/check.h"
 #include "cuda/recurrence.h"
@@ -79,6 +80,14 @@ bool has_clusters(const void* kernel);
 // (not this plan's size: other plans share the kernel), and tells whether `blocks` blocks
 // of `threads` with `smem` bytes each can all be resident, as a grid barrier requires.
 bool all_resident(const void* kernel, int threads, std::size_t smem, int blocks, const Device& d);
+
+// Whether the rows of y and h0 suit 16-byte vector accesses of `per_vector` values each:
+// H and y's row stride are multiples of it, and y and h0 are 16-byte aligned.
+template <typename S>
+bool vector_rows(const Recurrence<S>& r, int per_vector) {
+  const auto aligned = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
+  return r.hidden % per_vector == 0 && r.ldy % per_vector == 0 && aligned(r.y) && aligned(r.h0);
+}
 
 // A kernel's address, for the launch functions that take any kernel.
 template <typename Kernel>

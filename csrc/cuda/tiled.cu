@@ -240,8 +240,7 @@ void launch_tiled(const Recurrence<S>& r, const TiledPlan& p) {
   Recurrence<S> args = r;
   TileShape shape = p.shape;
   // float4 copies need 16-byte aligned rows and chunks (chunk is a multiple of 4).
-  const auto aligned = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
-  shape.vector_copy = r.hidden % 4 == 0 && r.ldy % 4 == 0 && aligned(r.y) && aligned(r.h0);
+  shape.vector_copy = vector_rows(r, 4);
   void* params[] = {&args, &shape};
   check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
         "tiled kernel launch");

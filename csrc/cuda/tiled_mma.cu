@@ -208,8 +208,7 @@ template <typename S>
 void launch_mma(const Recurrence<S>& r, const MmaPlan& p) {
   Recurrence<S> args = r;
   MmaShape shape = p.shape;
-  const auto aligned = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
-  shape.vector_loads = r.hidden % 8 == 0 && r.ldy % 8 == 0 && aligned(r.y) && aligned(r.h0);
+  shape.vector_loads = vector_rows(r, 8);
   void* params[] = {&args, &shape};
   check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
         "tensor-core kernel launch");
