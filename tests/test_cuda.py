@@ -303,11 +303,11 @@ def test_shape_grid(case, nonlinearity):
 
 
 @gpu
-@pytest.mark.parametrize("H", [1, 100, 256, 257, 640, 641, 1024])
+@pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 640, 641, 1024])
 def test_one_row_kernels(H):
-    """B = 1, where the grid above mostly gives lengths: the 8-block cluster (H <= 256), the
-    16-block cluster (H <= 640) and the grid kernel, both directions; with a length, the
-    tiled kernel."""
+    """B = 1, where the grid above mostly gives lengths: the one-block kernel (H <= 128,
+    also with a length), the 8-block cluster (H <= 256), the 16-block cluster (H <= 640)
+    and the grid kernel, both directions; with a length past H = 128, the tiled kernel."""
     T, I = 40, 24
     layer = elman.RNN(I, H, bidirectional=True, seed=31, device="cuda")
     rng = rng_for("cuda-one-row", H)

@@ -13,6 +13,7 @@
 
 #include "cuda/cuda.h"
 #include "cuda/kernel_common.cuh"
+#include "cuda/one_row.h"
 #include "cuda/tiled.h"
 #include "cuda/tiled_mma.h"
 
@@ -218,7 +219,7 @@ namespace {
 // How one (batch, H, lengths or not, storage) runs, found once, since the checks
 // (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
-  enum Kind { Stepwise, Cluster, Persistent, Tiled, Mma } kind = Stepwise;
+  enum Kind { Stepwise, OneRow, Cluster, Persistent, Tiled, Mma } kind = Stepwise;
   const void* kernel = nullptr;  // Cluster and Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
@@ -300,6 +301,7 @@ Plan choose(int batch, int hidden, bool lengths) {
   const Device d = current_device();
   const std::string forced = forced_kernel();
   if (forced == "stepwise") return {};
+  if (one_row_fits(batch, hidden) && forced != "tiled" && forced != "mma") return Plan{Plan::OneRow};
   Plan p;
   if constexpr (!std::is_same<S, float>::value) {  // tensor cores for 16-bit storage
     if ((batch > 1 || lengths || forced == "mma") && forced != "tiled") {
@@ -386,6 +388,7 @@ template <typename S>
 void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
   const Plan& p = plan_for<S>(r.batch, r.hidden, r.lengths != nullptr);
   switch (p.kind) {
+    case Plan::OneRow: launch_one_row(r); break;
     case Plan::Cluster: run_cluster(r, p); break;
     case Plan::Persistent: run_persistent(r, p); break;
     case Plan::Tiled: launch_tiled(r, p.tiled); break;
