@@ -65,6 +65,20 @@ __device__ inline void write_output(const Recurrence<S>& r, int k, int b, long l
   if (k == length_of(r, b) - 1) r.h_n[(size_t)b * r.hidden + c] = v;
 }
 
+// Staging p_t a few steps ahead (a global load issued one step ahead was still pending when
+// needed): cp.async (sm_80+) copies 4 bytes from global to shared memory without waiting;
+// each thread commits one group of copies per step (maybe empty, so that counts agree) and
+// waits until at most `Pending` groups are in flight, i.e. its oldest ones have landed.
+__device__ __forceinline__ void copy_async_4(float* to, const float* from) {
+  const unsigned dst = (unsigned)__cvta_generic_to_shared(to);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(from));
+}
+__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int Pending>
+__device__ __forceinline__ void wait_copies() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+}
+
 // What a kernel launch needs to know about the current GPU.
 struct Device {
   int sms, smem_per_block, major;

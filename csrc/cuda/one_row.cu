@@ -23,16 +23,6 @@ constexpr int kColumns = kOneRowMaxHidden, kParts = 4, kThreads = kColumns * kPa
 constexpr int kPerThread = kColumns / kParts;  // k per thread
 constexpr int kAhead = 8;                      // steps of p_t in flight
 
-__device__ __forceinline__ void copy_async_4(float* to, const float* from) {
-  const unsigned dst = (unsigned)__cvta_generic_to_shared(to);
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(from));
-}
-__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;\n" ::); }
-// Waits until at most kAhead - 1 groups are pending: the oldest (this step's) has landed.
-__device__ __forceinline__ void wait_oldest_copy() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kAhead - 1));
-}
-
 template <typename S>
 __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
   __shared__ __align__(16) float h_s[2][kColumns];
@@ -78,7 +68,7 @@ __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
     }
     const float sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     if (part > 0) partial[part - 1][c] = sum;
-    wait_oldest_copy();
+    wait_copies<kAhead - 1>();  // this step's p_t has landed
     __syncthreads();
     if (finisher) {
       const int t = r.reverse ? steps - 1 - k : k;
@@ -90,7 +80,7 @@ __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
     }
     __syncthreads();
   }
-  asm volatile("cp.async.wait_all;\n" ::);  // nothing left in flight at exit
+  wait_copies<0>();  // nothing left in flight at exit
 }
 
 }  // namespace
