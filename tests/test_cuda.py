@@ -944,7 +944,7 @@ def test_caller_stream(as_handle):
 
 
 @gpu
-@pytest.mark.parametrize("kernel", ["stepwise", "tiled"])
+@pytest.mark.parametrize("kernel", ["stepwise", "tiled", "fma"])
 def test_forced_kernel_matches_oracle(kernel):
     """ELMAN_CUDA_KERNEL forces one recurrence kernel (the choice is cached per process):
     each against the oracle where the default would pick another."""

@@ -15,6 +15,7 @@
 #include "cuda/kernel_common.cuh"
 #include "cuda/one_row.h"
 #include "cuda/tiled.h"
+#include "cuda/tiled_fma.h"
 #include "cuda/tiled_mma.h"
 
 namespace cg = cooperative_groups;
@@ -219,12 +220,13 @@ namespace {
 // How one (batch, H, lengths or not, storage) runs, found once, since the checks
 // (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
-  enum Kind { Stepwise, OneRow, Cluster, Persistent, Tiled, Mma } kind = Stepwise;
+  enum Kind { Stepwise, OneRow, Cluster, Persistent, Tiled, Mma, Fma } kind = Stepwise;
   const void* kernel = nullptr;  // Cluster and Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
   TiledPlan tiled;
   MmaPlan mma;
+  FmaPlan fma;
 };
 
 cudaLaunchAttribute cluster_of(int blocks) {
@@ -277,7 +279,7 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   return all_resident(p.kernel, kThreads, p.smem, p.blocks, d) ? p : Plan{};
 }
 
-// ELMAN_CUDA_KERNEL=stepwise, =tiled or =mma forces that kernel where it can run (for
+// ELMAN_CUDA_KERNEL=stepwise, =tiled, =mma or =fma forces that kernel where it can run (for
 // comparisons and tests); unset or anything else: the choice below.
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
@@ -301,17 +303,24 @@ Plan choose(int batch, int hidden, bool lengths) {
   const Device d = current_device();
   const std::string forced = forced_kernel();
   if (forced == "stepwise") return {};
-  if (one_row_fits(batch, hidden) && forced != "tiled" && forced != "mma") return Plan{Plan::OneRow};
+  const bool forced_elsewhere = forced == "tiled" || forced == "mma" || forced == "fma";
+  if (one_row_fits(batch, hidden) && !forced_elsewhere) return Plan{Plan::OneRow};
   Plan p;
+  const bool rows = batch > 1 || lengths;
   if constexpr (!std::is_same<S, float>::value) {  // tensor cores for 16-bit storage
-    if ((batch > 1 || lengths || forced == "mma") && forced != "tiled") {
+    if ((rows || forced == "mma") && forced != "tiled") {
       p = Plan{Plan::Mma};
       p.mma = mma_plan<S>(batch, hidden, d);
       if (p.mma.kernel) return p;
       p = Plan{};
     }
+  } else if ((rows || forced == "fma") && forced != "tiled") {  // float32 on CUDA cores
+    p = Plan{Plan::Fma};
+    p.fma = fma_plan(batch, hidden, d);
+    if (p.fma.kernel) return p;
+    p = Plan{};
   }
-  if (batch == 1 && !lengths && forced != "tiled" && forced != "mma") {
+  if (batch == 1 && !lengths && !forced_elsewhere) {
     if (hidden <= 256) p = cluster_plan<S>(batch, hidden, d, 8);
     if (!p.kernel && hidden <= 640) p = cluster_plan<S>(batch, hidden, d, 16);
     if (!p.kernel) p = persistent_plan<S>(batch, hidden, d);
@@ -394,6 +403,9 @@ void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float
     case Plan::Tiled: launch_tiled(r, p.tiled); break;
     case Plan::Mma:
       if constexpr (!std::is_same<S, float>::value) launch_mma(r, p.mma);
+      break;
+    case Plan::Fma:
+      if constexpr (std::is_same<S, float>::value) launch_fma(r, p.fma);
       break;
     default: run_stepwise(r, blas, state, product);
   }

@@ -4,9 +4,8 @@
 // 8th chunk of 32 k, loads the previous states of all rows for its chunks from L2 straight
 // into registers (16 bytes per row and chunk, all issued before the first product), and
 // multiplies them with mma.sync m16n8k16 (16-bit inputs, float accumulation) into each of
-// the block's column tiles. The warps' partial sums meet in shared memory; p_t (staged
-// kAhead steps ahead into shared memory by cp.async), the bias and the activation follow,
-// and a grid barrier separates the steps.
+// the block's column tiles. The warps' partial sums meet in shared memory, and the block
+// finishes its outputs as column_block.cuh describes; a grid barrier separates the steps.
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16", 16-bit types), with
 // g = lane / 4 and q = lane % 4:
@@ -16,13 +15,14 @@
 // A sum over k may take the k in any order as long as A and B agree. Lane q's k of a tile,
 // 2q, 2q+1, 2q+8, 2q+9, stand for k = 8q .. 8q+3 of the chunk (its first tile) and
 // 8q+4 .. 8q+7 (its second), so one 16-byte load per row holds a lane's A values of both
-// tiles, and one 16-byte shared-memory load its B values. bench/cuda_mma_emulation.py
+// tiles, and one 16-byte shared-memory load its B values. bench/cuda_kernel_emulation.py
 // checks this indexing in NumPy.
 #include <cooperative_groups.h>
 
 #include <algorithm>
 #include <cstdint>
 
+#include "cuda/column_block.cuh"
 #include "cuda/tiled_mma.h"
 
 namespace cg = cooperative_groups;
@@ -30,14 +30,14 @@ namespace cg = cooperative_groups;
 namespace elman::cuda {
 namespace {
 
-constexpr int kThreads = 256, kWarps = kThreads / 32;
+using column_block::kThreads;
+using column_block::kWarps;
 constexpr int kChunk = 32;          // k per chunk: two m16n8k16 tiles
 constexpr int kLoadsInFlight = 16;  // per thread: 16-byte state loads issued before the products
 // 4 column tiles at most: 8 would only be needed past 32 * SMs columns, where such a slice
 // of W_y exceeds shared memory (on GPUs of more than ~56 SMs).
 constexpr int kMaxCols = 32;
-constexpr int kMaxItems = kMmaMaxRows * kMaxCols / kThreads;  // epilogue values per thread
-constexpr int kAhead = 4;  // steps of p_t staged ahead
+static_assert(kMmaMaxRows == column_block::kMaxRows, "one row limit for the block's epilogue");
 
 template <typename S>
 __device__ __forceinline__ void mma(float (&c)[4], std::uint32_t a0, std::uint32_t a1,
@@ -93,37 +93,14 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_mma(Recurrence<S> r, MmaSha
   const int chunks = (H + kChunk - 1) / kChunk;
   S* w_s = reinterpret_cast<S*>(smem16);                                   // kCols x stride
   float* partial = reinterpret_cast<float*>(w_s + (size_t)kCols * s.stride);  // warps x rows x cols
-  float* ring = partial + kWarps * kRows * kCols;  // kAhead x items x kThreads: p_t ahead
-  const int items = (r.batch * kCols + kThreads - 1) / kThreads;  // <= kMaxItems
+  float* ring = partial + kWarps * kRows * kCols;
 
-  // W_y's columns, transposed; zeros past H (both ways).
-  for (int i = tid; i < kCols * s.stride; i += kThreads) {
-    const int n = i / s.stride, k = i - n * s.stride;
-    w_s[i] = n < ncols && k < H ? r.w_y[(size_t)k * H + c0 + n] : from_float<S>(0.f);
-  }
-  // The values this thread finishes: item n is (row o / kCols, column o % kCols) with
-  // o = tid + n * kThreads. Their bias, and their p_t of iteration k into its ring slot
-  // (in place, p is y: a step's p_t is read before that step overwrites it).
-  float bias[kMaxItems];
-#pragma unroll
-  for (int n = 0; n < kMaxItems; ++n) {
-    const int j = (tid + n * kThreads) % kCols;
-    bias[n] = j < ncols ? bias_at(r.bias, c0 + j) : 0.f;
-  }
-  const auto stage = [&](int k) {
-#pragma unroll
-    for (int n = 0; n < kMaxItems; ++n) {
-      const int o = tid + n * kThreads, b = o / kCols, j = o % kCols;
-      const long long row = n < items && b < r.batch && j < ncols && k < r.steps ? output_row(r, k, b) : -1;
-      if (row >= 0) copy_async_4(ring + ((k % kAhead) * items + n) * kThreads + tid, r.p + row * r.ldp + c0 + j);
-    }
-    commit_copies();
-  };
-  for (int k = 0; k < kAhead - 1; ++k) stage(k);
+  column_block::load_columns_transposed(r, c0, ncols, kCols, s.stride, w_s);
+  column_block::Epilogue<kCols, S> epilogue(r, ring, c0, ncols);
   __syncthreads();
 
   for (int k = 0; k < r.steps; ++k) {
-    stage(k + kAhead - 1);  // into the slot step k - 1 used
+    epilogue.stage(r, k + column_block::kAhead - 1);
     // The rows this lane loads: rt * 16 + g and rt * 16 + g + 8.
     const S* src[RT][2];
 #pragma unroll
@@ -169,21 +146,11 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_mma(Recurrence<S> r, MmaSha
         *reinterpret_cast<float2*>(out) = make_float2(acc[rt][ct][0], acc[rt][ct][1]);
         *reinterpret_cast<float2*>(out + 8 * kCols) = make_float2(acc[rt][ct][2], acc[rt][ct][3]);
       }
-    wait_copies<kAhead - 1>();  // this step's p_t has landed
     __syncthreads();
-#pragma unroll
-    for (int n = 0; n < kMaxItems; ++n) {
-      const int o = tid + n * kThreads, b = o / kCols, j = o % kCols;
-      const long long row = n < items && b < r.batch && j < ncols ? output_row(r, k, b) : -1;
-      if (row < 0) continue;
-      float sum = ring[((k % kAhead) * items + n) * kThreads + tid] + bias[n];
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) sum += partial[((size_t)w * kRows + b) * kCols + j];
-      write_output(r, k, b, row, c0 + j, sum);
-    }
+    epilogue.template finish<kRows>(r, k, partial);
     grid.sync();  // also keeps partial from being overwritten before it is read
   }
-  wait_copies<0>();  // nothing left in flight at exit
+  epilogue.drain();
 }
 
 template <int RT, typename S>
@@ -208,10 +175,8 @@ MmaPlan mma_plan(int batch, int hidden, const Device& d) {
   for (int col_tiles = 1; col_tiles <= kMaxCols / 8; col_tiles *= 2) {
     const int blocks = (hidden + col_tiles * 8 - 1) / (col_tiles * 8);
     if (blocks > d.sms) continue;
-    const int items = (batch * col_tiles * 8 + kThreads - 1) / kThreads;
     const std::size_t smem = (size_t)col_tiles * 8 * stride * sizeof(S) +
-                             (size_t)kWarps * row_tiles * 16 * col_tiles * 8 * sizeof(float) +
-                             (size_t)kAhead * items * kThreads * sizeof(float);
+                             column_block::epilogue_bytes(batch, row_tiles * 16, col_tiles * 8);
     if (smem > (size_t)d.smem_per_block) return p;  // wider tiles only need more
     p.shape = {row_tiles, col_tiles, stride, false};
     p.blocks = blocks;

@@ -1,15 +1,20 @@
-"""A NumPy emulation of the index arithmetic of csrc/cuda/tiled_mma.cu (a dev aid: it runs
-without a GPU, and checks the kernel's reading of the PTX fragment layouts, not the
-hardware).
+"""NumPy emulations of the index arithmetic of csrc/cuda/tiled_mma.cu and tiled_fma.cu (a
+dev aid: it runs without a GPU, and checks the kernels' indexing, including their reading
+of the PTX fragment layouts, not the hardware).
 
-For one block (CT column tiles starting at column c0) and one step, every warp's lanes
+tiled_mma: for one block (CT column tiles starting at column c0) and one step, every warp's lanes
 gather their A registers (16-byte loads of state rows), B registers (16-byte loads of the
 W_y^T slice in shared memory) and accumulator slots exactly as the kernel indexes them;
 the emulated mma.m16n8k16 places each register's two values where the PTX ISA says that
 register sits in the 16 x 16 A, 16 x 8 B and 16 x 8 C tiles. The block's output columns
 must equal h @ W_y[:, c0 : c0 + cols].
 
-    python bench/cuda_mma_emulation.py
+tiled_fma: for one block (COLS columns), every lane (rg, kq) of every warp accumulates
+its rows' sums over its k, the 8 lanes of a row group reduce-scatter them level by level
+as the kernel's shuffles do, and each lane's kept totals go to the partial-sum slots the
+kernel writes.
+
+    python bench/cuda_kernel_emulation.py
 """
 import numpy as np
 
@@ -95,13 +100,60 @@ def emulate_block(h, W, CT, block):
     return np.abs(out - h @ W[:, c0:c0 + ncols]).max()
 
 
+def emulate_fma_block(h, W, COLS, block):
+    B, H = h.shape
+    RT = (B + 15) // 16
+    rows_total, R = RT * 16, RT * 16 // 4
+    V = R * COLS
+    c0 = block * COLS
+    ncols = min(COLS, H - c0)
+    chunks = (H + CHUNK - 1) // CHUNK
+    w_t = np.zeros((COLS, chunks * CHUNK))
+    w_t[:ncols, :H] = W[:, c0:c0 + ncols].T
+    rows = np.zeros((rows_total, chunks * CHUNK))
+    rows[:B, :H] = h
+    partial = np.zeros((WARPS, rows_total, COLS))
+    for warp in range(WARPS):
+        acc = np.zeros((32, V))  # lane -> its sums, row i, column c at i * COLS + c
+        for chunk in range(warp, chunks, WARPS):
+            for lane in range(32):
+                rg, kq = divmod(lane, 8)
+                k = chunk * CHUNK + 4 * kq
+                for i in range(R):
+                    hv = rows[rg * R + i, k:k + 4]
+                    for c in range(COLS):
+                        acc[lane, i * COLS + c] += hv @ w_t[c, k:k + 4]
+        for half, bit in ((V // 2, 4), (V // 4, 2), (V // 8, 1)):  # the shuffles
+            new = acc.copy()
+            for lane in range(32):
+                partner = lane ^ bit
+                upper = (lane % 8) & bit
+                keep = acc[lane, half:2 * half] if upper else acc[lane, :half]
+                # the partner sends the half it does not keep: the half this lane keeps
+                sent = acc[partner, half:2 * half] if upper else acc[partner, :half]
+                new[lane, :half] = keep + sent
+            acc = new
+        for lane in range(32):
+            rg, kq = divmod(lane, 8)
+            for i in range(V // 8):
+                f = kq * (V // 8) + i
+                partial[warp, rg * R + f // COLS, f % COLS] = acc[lane, i]
+    out = partial.sum(axis=0)[:B, :ncols]
+    return np.abs(out - h @ W[:, c0:c0 + ncols]).max()
+
+
 if __name__ == "__main__":
     rng = np.random.default_rng(0)
-    # (B, H, CT, block): partial chunks, H not a multiple of 8, two row tiles, a last
-    # block with fewer columns than its tiles.
-    for B, H, CT, block in [(20, 100, 2, 0), (20, 100, 2, 6), (5, 33, 1, 4), (32, 64, 4, 1),
-                            (16, 1760, 2, 109), (1, 17, 1, 2), (17, 257, 8, 4)]:
-        h, W = rng.standard_normal((B, H)), rng.standard_normal((H, H))
-        err = emulate_block(h, W, CT, block)
-        print(f"B={B} H={H} CT={CT} block={block}: max error {err:.1e}")
-        assert err < 1e-9, "the emulated kernel does not compute h @ W_y"
+    # (B, H, column tiles or columns, block): partial chunks, H not a multiple of 8, two row
+    # tiles, a last block with fewer columns than its tiles.
+    for name, emulate, cases in [
+            ("tiled_mma", emulate_block, [(20, 100, 2, 0), (20, 100, 2, 6), (5, 33, 1, 4), (32, 64, 4, 1),
+                                          (16, 1760, 2, 109), (1, 17, 1, 2), (17, 257, 8, 4)]),
+            ("tiled_fma", emulate_fma_block, [(20, 100, 8, 0), (20, 100, 16, 6), (5, 33, 8, 4),
+                                              (32, 64, 16, 3), (16, 1760, 16, 109), (2, 17, 8, 2),
+                                              (17, 257, 16, 16)])]:
+        for B, H, width, block in cases:
+            h, W = rng.standard_normal((B, H)), rng.standard_normal((H, H))
+            err = emulate(h, W, width, block)
+            print(f"{name} B={B} H={H} width={width} block={block}: max error {err:.1e}")
+            assert err < 1e-9, f"the emulated {name} does not compute h @ W_y"
