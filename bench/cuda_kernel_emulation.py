@@ -133,11 +133,11 @@ def emulate_fma_block(h, W, COLS, block):
                 sent = acc[partner, half:2 * half] if upper else acc[partner, :half]
                 new[lane, :half] = keep + sent
             acc = new
+        flat = partial[warp].reshape(-1)  # a view: rows x COLS, row-major
         for lane in range(32):
             rg, kq = divmod(lane, 8)
-            for i in range(V // 8):
-                f = kq * (V // 8) + i
-                partial[warp, rg * R + f // COLS, f % COLS] = acc[lane, i]
+            start = rg * R * COLS + kq * (V // 8)  # the lane's float4 stores, contiguous
+            flat[start:start + V // 8] = acc[lane, :V // 8]
     out = partial.sum(axis=0)[:B, :ncols]
     return np.abs(out - h @ W[:, c0:c0 + ncols]).max()
 

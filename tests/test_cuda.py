@@ -307,7 +307,8 @@ def test_shape_grid(case, nonlinearity):
 def test_one_row_kernels(H):
     """B = 1, where the grid above mostly gives lengths: the one-block kernel (H <= 128,
     also with a length), the 8-block cluster (H <= 256), the 16-block cluster (H <= 640)
-    and the grid kernel, both directions; with a length past H = 128, the tiled kernel."""
+    and the grid kernel, both directions; with a length past H = 128, the CUDA-core column
+    kernel (tiled_fma)."""
     T, I = 40, 24
     layer = elman.RNN(I, H, bidirectional=True, seed=31, device="cuda")
     rng = rng_for("cuda-one-row", H)
@@ -751,6 +752,47 @@ def test_device_path_results_own_their_memory():
     assert np.array_equal(torch.as_tensor(h1, device="cuda").cpu().numpy(), e1[1])
     assert np.array_equal(torch.as_tensor(y2, device="cuda").cpu().numpy(), e2[0])
     del junk
+
+
+@gpu
+def test_dropped_outputs_reused_only_once_no_queued_work_reads_them():
+    """Output memory that Python drops is kept for reuse (cudaMalloc, and cudaFree, which
+    waits for the device, cost more than a short call), but only after a synchronous
+    call's device-wide wait that began after the drop: work still queued on another
+    stream that reads dropped outputs sees their values, whatever elman runs meanwhile."""
+    torch = _torch_cuda()
+    T, B, I, H = 23, 3, 16, 77                                # an output size no other test has
+    layer = elman.RNN(I, H, seed=31, device="cuda")
+    rng = rng_for("pool")
+    xs = [torch.from_numpy(make_input(rng, T, B, I, H)).cuda() for _ in range(2)]
+    expected = [layer(x.cpu().numpy())[0] for x in xs]
+    gc.collect()
+    # Synchronous calls: the y dropped after call n serves call n + 2 (call n + 1's wait
+    # made it reusable, after that call had taken its own outputs).
+    pointers = []
+    for _ in range(3):
+        y, _ = layer(xs[0])
+        pointers.append(_cai(y)[0])
+        assert np.array_equal(torch.as_tensor(y, device="cuda").cpu().numpy(), expected[0])
+        del y
+    assert pointers[2] == pointers[0]
+    # A read queued behind a long product on `side`, then the output dropped; calls on
+    # `other` (no device-wide wait) run meanwhile and must not write into it.
+    side, other = torch.cuda.Stream(), torch.cuda.Stream()
+    a = torch.randn(4096, 4096, device="cuda")
+    torch.cuda.synchronize()
+    with torch.cuda.stream(side):
+        y, _ = layer(xs[1], stream=side)
+        busy = a @ a
+        doubled = torch.from_dlpack(y) * 2                     # runs after `busy`
+    del y
+    gc.collect()
+    later = [layer(xs[0], stream=other)[0] for _ in range(4)]
+    torch.cuda.synchronize()
+    assert np.array_equal(doubled.cpu().numpy(), 2 * expected[1])
+    for y in later:
+        assert np.array_equal(torch.from_dlpack(y).cpu().numpy(), expected[0])
+    del busy
 
 
 class _CAIOnly:

@@ -21,14 +21,18 @@ inline std::size_t epilogue_bytes(int batch, int rows, int cols) {
 }
 
 // W_y's columns [c0, c0 + ncols) into shared memory, transposed: row n (of `cols`) holds
-// column c0 + n for all k, `stride` values apart; zeros past H both ways.
+// column c0 + n for all k, `stride` values apart; zeros past H both ways. Consecutive
+// threads read consecutive columns of a row of W_y (coalesced).
 template <typename S>
 __device__ void load_columns_transposed(const Recurrence<S>& r, int c0, int ncols, int cols,
                                         int stride, S* w_s) {
-  for (int i = threadIdx.x; i < cols * stride; i += kThreads) {
-    const int n = i / stride, k = i - n * stride;
-    w_s[i] = n < ncols && k < r.hidden ? r.w_y[(size_t)k * r.hidden + c0 + n] : from_float<S>(0.f);
-  }
+  copy_in_flight(
+      cols * stride,
+      [&](int i) {
+        const int k = i / cols, n = i % cols;
+        return n < ncols && k < r.hidden ? r.w_y[(size_t)k * r.hidden + c0 + n] : from_float<S>(0.f);
+      },
+      [&](int i, S w) { w_s[(i % cols) * stride + i / cols] = w; });
 }
 
 template <int COLS, typename S>

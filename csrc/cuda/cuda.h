@@ -38,7 +38,13 @@ class Event {
   void* event_;
 };
 
-// Device memory, freed with its owner.
+// cudaDeviceSynchronize (throwing on error with `what`); device memory freed before it
+// is reused after it (see Buffer).
+void synchronize_device(const char* what);
+
+// Device memory, given back with its owner. Small blocks are kept for reuse (up to 64 MB
+// per process), but only after a synchronize_device that began after they were given
+// back: work queued before may still read them.
 class Buffer {
  public:
   explicit Buffer(std::size_t bytes);

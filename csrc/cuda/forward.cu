@@ -52,15 +52,15 @@ DeviceActivation on_device(const ActivationParams& a) {
           static_cast<float>(a.clip), a.clipped};
 }
 
-// `buffer`, reallocated if it holds fewer than `bytes` (cudaFree waits for the device,
-// so no earlier call still uses the old one); new memory is zeroed if asked.
+// `buffer`, reallocated if it holds fewer than `bytes` (the old one is reused only once
+// no earlier call can still use it, see Buffer); new memory is zeroed if asked.
 void* at_least(std::unique_ptr<Buffer>& buffer, std::size_t bytes, bool zeroed = false) {
   if (!buffer || buffer->bytes() < bytes) {
-    buffer.reset();  // free first: the old and new may not both fit
+    buffer.reset();  // given back first: a large one is freed now (both may not fit)
     buffer = std::make_unique<Buffer>(bytes);
     if (zeroed) {  // done before any stream's work reads it
       check(cudaMemset(buffer->data(), 0, bytes), "zero state");
-      check(cudaDeviceSynchronize(), "zero state");
+      synchronize_device("zero state");
     }
   }
   return buffer->data();
@@ -171,7 +171,7 @@ void Network::forward(std::int64_t steps, std::int64_t batch, const void* x, con
   if (steps * batch > INT_MAX || batch * sizes_.hidden_size > INT_MAX)
     throw std::invalid_argument("cuda forward: T * B beyond what cuBLAS takes (int)");
   // Without a stream the inputs may come from any other: let their writes land first.
-  if (!stream) check(cudaDeviceSynchronize(), "waiting for the inputs");
+  if (!stream) synchronize_device("waiting for the inputs");
   check(cudaStreamWaitEvent(stream, impl_->done, 0), "waiting for the previous call");
   check(cublasSetStream(impl_->blas, stream), "cuBLAS stream");
 

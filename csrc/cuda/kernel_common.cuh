@@ -71,12 +71,29 @@ __device__ inline void write_output(const Recurrence<S>& r, int k, int b, long l
 // waits until at most `Pending` groups are in flight, i.e. its oldest ones have landed.
 __device__ __forceinline__ void copy_async_4(float* to, const float* from) {
   const unsigned dst = (unsigned)__cvta_generic_to_shared(to);
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(from));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(from) : "memory");
 }
-__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int Pending>
 __device__ __forceinline__ void wait_copies() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+}
+
+// store(i, load(i)) for i in [0, count), spread over the block's threads, with 8 loads
+// in flight per thread: a loop of load-then-store waits out each load's latency in turn,
+// and the kernels' prologues (W_y into shared memory) run at every call.
+template <typename Load, typename Store>
+__device__ void copy_in_flight(int count, Load load, Store store) {
+  constexpr int kInFlight = 8;
+  for (int i0 = threadIdx.x; i0 < count; i0 += kInFlight * blockDim.x) {
+    decltype(load(0)) v[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u)
+      if (i0 + u * (int)blockDim.x < count) v[u] = load(i0 + u * blockDim.x);
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u)
+      if (i0 + u * (int)blockDim.x < count) store(i0 + u * blockDim.x, v[u]);
+  }
 }
 
 // What a kernel launch needs to know about the current GPU.

@@ -1,3 +1,7 @@
+#include <map>
+#include <mutex>
+#include <vector>
+
 #include "cuda/check.h"
 #include "cuda/cuda.h"
 
@@ -42,12 +46,133 @@ void Event::synchronize() const {
   check(cudaEventSynchronize(static_cast<cudaEvent_t>(event_)), "waiting for an event");
 }
 
+namespace {
+
+// Freed device blocks kept for reuse: per call, cudaMalloc costs and cudaFree waits for the
+// whole device (outputs are allocated per call and freed when Python drops them). A
+// released block may still be read by work already queued on any stream (a DLPack
+// consumer may queue work and then drop our array), so it is reused only after a
+// device-wide synchronization that began after its release (synchronize_device).
+// Only blocks up to kMaxBlock are kept, kMaxCached in all: the cost saved matters
+// only next to a short call's work.
+class Pool {
+ public:
+  void* take(std::size_t bytes) {
+    const int device = current_device_id();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // The smallest idle block that fits, if it wastes at most half of itself.
+      auto best = idle_.end();
+      for (auto b = idle_.begin(); b != idle_.end(); ++b)
+        if (b->device == device && b->bytes >= bytes && b->bytes <= 2 * bytes &&
+            (best == idle_.end() || b->bytes < best->bytes))
+          best = b;
+      if (best != idle_.end()) {
+        const Block block = *best;
+        cached_ -= block.bytes;
+        idle_.erase(best);
+        in_use_[block.data] = block;
+        return block.data;
+      }
+    }
+    void* data = nullptr;
+    if (cudaMalloc(&data, bytes) != cudaSuccess) {
+      cudaGetLastError();
+      release_all();  // out of memory, maybe for what this pool holds: retry without it
+      check(cudaMalloc(&data, bytes), "allocating device memory");
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_use_[data] = {data, bytes, device};
+    return data;
+  }
+
+  void give(void* data) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto found = in_use_.find(data);
+    const Block block = found->second;
+    in_use_.erase(found);
+    if (block.bytes > kMaxBlock) {
+      lock.unlock();
+      cudaFree(data);  // waits for the device: no queued work still reads it
+      return;
+    }
+    released_.push_back(block);
+    cached_ += block.bytes;
+    std::vector<void*> evicted;  // the oldest, released ones first (idle ones are ready)
+    while (cached_ > kMaxCached) {
+      auto& from = released_.empty() ? idle_ : released_;
+      cached_ -= from.front().bytes;
+      evicted.push_back(from.front().data);
+      from.erase(from.begin());
+    }
+    lock.unlock();
+    for (void* e : evicted) cudaFree(e);
+  }
+
+  // cudaDeviceSynchronize, after which the blocks released before it can be reused.
+  void synchronize_device(const char* what) {
+    const int device = current_device_id();
+    std::vector<Block> done;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto b = released_.begin(); b != released_.end();)
+        if (b->device == device) {
+          done.push_back(*b);
+          b = released_.erase(b);
+        } else {
+          ++b;
+        }
+    }
+    const cudaError_t status = cudaDeviceSynchronize();
+    std::lock_guard<std::mutex> lock(mutex_);
+    // After a failed synchronization the blocks are not known to be free: kept released.
+    auto& to = status == cudaSuccess ? idle_ : released_;
+    to.insert(to.end(), done.begin(), done.end());
+    check(status, what);
+  }
+
+ private:
+  static constexpr std::size_t kMaxBlock = std::size_t(16) << 20, kMaxCached = std::size_t(64) << 20;
+  struct Block {
+    void* data;
+    std::size_t bytes;
+    int device;
+  };
+
+  void release_all() {
+    std::vector<Block> all;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      all.swap(idle_);
+      all.insert(all.end(), released_.begin(), released_.end());
+      released_.clear();
+      cached_ = 0;
+    }
+    for (const Block& b : all) cudaFree(b.data);  // each waits for the device
+  }
+
+  std::mutex mutex_;
+  std::vector<Block> released_, idle_;  // oldest first
+  std::size_t cached_ = 0;              // bytes in released_ and idle_
+  std::map<void*, Block> in_use_;
+};
+
+// Never destroyed: blocks may be freed by Python objects after static destructors ran.
+Pool& pool() {
+  static Pool* p = new Pool;
+  return *p;
+}
+
+}  // namespace
+
+void synchronize_device(const char* what) { pool().synchronize_device(what); }
+
 Buffer::Buffer(std::size_t bytes) : bytes_(bytes) {
-  if (bytes > 0) check(cudaMalloc(&data_, bytes), "allocating device memory");
+  if (bytes > 0) data_ = pool().take(bytes);
 }
 
 Buffer::~Buffer() {
-  if (data_) cudaFree(data_);
+  if (data_) pool().give(data_);
 }
 
 void copy_to_device(void* device, const void* host, std::size_t bytes) {

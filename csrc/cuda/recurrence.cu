@@ -57,13 +57,13 @@ __global__ void zero_padding(Recurrence<S> r) {
 
 // W_y's columns [c0, c0 + ncols) into shared memory, transposed, rows padded by one
 // float so that a warp reading consecutive k of one column hits consecutive banks.
+// Consecutive threads read consecutive columns of a row of W_y (coalesced).
 template <typename S>
 __device__ void load_columns(const Recurrence<S>& r, int c0, int ncols, float* w_s) {
   const int H = r.hidden;
-  for (int i = threadIdx.x; i < ncols * H; i += blockDim.x) {
-    const int c = i / H, k = i % H;
-    w_s[c * (H + 1) + k] = to_float(r.w_y[(size_t)k * H + c0 + c]);
-  }
+  copy_in_flight(
+      ncols * H, [&](int i) { return to_float(r.w_y[(size_t)(i / ncols) * H + c0 + i % ncols]); },
+      [&](int i, float w) { w_s[(i % ncols) * (H + 1) + i / ncols] = w; });
 }
 
 // A warp's item: row h_row (H values, read by h_at) against G consecutive columns of

@@ -73,10 +73,13 @@ __global__ void __launch_bounds__(kThreads, 1) tiled(Recurrence<S> r, TileShape 
   const int lanes = min(s.split, 32);
   const bool leader = tid % lanes == 0;
 
-  for (int i = tid; i < H * s.w_stride; i += kThreads) {
-    const int k = i / s.w_stride, c = i - k * s.w_stride;
-    w_s[i] = c < ncols ? to_float(r.w_y[(size_t)k * H + c0 + c]) : 0.f;
-  }
+  copy_in_flight(
+      H * s.w_stride,
+      [&](int i) {
+        const int k = i / s.w_stride, c = i - k * s.w_stride;
+        return c < ncols ? to_float(r.w_y[(size_t)k * H + c0 + c]) : 0.f;
+      },
+      [&](int i, float w) { w_s[i] = w; });
   for (int i = tid; i < s.rows * s.h_stride; i += kThreads) h_s[i] = 0.f;  // rows past B
 
   for (int k = 0; k < r.steps; ++k) {

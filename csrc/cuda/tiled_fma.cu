@@ -120,13 +120,12 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_fma(Recurrence<float> r, Fm
       }
     }
     reduce_scatter(acc, kq);
-    // This lane's V / 8 totals: values kq * V / 8 + i, i.e. row rg * R + (kq * V / 8) / COLS
-    // from column (kq * V / 8) % COLS on (V / 8 divides COLS or is a multiple of it).
+    // This lane's V / 8 totals: values kq * V / 8 + i of its row group's R x COLS, which
+    // are contiguous in partial (rows x COLS, row-major), stored as float4s: scalar stores
+    // V / 8 floats apart across the lanes hit the same banks (up to 16-way).
+    float4* out = reinterpret_cast<float4*>(partial + (warp * kRows + rg * R) * COLS + kq * (V / 8));
 #pragma unroll
-    for (int i = 0; i < V / 8; ++i) {
-      const int f = kq * (V / 8) + i;
-      partial[(warp * kRows + rg * R + f / COLS) * COLS + f % COLS] = acc[i];
-    }
+    for (int i = 0; i < V / 8; i += 4) out[i / 4] = make_float4(acc[i], acc[i + 1], acc[i + 2], acc[i + 3]);
     __syncthreads();
     epilogue.template finish<kRows>(r, k, partial);
     grid.sync();  // also keeps partial from being overwritten before it is read
