@@ -21,7 +21,8 @@
 # (default 400): a step that would start past it is skipped (and counts as failed). The
 # script goes on after a failing step and exits 1 if any step failed. For a quicker look:
 # GPU_CHECK_SANITIZERS="memcheck" (or "") picks the sanitizer tools, GPU_CHECK_CPU=0 skips
-# the CPU subset.
+# the CPU subset. GPU_CHECK_TUNE=1 also times every kernel on a grid of shapes
+# (bench/gpu_tune.py: tune.log, gpu-tune.json, gpu-tune.md; raise the budget for it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -110,6 +111,10 @@ step "pytest tests/test_cuda.py (ELMAN_REQUIRE_CUDA=1)" 150 "$TEST_LOG" \
 # -- benchmark (before the sanitizers: they are the likeliest to run long) ---------------
 step "bench/gpu.py" 120 "$OUT/bench.log" "python3 bench/gpu.py --out '$OUT'"
 
+# -- every kernel on a grid of shapes, with cuDNN (GPU_CHECK_TUNE=1; a few minutes) --------
+[[ ${GPU_CHECK_TUNE:-0} == 1 ]] && step "bench/gpu_tune.py" 300 "$OUT/tune.log" \
+  "python3 bench/gpu_tune.py --out '$OUT'"
+
 # -- compute-sanitizer over the small CUDA cases -----------------------------------------
 if [[ -z $SANITIZER ]]; then
   note "FAIL  compute-sanitizer: not found"; FAILED+=("compute-sanitizer")
@@ -129,6 +134,7 @@ note "total $((SECONDS - T0))s; failed steps: ${#FAILED[@]}${FAILED[*]:+ (${FAIL
 echo
 echo "---- bench table"
 sed -n '/^GPU: /,$p' "$OUT/bench.log" 2> /dev/null
+[[ -f $OUT/gpu-tune.md ]] && { echo "---- every kernel (bench/gpu_tune.py)"; cat "$OUT/gpu-tune.md"; }
 for log in "$TEST_LOG" "$OUT/memcheck.log" "$OUT/racecheck.log"; do
   [[ -f $log ]] || continue
   echo "---- $(basename "$log"): steps, totals, first failures"

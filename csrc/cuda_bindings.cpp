@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -237,6 +238,13 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "elman's CUDA backend; use the elman package, not this module.";
   m.def("device_count", &elman::cuda::device_count);
+  m.def("recurrence_kernel", [](int64_t batch, int64_t hidden, bool lengths, const std::string& storage) {
+    require(batch >= 1 && batch <= INT_MAX && hidden >= 1 && hidden <= INT_MAX,
+            "recurrence_kernel: batch and hidden must be in [1, 2**31)");
+    return elman::cuda::recurrence_kernel((int)batch, (int)hidden, lengths, storage_named(storage));
+  }, py::arg("batch"), py::arg("hidden"), py::arg("lengths"), py::arg("storage"),
+        "The recurrence kernel a layer runs for that shape on the current GPU (honours "
+        "ELMAN_CUDA_KERNEL; for tests and tuning)");
   m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
         "(pointer, shape, strides or None, (code, bits, lanes), (device type, id)) of an "
         "unconsumed DLPack capsule, which stays its producer's");

@@ -985,30 +985,54 @@ def test_caller_stream(as_handle):
     assert abs(total.item() - float(y_host.sum(dtype=np.float64))) <= 1e-3 * max(1.0, abs(y_host).sum())
 
 
-@gpu
-@pytest.mark.parametrize("kernel", ["stepwise", "tiled", "fma"])
-def test_forced_kernel_matches_oracle(kernel):
-    """ELMAN_CUDA_KERNEL forces one recurrence kernel (the choice is cached per process):
-    each against the oracle where the default would pick another."""
-    code = textwrap.dedent("""
-        import sys
-        sys.path.insert(0, sys.argv[1])
-        import elman
-        from helpers import check_layer, random_lengths, rng_for, uniform
-        for case in [(20, 1, 64, 256, False), (9, 17, 33, 257, True), (5, 64, 100, 1024, False),
-                     (4, 3, 1761, 1760, False), (6, 256, 40, 512, True)]:
-            T, B, I, H, bidir = case
-            layer = elman.RNN(I, H, bidirectional=bidir, seed=24, device="cuda")
-            rng = rng_for("forced", case)
-            x = uniform(rng, (T, B, I), min(1.0, (H / I) ** 0.5))
-            check_layer(layer, x)
-            check_layer(layer, x, uniform(rng, ((2 if bidir else 1), B, H)), random_lengths(rng, T, B))
-        print("ok")
-    """)
+# Each forced kernel runs in a subprocess (the choice is cached per process) over cases
+# where the default would often pick another, checks every call, and prints the kernels
+# that ran (elman.cuda._cuda.recurrence_kernel): the test fails if the forced one never did.
+_FORCED_CODE = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np
+    import elman, test_cuda as tc
+    from helpers import check_layer, random_lengths, rng_for, uniform
+    storage, cases = sys.argv[2], eval(sys.argv[3])
+    ran = set()
+    for case in cases:
+        T, B, I, H, bidir = case
+        layer = elman.RNN(I, H, bidirectional=bidir, seed=24, device="cuda", storage=storage)
+        rng = rng_for("forced", case, storage)
+        x = tc.make_input(rng, T, B, I, H)
+        h0 = uniform(rng, ((2 if bidir else 1), B, H))
+        lengths = random_lengths(rng, T, B)
+        for args in ((x, None, None), (x, h0, lengths)):
+            if storage == "float32":
+                check_layer(layer, *args)
+            else:
+                tc.check_storage_layer(layer, *args, layer(*args))
+            with_lengths = args[2] is not None and bool(np.any(args[2] != T))
+            ran.add(elman.cuda._cuda.recurrence_kernel(B, H, with_lengths, storage))
+    print(" ".join(sorted(ran)))
+""")
+
+
+def run_forced(kernel, storage, cases):
     env = dict(os.environ, ELMAN_CUDA_KERNEL=kernel)
-    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests")], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+    done = subprocess.run([sys.executable, "-c", _FORCED_CODE, str(ROOT / "tests"), storage,
+                           repr(cases)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ran = done.stdout.split()
+    assert kernel in ran, f"ELMAN_CUDA_KERNEL={kernel} never ran (ran: {ran})"
+
+
+KERNELS = ["stepwise", "one_row", "cluster8", "cluster16", "persistent", "tiled"]
+
+
+@gpu
+@pytest.mark.parametrize("kernel", KERNELS + ["fma"])
+def test_forced_kernel_matches_oracle(kernel):
+    """Each recurrence kernel against the oracle (float32)."""
+    run_forced(kernel, "float32", [(20, 1, 64, 256, False), (20, 1, 16, 100, True),
+                                   (9, 17, 33, 257, True), (5, 64, 100, 1024, False),
+                                   (4, 3, 1761, 1760, False), (6, 256, 40, 512, True)])
 
 
 # ======================================================================================
@@ -1084,32 +1108,12 @@ def test_storage_host_path(case, storage):
 
 @gpu
 @pytest.mark.parametrize("storage", ["float16", "bfloat16"])
-@pytest.mark.parametrize("kernel", ["stepwise", "tiled", "mma"])
+@pytest.mark.parametrize("kernel", KERNELS + ["mma"])
 def test_storage_forced_kernel(kernel, storage):
-    """Each recurrence kernel (ELMAN_CUDA_KERNEL, in a subprocess) with 16-bit storage
-    against the oracle, at sizes where the default might pick another."""
-    code = textwrap.dedent("""
-        import sys
-        sys.path.insert(0, sys.argv[1])
-        import elman, test_cuda as tc
-        from helpers import random_lengths, rng_for, uniform
-        storage = sys.argv[2]
-        for case in [(6, 1, 30, 256, False), (5, 16, 1760, 1760, False), (7, 3, 33, 257, True),
-                     (4, 32, 64, 1024, False), (3, 17, 40, 100, True)]:
-            T, B, I, H, bidir = case
-            layer = elman.RNN(I, H, bidirectional=bidir, seed=29, device="cuda", storage=storage)
-            rng = rng_for("forced-storage", case, storage)
-            x = tc.make_input(rng, T, B, I, H)
-            h0 = uniform(rng, ((2 if bidir else 1), B, H))
-            lengths = random_lengths(rng, T, B)
-            tc.check_storage_layer(layer, x, None, None, layer(x))
-            tc.check_storage_layer(layer, x, h0, lengths, layer(x, h0, lengths))
-        print("ok")
-    """)
-    env = dict(os.environ, ELMAN_CUDA_KERNEL=kernel)
-    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests"), storage], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+    """Each recurrence kernel with 16-bit storage against the oracle."""
+    run_forced(kernel, storage, [(6, 1, 30, 256, False), (8, 1, 20, 100, True),
+                                 (5, 16, 1760, 1760, False), (7, 3, 33, 257, True),
+                                 (4, 32, 64, 1024, False), (3, 17, 40, 100, True)])
 
 
 @gpu

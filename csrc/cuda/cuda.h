@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "elman.h"
@@ -79,6 +80,12 @@ void download(const void* device, float* host, std::size_t n, Storage s);
 // out (d1, d0, inner) = in (d0, d1, inner), elements of 2 or 4 bytes, queued on `stream`.
 void swap_leading_axes(const void* in, void* out, std::int64_t d0, std::int64_t d1,
                        std::int64_t inner, std::size_t element_bytes, Stream stream);
+
+// The recurrence kernel that a layer of `hidden` units runs on the current GPU for
+// `batch` rows (with lengths or not), in the storage type: "stepwise", "one_row",
+// "cluster8", "cluster16", "persistent", "tiled", "fma" or "mma" (the names that
+// ELMAN_CUDA_KERNEL takes; for tests and tuning).
+std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage);
 
 // A stack of recurrent layers on the current GPU, weights copied once (rounded to the
 // storage type).

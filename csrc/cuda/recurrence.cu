@@ -10,6 +10,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "cuda/cuda.h"
 #include "cuda/kernel_common.cuh"
@@ -279,11 +280,35 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   return all_resident(p.kernel, kThreads, p.smem, p.blocks, d) ? p : Plan{};
 }
 
-// ELMAN_CUDA_KERNEL=stepwise, =tiled, =mma or =fma forces that kernel where it can run (for
-// comparisons and tests); unset or anything else: the choice below.
+// ELMAN_CUDA_KERNEL=<name> (kKernelNames) forces that kernel where it can run the shape
+// (for comparisons, tuning and tests); unset, or where it cannot: the choice below.
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
   return v ? v : "";
+}
+
+// The named kernel's plan for the shape, if it can run it (else a Stepwise plan).
+template <typename S>
+Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, const Device& d) {
+  constexpr bool f32 = std::is_same<S, float>::value;
+  Plan p;
+  if (name == "one_row" && one_row_fits(batch, hidden)) {
+    p.kind = Plan::OneRow;
+  } else if ((name == "cluster8" || name == "cluster16") && !lengths) {  // no lengths in them
+    p = cluster_plan<S>(batch, hidden, d, name == "cluster8" ? 8 : 16);
+  } else if (name == "persistent" && !lengths) {
+    p = persistent_plan<S>(batch, hidden, d);
+  } else if (name == "tiled") {
+    p.tiled = tiled_plan<S>(batch, hidden, d);
+    if (p.tiled.kernel) p.kind = Plan::Tiled;
+  } else if (name == "fma" && f32) {
+    p.fma = fma_plan(batch, hidden, d);
+    if (p.fma.kernel) p.kind = Plan::Fma;
+  } else if (name == "mma" && !f32) {
+    if constexpr (!f32) p.mma = mma_plan<S>(batch, hidden, d);
+    if (p.mma.kernel) p.kind = Plan::Mma;
+  }
+  return p.kind == Plan::Stepwise ? Plan{} : p;
 }
 
 // Measured on an H200 (bench/results/cuda-lab-h200-*, gpu-check-h200-*): at B = 1 one
@@ -295,41 +320,32 @@ std::string forced_kernel() {
 // work per step is small, and loses where it is large: per step it took ~2.5 us plus
 // ~4x its cost model's estimate, per-step cuBLAS 9-33 us (bench/results/
 // gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of 2.5 us (B = 64,
-// H = 256: 0.8; B = 16, H = 1760: 5.6; B = 256, H = 512: 4.2).
+// H = 256: 0.8; B = 16, H = 1760: 5.6; B = 256, H = 512: 4.2). NOT YET MEASURED: one_row
+// (B = 1, H <= 128) and fma (float32, 2 <= B <= 32) placed first in their cases.
 constexpr double kTiledMaxCost = 2500;  // ns
 
 template <typename S>
 Plan choose(int batch, int hidden, bool lengths) {
   const Device d = current_device();
   const std::string forced = forced_kernel();
-  if (forced == "stepwise") return {};
-  const bool forced_elsewhere = forced == "tiled" || forced == "mma" || forced == "fma";
-  if (one_row_fits(batch, hidden) && !forced_elsewhere) return Plan{Plan::OneRow};
-  Plan p;
-  const bool rows = batch > 1 || lengths;
-  if constexpr (!std::is_same<S, float>::value) {  // tensor cores for 16-bit storage
-    if ((rows || forced == "mma") && forced != "tiled") {
-      p = Plan{Plan::Mma};
-      p.mma = mma_plan<S>(batch, hidden, d);
-      if (p.mma.kernel) return p;
-      p = Plan{};
-    }
-  } else if ((rows || forced == "fma") && forced != "tiled") {  // float32 on CUDA cores
-    p = Plan{Plan::Fma};
-    p.fma = fma_plan(batch, hidden, d);
-    if (p.fma.kernel) return p;
-    p = Plan{};
+  if (!forced.empty()) {
+    const Plan p = plan_named<S>(forced, batch, hidden, lengths, d);
+    if (p.kind != Plan::Stepwise || forced == "stepwise") return p;
   }
-  if (batch == 1 && !lengths && !forced_elsewhere) {
-    if (hidden <= 256) p = cluster_plan<S>(batch, hidden, d, 8);
-    if (!p.kernel && hidden <= 640) p = cluster_plan<S>(batch, hidden, d, 16);
-    if (!p.kernel) p = persistent_plan<S>(batch, hidden, d);
-    if (p.kernel) return p;
+  std::vector<const char*> order = {"one_row"};
+  if (batch > 1 || lengths) {
+    order.push_back(std::is_same<S, float>::value ? "fma" : "mma");
+  } else {
+    if (hidden <= 256) order.push_back("cluster8");
+    if (hidden <= 640) order.push_back("cluster16");
+    order.push_back("persistent");
   }
-  p = Plan{Plan::Tiled};
-  p.tiled = tiled_plan<S>(batch, hidden, d);
-  if (!p.tiled.kernel || (forced != "tiled" && p.tiled.cost > kTiledMaxCost)) return {};
-  return p;
+  for (const char* name : order) {
+    const Plan p = plan_named<S>(name, batch, hidden, lengths, d);
+    if (p.kind != Plan::Stepwise) return p;
+  }
+  const Plan p = plan_named<S>("tiled", batch, hidden, lengths, d);
+  return p.kind == Plan::Tiled && p.tiled.cost <= kTiledMaxCost ? p : Plan{};
 }
 
 template <typename S>
@@ -413,6 +429,32 @@ void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float
     const size_t all = (size_t)r.steps * r.batch * r.hidden;
     zero_padding<<<(unsigned)((all + 255) / 256), 256, 0, r.stream>>>(r);
     check(cudaGetLastError(), "padding kernel launch");
+  }
+}
+
+namespace {
+
+template <typename S>
+std::string plan_name(int batch, int hidden, bool lengths) {
+  const Plan& p = plan_for<S>(batch, hidden, lengths);
+  switch (p.kind) {
+    case Plan::OneRow: return "one_row";
+    case Plan::Cluster: return "cluster" + std::to_string(p.blocks);
+    case Plan::Persistent: return "persistent";
+    case Plan::Tiled: return "tiled";
+    case Plan::Mma: return "mma";
+    case Plan::Fma: return "fma";
+    default: return "stepwise";
+  }
+}
+
+}  // namespace
+
+std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage) {
+  switch (storage) {
+    case Storage::F16: return plan_name<__half>(batch, hidden, lengths);
+    case Storage::BF16: return plan_name<__nv_bfloat16>(batch, hidden, lengths);
+    default: return plan_name<float>(batch, hidden, lengths);
   }
 }
 

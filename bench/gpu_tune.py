@@ -1,0 +1,174 @@
+"""Every recurrence kernel that can run a shape, timed on a GPU, with cuDNN in the same dtype:
+the data behind the kernel choice in csrc/cuda/recurrence.cu (a dev aid, GPU only).
+
+    python bench/gpu_tune.py                               # the grid below, to stdout
+    python bench/gpu_tune.py --batches 1,16 --hidden 256,1760 --storages bfloat16 --out DIR
+
+For each storage type and each kernel (ELMAN_CUDA_KERNEL=<name>, one subprocess each: the
+choice is cached per process; "default" is the choice without it), for each (B, H) with
+I = H, tanh, one layer:
+
+1. The kernel that actually runs (elman.cuda._cuda.recurrence_kernel): a forced kernel
+   that cannot run the shape falls back to the default and is left out.
+2. Its output at T = 20 against the same seeded layer on the CPU (float32): a kernel off
+   by more than 1e-3 (float32) or 3e-2 (16-bit storage, whose rounding alone gives ~1e-2)
+   is marked WRONG and its times are not used.
+3. Per-step time as the slope between T = 20 and T = 100 (medians of 15 calls, a device
+   synchronise around each; the fixed cost per call cancels) and that fixed cost.
+
+cuDNN: torch.nn.RNN in the storage dtype (float32 without TF32), same slope. Prints, per
+storage, one row per (B, H): us/step of each kernel, the default's and the best kernel,
+cuDNN's, and cuDNN / best; --out also gets the rows as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+KERNELS = {"float32": ["default", "stepwise", "one_row", "cluster8", "cluster16", "persistent", "tiled", "fma"],
+           "float16": ["default", "stepwise", "one_row", "cluster8", "cluster16", "persistent", "tiled", "mma"]}
+KERNELS["bfloat16"] = KERNELS["float16"]
+TOLERANCE = {"float32": 1e-3, "float16": 3e-2, "bfloat16": 3e-2}
+SHORT, LONG, WARMUP, REPEATS = 20, 100, 3, 15
+
+
+def int_list(text):
+    return [int(v) for v in text.split(",")]
+
+
+def slope(torch, fn, x_of):
+    """(us per step, fixed us per call) from median wall times at T = SHORT and LONG."""
+    median = {}
+    for T in (SHORT, LONG):
+        x = x_of(T)
+        for _ in range(WARMUP):
+            fn(x)
+        times = []
+        for _ in range(REPEATS):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn(x)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        median[T] = sorted(times)[REPEATS // 2] * 1e6
+    per_step = (median[LONG] - median[SHORT]) / (LONG - SHORT)
+    return per_step, median[SHORT] - SHORT * per_step
+
+
+def worker(storage, kernel, shapes):
+    """In the subprocess: one JSON line per shape that `kernel` runs."""
+    import numpy as np
+    import torch
+
+    import elman
+
+    dtype = getattr(torch, storage)
+    for B, H in shapes:
+        ran = elman.cuda._cuda.recurrence_kernel(B, H, False, storage)
+        if kernel not in ("default", ran):
+            continue
+        layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        x_of = lambda T: (torch.randn(T, B, H, device="cuda", generator=gen) * 0.5).to(dtype)  # noqa: E731
+        x = x_of(SHORT)
+        y = torch.from_dlpack(layer(x)[0]).float().cpu().numpy()
+        expected = elman.RNN(H, H, seed=1)(x.float().cpu().numpy())[0]
+        error = float(np.abs(y - expected).max())
+        row = {"storage": storage, "kernel": kernel, "ran": ran, "B": B, "H": H, "max_error": error,
+               "ok": bool(np.isfinite(error) and error <= TOLERANCE[storage])}
+        if row["ok"]:
+            row["us_per_step"], row["fixed_us"] = slope(torch, layer, x_of)
+        print(json.dumps(row), flush=True)
+
+
+def cudnn_rows(storage, shapes):
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    dtype = getattr(torch, storage)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for B, H in shapes:
+        module = torch.nn.RNN(H, H).cuda().to(dtype).eval()
+        module.flatten_parameters()
+        with torch.no_grad():
+            per_step, fixed = slope(torch, module, lambda T: torch.randn(T, B, H, device="cuda", generator=gen).to(dtype))
+        yield {"storage": storage, "kernel": "cudnn", "B": B, "H": H, "us_per_step": per_step, "fixed_us": fixed}
+
+
+def table(rows, storage, shapes):
+    kernels = [k for k in KERNELS[storage] if any(r["kernel"] == k for r in rows)]
+    lines = [f"storage {storage}: us/step (slope T = {SHORT}..{LONG}); '-': cannot run the shape, "
+             "WRONG: failed the check",
+             "| B | H | " + " | ".join(kernels) + " | best | cuDNN | cuDNN / best |",
+             "|---:|---:|" + "---:|" * len(kernels) + "---|---:|---:|"]
+    for B, H in shapes:
+        mine = {r["kernel"]: r for r in rows if (r["B"], r["H"]) == (B, H)}
+        cells, best = [], None
+        for k in kernels:
+            r = mine.get(k)
+            if r is None:
+                cells.append("-")
+            elif not r["ok"]:
+                cells.append("WRONG")
+            else:
+                label = f"{r['us_per_step']:.2f}" + (f" ({r['ran']})" if k == "default" else "")
+                cells.append(label)
+                if k != "default" and (best is None or r["us_per_step"] < best["us_per_step"]):
+                    best = r
+        cudnn = mine.get("cudnn")
+        ratio = f"{cudnn['us_per_step'] / best['us_per_step']:.2f}x" if best and cudnn else "-"
+        lines.append(f"| {B} | {H} | " + " | ".join(cells) + f" | {best['kernel'] if best else '-'} | "
+                     + (f"{cudnn['us_per_step']:.2f}" if cudnn else "-") + f" | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int_list, default=[1, 2, 4, 8, 16, 32, 64])
+    parser.add_argument("--hidden", type=int_list, default=[64, 128, 256, 512, 1024, 1760])
+    parser.add_argument("--storages", default="float32,bfloat16")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # storage kernel
+    args = parser.parse_args(argv)
+    shapes = [(B, H) for B in args.batches for H in args.hidden]
+    if args.worker:
+        return worker(*args.worker, shapes)
+    try:
+        import torch
+    except ImportError:
+        print("gpu_tune.py: needs torch with CUDA", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("gpu_tune.py: no CUDA device", file=sys.stderr)
+        return 2
+    rows, reports = [], []
+    for storage in args.storages.split(","):
+        for kernel in KERNELS[storage]:
+            env = dict(os.environ, ELMAN_CUDA_KERNEL="" if kernel == "default" else kernel)
+            done = subprocess.run([sys.executable, __file__, "--worker", storage, kernel,
+                                   "--batches", ",".join(map(str, args.batches)),
+                                   "--hidden", ",".join(map(str, args.hidden))],
+                                  env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"{storage} {kernel}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+            rows += [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+            print(f"{storage} {kernel}: done", file=sys.stderr, flush=True)
+        rows += list(cudnn_rows(storage, shapes))
+        reports.append(table([r for r in rows if r["storage"] == storage], storage, shapes))
+        print(reports[-1] + "\n", flush=True)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gpu-tune.json").write_text(json.dumps({"device": torch.cuda.get_device_name(),
+                                                            "rows": rows}, indent=1))
+        (args.out / "gpu-tune.md").write_text(torch.cuda.get_device_name() + "\n\n" + "\n\n".join(reports) + "\n")
+    return 1 if any(not r.get("ok", True) for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
