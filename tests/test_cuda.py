@@ -795,6 +795,28 @@ def test_dropped_outputs_reused_only_once_no_queued_work_reads_them():
     del busy
 
 
+@gpu
+def test_kept_blocks_stay_bounded():
+    """Calls that drop their outputs, with and without a stream, do not make the process
+    hold more device memory than the 64 MB of kept blocks (plus its work buffers)."""
+    torch = _torch_cuda()
+    T, B, I, H = 128, 8, 64, 512                              # y: 2 MB (a page) a call
+    layer = elman.RNN(I, H, seed=32, device="cuda")
+    x = torch.randn(T, B, I, device="cuda")
+    side = torch.cuda.Stream()
+    layer(x), layer(x, stream=side)                            # work buffers, plans
+    torch.cuda.synchronize()
+    gc.collect()
+    free_before = torch.cuda.mem_get_info()[0]
+    for i in range(300):
+        y, h_n = layer(x, stream=side if i % 3 else None)
+        del y, h_n
+    torch.cuda.synchronize()
+    gc.collect()
+    held = free_before - torch.cuda.mem_get_info()[0]
+    assert held <= (64 + 16) * 2**20, f"{held / 2**20:.0f} MB more device memory held"
+
+
 class _CAIOnly:
     """A CUDA array that offers nothing but __cuda_array_interface__ (no __array__, no
     DLPack): elman can only read it where it lies."""

@@ -57,7 +57,9 @@ class Buffer {
 
  private:
   void* data_ = nullptr;
-  std::size_t bytes_;
+  std::size_t bytes_;         // as asked for
+  std::size_t capacity_ = 0;  // as allocated (a reused block may be larger)
+  int device_ = 0;
 };
 
 void copy_to_device(void* device, const void* host, std::size_t bytes);

@@ -1,4 +1,3 @@
-#include <map>
 #include <mutex>
 #include <vector>
 
@@ -57,7 +56,13 @@ namespace {
 // only next to a short call's work.
 class Pool {
  public:
-  void* take(std::size_t bytes) {
+  struct Block {
+    void* data;
+    std::size_t bytes;  // as allocated: a reused block may be larger than asked for
+    int device;
+  };
+
+  Block take(std::size_t bytes) {
     const int device = current_device_id();
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -71,8 +76,7 @@ class Pool {
         const Block block = *best;
         cached_ -= block.bytes;
         idle_.erase(best);
-        in_use_[block.data] = block;
-        return block.data;
+        return block;
       }
     }
     void* data = nullptr;
@@ -81,21 +85,15 @@ class Pool {
       release_all();  // out of memory, maybe for what this pool holds: retry without it
       check(cudaMalloc(&data, bytes), "allocating device memory");
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    in_use_[data] = {data, bytes, device};
-    return data;
+    return {data, bytes, device};
   }
 
-  void give(void* data) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const auto found = in_use_.find(data);
-    const Block block = found->second;
-    in_use_.erase(found);
+  void give(const Block& block) {
     if (block.bytes > kMaxBlock) {
-      lock.unlock();
-      cudaFree(data);  // waits for the device: no queued work still reads it
+      cudaFree(block.data);  // waits for the device: no queued work still reads it
       return;
     }
+    std::unique_lock<std::mutex> lock(mutex_);
     released_.push_back(block);
     cached_ += block.bytes;
     std::vector<void*> evicted;  // the oldest, released ones first (idle ones are ready)
@@ -133,11 +131,6 @@ class Pool {
 
  private:
   static constexpr std::size_t kMaxBlock = std::size_t(16) << 20, kMaxCached = std::size_t(64) << 20;
-  struct Block {
-    void* data;
-    std::size_t bytes;
-    int device;
-  };
 
   void release_all() {
     std::vector<Block> all;
@@ -154,7 +147,6 @@ class Pool {
   std::mutex mutex_;
   std::vector<Block> released_, idle_;  // oldest first
   std::size_t cached_ = 0;              // bytes in released_ and idle_
-  std::map<void*, Block> in_use_;
 };
 
 // Never destroyed: blocks may be freed by Python objects after static destructors ran.
@@ -168,11 +160,15 @@ Pool& pool() {
 void synchronize_device(const char* what) { pool().synchronize_device(what); }
 
 Buffer::Buffer(std::size_t bytes) : bytes_(bytes) {
-  if (bytes > 0) data_ = pool().take(bytes);
+  if (bytes == 0) return;
+  const Pool::Block block = pool().take(bytes);
+  data_ = block.data;
+  capacity_ = block.bytes;
+  device_ = block.device;
 }
 
 Buffer::~Buffer() {
-  if (data_) pool().give(data_);
+  if (data_) pool().give({data_, capacity_, device_});
 }
 
 void copy_to_device(void* device, const void* host, std::size_t bytes) {
