@@ -305,10 +305,11 @@ def test_shape_grid(case, nonlinearity):
 @gpu
 @pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 640, 641, 1024])
 def test_one_row_kernels(H):
-    """B = 1, where the grid above mostly gives lengths: the one-block kernel (H <= 128,
-    also with a length), the 8-block cluster (H <= 256), the 16-block cluster (H <= 640)
-    and the grid kernel, both directions; with a length past H = 128, the CUDA-core column
-    kernel (tiled_fma)."""
+    """B = 1, where the grid above mostly gives lengths, by default: one_row (one block for
+    H <= 128, a cluster of two for H <= 256, also with a length), the 16-block cluster
+    (H <= 640) and the grid kernel, both directions; with a length past H = 256, the
+    CUDA-core column kernel (tiled_fma). The forced-kernel tests cover the 8-block
+    cluster."""
     T, I = 40, 24
     layer = elman.RNN(I, H, bidirectional=True, seed=31, device="cuda")
     rng = rng_for("cuda-one-row", H)

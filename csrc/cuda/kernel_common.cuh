@@ -120,6 +120,15 @@ bool vector_rows(const Recurrence<S>& r, int per_vector) {
   return r.hidden % per_vector == 0 && r.ldy % per_vector == 0 && aligned(r.y) && aligned(r.h0);
 }
 
+// The launch attribute for a thread-block cluster of `blocks` along x (Hopper).
+inline cudaLaunchAttribute cluster_of(int blocks) {
+  cudaLaunchAttribute a;
+  a.id = cudaLaunchAttributeClusterDimension;
+  a.val.clusterDim.x = blocks;
+  a.val.clusterDim.y = a.val.clusterDim.z = 1;
+  return a;
+}
+
 // A kernel's address, for the launch functions that take any kernel.
 template <typename Kernel>
 const void* address(Kernel kernel) {

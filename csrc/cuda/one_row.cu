@@ -1,34 +1,61 @@
-// The recurrence of one row (B = 1, lengths allowed) with H <= 128 in one block of 512
-// threads, with W_y entirely in registers. A step then reads no weights from memory, and
-// needs only the block's own barriers: no cluster or grid barrier, whose memory fences
-// also wait for the step's output stores.
+// The recurrence of one row (B = 1, lengths allowed) with W_y entirely in registers:
+// H <= 128 in one block of 512 threads, H <= 256 in a cluster of two. A step then reads no
+// weights from memory; one block needs only its own barriers (no cluster or grid barrier,
+// whose memory fences also wait for the step's output stores), two blocks a cluster
+// barrier, split so that the output store falls between its arrive and its wait.
 //
-// Thread (c, part) owns column c and k in [32 * part, 32 * part + 32): 32 values of W_y in
-// registers. The state is in shared memory, double-buffered, and read by broadcast (all
+// Block j owns columns [128 j, 128 j + 128). Its thread (c, part) owns column 128 j + c
+// and k in [K * part, K * part + K), K = 32 x blocks: K values of W_y in registers. Each
+// block holds the whole state in shared memory, double-buffered, read by broadcast (all
 // lanes of a warp have the same part). Parts 1-3 leave their sums in shared memory; part 0
-// adds them, p_t and the bias, applies the activation and writes the output. Columns and k
-// past H are zeros.
+// adds them, p_t and the bias, applies the activation, writes the output and the new
+// state value into every block's copy (distributed shared memory in a cluster). Columns
+// and k past H are zeros.
 //
 // p_t is staged kAhead steps ahead with cp.async into a ring in shared memory: a load
 // issued one step ahead was still pending when needed (a step is shorter than a global
 // load's latency here; bench/results/gpu-check-h200-20261126-7/NOTES.md).
+#include <cooperative_groups.h>
+
 #include <cstdint>
 
 #include "cuda/one_row.h"
 
+namespace cg = cooperative_groups;
+
 namespace elman::cuda {
 namespace {
 
-constexpr int kColumns = kOneRowMaxHidden, kParts = 4, kThreads = kColumns * kParts;
-constexpr int kPerThread = kColumns / kParts;  // k per thread
-constexpr int kAhead = 8;                      // steps of p_t in flight
+constexpr int kColumns = 128, kParts = 4, kThreads = kColumns * kParts;  // per block
+constexpr int kAhead = 8;  // steps of p_t in flight
 
-template <typename S>
+// The cluster operations of the two-block kernel. It is launched only on compute
+// capability 9; for older targets they compile to nothing.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+__device__ inline int cluster_rank() { return 0; }
+__device__ inline void cluster_sync() {}
+__device__ inline void cluster_arrive() {}
+__device__ inline void cluster_wait() {}
+__device__ inline float* in_block(float* local, int) { return local; }
+#else
+__device__ inline int cluster_rank() { return (int)cg::this_cluster().block_rank(); }
+__device__ inline void cluster_sync() { cg::this_cluster().sync(); }
+__device__ inline void cluster_arrive() { (void)cg::this_cluster().barrier_arrive(); }
+__device__ inline void cluster_wait() { cg::this_cluster().barrier_wait(); }
+// The same shared-memory address in block `rank` of the cluster.
+__device__ inline float* in_block(float* local, int rank) { return cg::this_cluster().map_shared_rank(local, rank); }
+#endif
+
+// BLOCKS: 1, or 2 in a cluster (compute capability 9).
+template <int BLOCKS, typename S>
 __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
-  __shared__ __align__(16) float h_s[2][kColumns];
+  constexpr int kPerThread = 32 * BLOCKS;  // k per thread
+  __shared__ __align__(16) float h_s[2][kColumns * BLOCKS];
   __shared__ float partial[kParts - 1][kColumns];
   __shared__ float ring[kAhead][kColumns];  // p_t of the coming steps
-  const int H = r.hidden, tid = threadIdx.x, c = tid % kColumns, part = tid / kColumns;
+  const int H = r.hidden, tid = threadIdx.x, part = tid / kColumns;
+  const int rank = BLOCKS > 1 ? cluster_rank() : 0;
+  const int c = rank * kColumns + tid % kColumns;  // the column, of all H
   const int k0 = part * kPerThread, steps = length_of(r, 0);
   const bool finisher = part == 0 && c < H;
 
@@ -37,9 +64,9 @@ __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
   for (int i = 0; i < kPerThread; ++i)
     w[i] = k0 + i < H && c < H ? to_float(r.w_y[(size_t)(k0 + i) * H + c]) : 0.f;
   const float bias = finisher ? bias_at(r.bias, c) : 0.f;
-  if (part == 0) {
-    h_s[0][c] = c < H ? to_float(r.h0[c]) : 0.f;
-    h_s[1][c] = 0.f;  // columns past H stay 0
+  for (int i = tid; i < kColumns * BLOCKS; i += kThreads) {
+    h_s[0][i] = i < H ? to_float(r.h0[i]) : 0.f;
+    h_s[1][i] = 0.f;  // columns past H stay 0
   }
   // p_t of iteration k into its ring slot. Every thread commits a group per step (maybe
   // empty), so the group count is the same everywhere. In place (p is y), a step's p_t is
@@ -47,12 +74,13 @@ __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
   const auto stage = [&](int k) {
     if (finisher && k < steps) {
       const int t = r.reverse ? steps - 1 - k : k;
-      copy_async_4(&ring[k % kAhead][c], r.p + (size_t)t * r.ldp + c);
+      copy_async_4(&ring[k % kAhead][c % kColumns], r.p + (size_t)t * r.ldp + c);
     }
     commit_copies();
   };
   for (int k = 0; k < kAhead - 1; ++k) stage(k);
-  __syncthreads();
+  // Every block of a cluster has started (and set its state) before any writes into it.
+  if constexpr (BLOCKS > 1) cluster_sync(); else __syncthreads();
 
   for (int k = 0; k < steps; ++k) {
     stage(k + kAhead - 1);  // into the slot step k - 1 used
@@ -67,30 +95,65 @@ __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
       acc[3] = fmaf(hv.w, w[4 * i + 3], acc[3]);
     }
     const float sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    if (part > 0) partial[part - 1][c] = sum;
+    const int j = c % kColumns;
+    if (part > 0) partial[part - 1][j] = sum;
     wait_copies<kAhead - 1>();  // this step's p_t has landed
     __syncthreads();
+    S v{};
     if (finisher) {
-      const int t = r.reverse ? steps - 1 - k : k;
-      const float z = ring[k % kAhead][c] + bias + sum + (partial[0][c] + partial[1][c] + partial[2][c]);
-      const S v = from_float<S>(apply_activation(r.act, z));
-      h_s[(k + 1) & 1][c] = to_float(v);  // as stored: the next step reads it so
-      r.y[(size_t)t * r.ldy + c] = v;
-      if (k == steps - 1) r.h_n[c] = v;
+      const float z = ring[k % kAhead][j] + bias + sum + (partial[0][j] + partial[1][j] + partial[2][j]);
+      v = from_float<S>(apply_activation(r.act, z));
+      const float next = to_float(v);  // as stored: the next step reads it so
+      if constexpr (BLOCKS > 1) {
+#pragma unroll
+        for (int b = 0; b < BLOCKS; ++b) in_block(&h_s[(k + 1) & 1][0], b)[c] = next;
+      } else {
+        h_s[(k + 1) & 1][c] = next;
+      }
     }
-    __syncthreads();
+    if constexpr (BLOCKS > 1) {
+      // Arrive (releasing the state writes), store the output, then wait: the output's
+      // store is not waited for by this step's barrier.
+      cluster_arrive();
+      if (finisher) {
+        const int t = r.reverse ? steps - 1 - k : k;
+        r.y[(size_t)t * r.ldy + c] = v;
+        if (k == steps - 1) r.h_n[c] = v;
+      }
+      cluster_wait();
+    } else {
+      if (finisher) {
+        const int t = r.reverse ? steps - 1 - k : k;
+        r.y[(size_t)t * r.ldy + c] = v;
+        if (k == steps - 1) r.h_n[c] = v;
+      }
+      __syncthreads();
+    }
   }
   wait_copies<0>();  // nothing left in flight at exit
 }
 
 }  // namespace
 
-bool one_row_fits(int batch, int hidden) { return batch == 1 && hidden <= kOneRowMaxHidden; }
+bool one_row_fits(int batch, int hidden, const Device& d) {
+  return batch == 1 && (hidden <= kColumns || (hidden <= 2 * kColumns && d.major >= 9));
+}
 
 template <typename S>
 void launch_one_row(const Recurrence<S>& r) {
-  one_row<S><<<1, kThreads, 0, r.stream>>>(r);
-  check(cudaGetLastError(), "one-row kernel launch");
+  if (r.hidden <= kColumns) {
+    one_row<1, S><<<1, kThreads, 0, r.stream>>>(r);
+    check(cudaGetLastError(), "one-row kernel launch");
+    return;
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(2);
+  config.blockDim = dim3(kThreads);
+  config.stream = r.stream;
+  cudaLaunchAttribute cluster = cluster_of(2);
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  check(cudaLaunchKernelEx(&config, one_row<2, S>, r), "one-row cluster kernel launch");
 }
 
 template void launch_one_row(const Recurrence<float>&);

@@ -1,5 +1,5 @@
-// The recurrence of one row with H <= 128 in a single thread block, W_y in registers
-// (one_row.cu), used by recurrence.cu.
+// The recurrence of one row with H <= 256 in one thread block (H <= 128) or a cluster of
+// two (one_row.cu), W_y in registers, used by recurrence.cu.
 #pragma once
 
 #include <cstddef>
@@ -8,13 +8,14 @@
 
 namespace elman::cuda {
 
-// The largest H the kernel takes: 128 columns x 4 shares of k, 32 values of W_y per thread.
-constexpr int kOneRowMaxHidden = 128;
+// The largest H the kernel takes: 128 columns per block x 2 blocks.
+constexpr int kOneRowMaxHidden = 256;
 
-// True where the kernel runs: B = 1 (lengths allowed), H <= kOneRowMaxHidden.
-bool one_row_fits(int batch, int hidden);
+// True where the kernel runs: B = 1 (lengths allowed), H <= 128, or H <= 256 where thread
+// block clusters exist (compute capability 9).
+bool one_row_fits(int batch, int hidden, const Device& d);
 
-// One launch of one block on r.stream.
+// One launch on r.stream.
 template <typename S>
 void launch_one_row(const Recurrence<S>& r);
 

@@ -230,14 +230,6 @@ struct Plan {
   FmaPlan fma;
 };
 
-cudaLaunchAttribute cluster_of(int blocks) {
-  cudaLaunchAttribute a;
-  a.id = cudaLaunchAttributeClusterDimension;
-  a.val.clusterDim.x = blocks;
-  a.val.clusterDim.y = a.val.clusterDim.z = 1;
-  return a;
-}
-
 // A cluster of `blocks` (8 portable, 16 with Hopper's non-portable sizes), if its W_y
 // slice and two copies of h fit in each block's shared memory and it can be resident.
 template <typename S>
@@ -292,7 +284,7 @@ template <typename S>
 Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, const Device& d) {
   constexpr bool f32 = std::is_same<S, float>::value;
   Plan p;
-  if (name == "one_row" && one_row_fits(batch, hidden)) {
+  if (name == "one_row" && one_row_fits(batch, hidden, d)) {
     p.kind = Plan::OneRow;
   } else if ((name == "cluster8" || name == "cluster16") && !lengths) {  // no lengths in them
     p = cluster_plan<S>(batch, hidden, d, name == "cluster8" ? 8 : 16);
@@ -321,7 +313,7 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
 // ~4x its cost model's estimate, per-step cuBLAS 9-33 us (bench/results/
 // gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of 2.5 us (B = 64,
 // H = 256: 0.8; B = 16, H = 1760: 5.6; B = 256, H = 512: 4.2). NOT YET MEASURED: one_row
-// (B = 1, H <= 128) and fma (float32, 2 <= B <= 32) placed first in their cases.
+// (B = 1, H <= 256) and fma (float32, 2 <= B <= 32) placed first in their cases.
 constexpr double kTiledMaxCost = 2500;  // ns
 
 template <typename S>
