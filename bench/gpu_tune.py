@@ -18,7 +18,8 @@ I = H, tanh, one layer:
 
 cuDNN: torch.nn.RNN in the storage dtype (float32 without TF32), same slope. Prints, per
 storage, one row per (B, H): us/step of each kernel, the default's and the best kernel,
-cuDNN's, and cuDNN / best; --out also gets the rows as JSON.
+cuDNN's, cuDNN / best, and the fixed cost per call of the default and of cuDNN; --out
+also gets the rows as JSON.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def table(rows, storage, shapes):
     kernels = [k for k in KERNELS[storage] if any(r["kernel"] == k for r in rows)]
     lines = [f"storage {storage}: us/step (slope T = {SHORT}..{LONG}); '-': cannot run the shape, "
              "WRONG: failed the check",
-             "| B | H | " + " | ".join(kernels) + " | best | cuDNN | cuDNN / best |",
-             "|---:|---:|" + "---:|" * len(kernels) + "---|---:|---:|"]
+             "| B | H | " + " | ".join(kernels) + " | best | cuDNN | cuDNN / best | fixed us: default, cuDNN |",
+             "|---:|---:|" + "---:|" * len(kernels) + "---|---:|---:|---:|"]
     for B, H in shapes:
         mine = {r["kernel"]: r for r in rows if (r["B"], r["H"]) == (B, H)}
         cells, best = [], None
@@ -121,10 +122,11 @@ def table(rows, storage, shapes):
                 cells.append(label)
                 if k != "default" and (best is None or r["us_per_step"] < best["us_per_step"]):
                     best = r
-        cudnn = mine.get("cudnn")
+        cudnn, default = mine.get("cudnn"), mine.get("default")
         ratio = f"{cudnn['us_per_step'] / best['us_per_step']:.2f}x" if best and cudnn else "-"
+        fixed = ", ".join(f"{r['fixed_us']:.0f}" if r and "fixed_us" in r else "-" for r in (default, cudnn))
         lines.append(f"| {B} | {H} | " + " | ".join(cells) + f" | {best['kernel'] if best else '-'} | "
-                     + (f"{cudnn['us_per_step']:.2f}" if cudnn else "-") + f" | {ratio} |")
+                     + (f"{cudnn['us_per_step']:.2f}" if cudnn else "-") + f" | {ratio} | {fixed} |")
     return "\n".join(lines)
 
 
