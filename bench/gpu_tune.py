@@ -132,7 +132,7 @@ def table(rows, storage, shapes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int_list, default=[1, 2, 4, 8, 16, 32, 64])
+    parser.add_argument("--batches", type=int_list, default=[1, 2, 4, 16, 32, 64])
     parser.add_argument("--hidden", type=int_list, default=[64, 128, 256, 512, 1024, 1760])
     parser.add_argument("--storages", default="float32,bfloat16")
     parser.add_argument("--out", type=Path)
