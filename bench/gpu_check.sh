@@ -21,8 +21,9 @@
 # (default 400): a step that would start past it is skipped (and counts as failed). The
 # script goes on after a failing step and exits 1 if any step failed. For a quicker look:
 # GPU_CHECK_SANITIZERS="memcheck" (or "") picks the sanitizer tools, GPU_CHECK_CPU=0 skips
-# the CPU subset. GPU_CHECK_TUNE=1 also times every kernel on a grid of shapes
-# (bench/gpu_tune.py: tune.log, gpu-tune.json, gpu-tune.md; raise the budget for it).
+# the CPU subset. GPU_CHECK_TUNE=1 also times every kernel on a grid of shapes, after the
+# sanitizers (bench/gpu_tune.py: tune.log, gpu-tune.json, gpu-tune.md; give it a budget of
+# ~560 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -111,10 +112,6 @@ step "pytest tests/test_cuda.py (ELMAN_REQUIRE_CUDA=1)" 150 "$TEST_LOG" \
 # -- benchmark (before the sanitizers: they are the likeliest to run long) ---------------
 step "bench/gpu.py" 120 "$OUT/bench.log" "python3 bench/gpu.py --out '$OUT'"
 
-# -- every kernel on a grid of shapes, with cuDNN (GPU_CHECK_TUNE=1; a few minutes) --------
-[[ ${GPU_CHECK_TUNE:-0} == 1 ]] && step "bench/gpu_tune.py" 300 "$OUT/tune.log" \
-  "python3 bench/gpu_tune.py --out '$OUT'"
-
 # -- compute-sanitizer over the small CUDA cases -----------------------------------------
 if [[ -z $SANITIZER ]]; then
   note "FAIL  compute-sanitizer: not found"; FAILED+=("compute-sanitizer")
@@ -124,6 +121,10 @@ else
       "ELMAN_REQUIRE_CUDA=1 '$SANITIZER' --tool $tool --error-exitcode 99 --print-limit 50 python3 -m pytest -q -p no:cacheprovider -x -rfEs tests/test_cuda.py -k sanitizer"
   done
 fi
+
+# -- every kernel on a grid of shapes, beside torch (GPU_CHECK_TUNE=1; a few minutes) -----
+[[ ${GPU_CHECK_TUNE:-0} == 1 ]] && step "bench/gpu_tune.py" 300 "$OUT/tune.log" \
+  "python3 bench/gpu_tune.py --out '$OUT'"
 
 # -- a fast subset of the CPU tests (last: CI runs them all anyway) ----------------------
 [[ ${GPU_CHECK_CPU:-1} == 1 ]] && step "pytest CPU subset" 60 "$TEST_LOG" \

@@ -1,5 +1,5 @@
-"""Every recurrence kernel that can run a shape, timed on a GPU, with cuDNN in the same dtype:
-the data behind the kernel choice in csrc/cuda/recurrence.cu (a dev aid, GPU only).
+"""Every recurrence kernel that can run a shape, timed on a GPU beside torch.nn.RNN in the
+same dtype: the data behind the kernel choice in csrc/cuda/recurrence.cu (a dev aid).
 
     python bench/gpu_tune.py                               # the grid below, to stdout
     python bench/gpu_tune.py --batches 1,16 --hidden 256,1760 --storages bfloat16 --out DIR
@@ -16,10 +16,11 @@ I = H, tanh, one layer:
 3. Per-step time as the slope between T = 20 and T = 100 (medians of 15 calls, a device
    synchronise around each; the fixed cost per call cancels) and that fixed cost.
 
-cuDNN: torch.nn.RNN in the storage dtype (float32 without TF32), same slope. Prints, per
-storage, one row per (B, H): us/step of each kernel, the default's and the best kernel,
-cuDNN's, cuDNN / best, and the fixed cost per call of the default and of cuDNN; --out
-also gets the rows as JSON.
+torch: torch.nn.RNN in the storage dtype (float32 without TF32), weights flattened, same
+slope; on CUDA it runs cuDNN where cuDNN takes the dtype. Prints, per storage, one row per
+(B, H): us/step of each kernel, the default's and the best kernel, torch's, torch / best,
+and the fixed cost per call of the default and of torch; --out gets the tables and the
+rows as JSON, rewritten after each kernel (a worker gets WORKER_TIMEOUT_S seconds).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ KERNELS = {"float32": ["default", "stepwise", "one_row", "cluster8", "cluster16"
 KERNELS["bfloat16"] = KERNELS["float16"]
 TOLERANCE = {"float32": 1e-3, "float16": 3e-2, "bfloat16": 3e-2}
 SHORT, LONG, WARMUP, REPEATS = 20, 100, 3, 15
+WORKER_TIMEOUT_S = 120
 
 
 def int_list(text):
@@ -88,7 +90,7 @@ def worker(storage, kernel, shapes):
         print(json.dumps(row), flush=True)
 
 
-def cudnn_rows(storage, shapes):
+def torch_rows(storage, shapes):
     import torch
 
     torch.backends.cudnn.allow_tf32 = False
@@ -99,14 +101,14 @@ def cudnn_rows(storage, shapes):
         module.flatten_parameters()
         with torch.no_grad():
             per_step, fixed = slope(torch, module, lambda T: torch.randn(T, B, H, device="cuda", generator=gen).to(dtype))
-        yield {"storage": storage, "kernel": "cudnn", "B": B, "H": H, "us_per_step": per_step, "fixed_us": fixed}
+        yield {"storage": storage, "kernel": "torch", "B": B, "H": H, "us_per_step": per_step, "fixed_us": fixed}
 
 
 def table(rows, storage, shapes):
     kernels = [k for k in KERNELS[storage] if any(r["kernel"] == k for r in rows)]
     lines = [f"storage {storage}: us/step (slope T = {SHORT}..{LONG}); '-': cannot run the shape, "
              "WRONG: failed the check",
-             "| B | H | " + " | ".join(kernels) + " | best | cuDNN | cuDNN / best | fixed us: default, cuDNN |",
+             "| B | H | " + " | ".join(kernels) + " | best | torch | torch / best | fixed us: default, torch |",
              "|---:|---:|" + "---:|" * len(kernels) + "---|---:|---:|---:|"]
     for B, H in shapes:
         mine = {r["kernel"]: r for r in rows if (r["B"], r["H"]) == (B, H)}
@@ -122,11 +124,11 @@ def table(rows, storage, shapes):
                 cells.append(label)
                 if k != "default" and (best is None or r["us_per_step"] < best["us_per_step"]):
                     best = r
-        cudnn, default = mine.get("cudnn"), mine.get("default")
-        ratio = f"{cudnn['us_per_step'] / best['us_per_step']:.2f}x" if best and cudnn else "-"
-        fixed = ", ".join(f"{r['fixed_us']:.0f}" if r and "fixed_us" in r else "-" for r in (default, cudnn))
+        peer, default = mine.get("torch"), mine.get("default")
+        ratio = f"{peer['us_per_step'] / best['us_per_step']:.2f}x" if best and peer else "-"
+        fixed = ", ".join(f"{r['fixed_us']:.0f}" if r and "fixed_us" in r else "-" for r in (default, peer))
         lines.append(f"| {B} | {H} | " + " | ".join(cells) + f" | {best['kernel'] if best else '-'} | "
-                     + (f"{cudnn['us_per_step']:.2f}" if cudnn else "-") + f" | {ratio} | {fixed} |")
+                     + (f"{peer['us_per_step']:.2f}" if peer else "-") + f" | {ratio} | {fixed} |")
     return "\n".join(lines)
 
 
@@ -149,27 +151,41 @@ def main(argv=None):
     if not torch.cuda.is_available():
         print("gpu_tune.py: no CUDA device", file=sys.stderr)
         return 2
-    rows, reports = [], []
-    for storage in args.storages.split(","):
+    rows, failed = [], []
+    device = torch.cuda.get_device_name()
+    storages = args.storages.split(",")
+
+    def save():  # after each kernel: a later hang or timeout loses nothing before it
+        reports = [table([r for r in rows if r["storage"] == s], s, shapes) for s in storages]
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "gpu-tune.json").write_text(json.dumps({"device": device, "rows": rows,
+                                                                "failed": failed}, indent=1))
+            (args.out / "gpu-tune.md").write_text(device + "\n\n" + "\n\n".join(reports) + "\n")
+        return reports
+
+    for storage in storages:
         for kernel in KERNELS[storage]:
             env = dict(os.environ, ELMAN_CUDA_KERNEL="" if kernel == "default" else kernel)
-            done = subprocess.run([sys.executable, __file__, "--worker", storage, kernel,
-                                   "--batches", ",".join(map(str, args.batches)),
-                                   "--hidden", ",".join(map(str, args.hidden))],
-                                  env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"{storage} {kernel}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
-            rows += [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+            command = [sys.executable, __file__, "--worker", storage, kernel,
+                       "--batches", ",".join(map(str, args.batches)),
+                       "--hidden", ",".join(map(str, args.hidden))]
+            try:
+                done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                      timeout=WORKER_TIMEOUT_S)
+                out, status, err = done.stdout, done.returncode, done.stderr
+            except subprocess.TimeoutExpired as e:
+                out, status, err = e.stdout or "", "timed out", e.stderr or ""
+                out, err = (v.decode() if isinstance(v, bytes) else v for v in (out, err))
+            rows += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            if status != 0:
+                failed.append(f"{storage} {kernel}: {status}")
+                print(f"{storage} {kernel}: {status}\n{err[-2000:]}", file=sys.stderr)
             print(f"{storage} {kernel}: done", file=sys.stderr, flush=True)
-        rows += list(cudnn_rows(storage, shapes))
-        reports.append(table([r for r in rows if r["storage"] == storage], storage, shapes))
-        print(reports[-1] + "\n", flush=True)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu-tune.json").write_text(json.dumps({"device": torch.cuda.get_device_name(),
-                                                            "rows": rows}, indent=1))
-        (args.out / "gpu-tune.md").write_text(torch.cuda.get_device_name() + "\n\n" + "\n\n".join(reports) + "\n")
-    return 1 if any(not r.get("ok", True) for r in rows) else 0
+            save()
+        rows += list(torch_rows(storage, shapes))
+        print(save()[storages.index(storage)] + "\n", flush=True)
+    return 1 if failed or any(not r.get("ok", True) for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -60,6 +61,7 @@ class Pool {
     void* data;
     std::size_t bytes;  // as allocated: a reused block may be larger than asked for
     int device;
+    std::uint64_t given = 0;  // when it was given back (a count): the oldest goes first
   };
 
   Block take(std::size_t bytes) {
@@ -82,29 +84,31 @@ class Pool {
     void* data = nullptr;
     if (cudaMalloc(&data, bytes) != cudaSuccess) {
       cudaGetLastError();
-      release_all();  // out of memory, maybe for what this pool holds: retry without it
+      release_all(device);  // out of memory, maybe for what this pool holds: retry without it
       check(cudaMalloc(&data, bytes), "allocating device memory");
     }
     return {data, bytes, device};
   }
 
-  void give(const Block& block) {
-    if (block.bytes > kMaxBlock) {
-      cudaFree(block.data);  // waits for the device: no queued work still reads it
-      return;
+  void give(Block block) {
+    if (block.bytes > kMaxBlock) return free_block(block);
+    std::vector<Block> evicted;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      block.given = ++given_;
+      released_.push_back(block);
+      cached_ += block.bytes;
+      // The earlier given back of the two lists' oldest goes, idle or not (blocks being
+      // made idle by synchronize_device count but are in neither list).
+      while (cached_ > kMaxCached && !(released_.empty() && idle_.empty())) {
+        auto& from = idle_.empty() || (!released_.empty() && released_.front().given < idle_.front().given)
+                         ? released_ : idle_;
+        cached_ -= from.front().bytes;
+        evicted.push_back(from.front());
+        from.erase(from.begin());
+      }
     }
-    std::unique_lock<std::mutex> lock(mutex_);
-    released_.push_back(block);
-    cached_ += block.bytes;
-    std::vector<void*> evicted;  // the oldest, released ones first (idle ones are ready)
-    while (cached_ > kMaxCached) {
-      auto& from = released_.empty() ? idle_ : released_;
-      cached_ -= from.front().bytes;
-      evicted.push_back(from.front().data);
-      from.erase(from.begin());
-    }
-    lock.unlock();
-    for (void* e : evicted) cudaFree(e);
+    for (const Block& e : evicted) free_block(e);
   }
 
   // cudaDeviceSynchronize, after which the blocks released before it can be reused.
@@ -132,21 +136,37 @@ class Pool {
  private:
   static constexpr std::size_t kMaxBlock = std::size_t(16) << 20, kMaxCached = std::size_t(64) << 20;
 
-  void release_all() {
-    std::vector<Block> all;
+  // cudaFree on the block's own GPU, which it waits for: no work queued there still reads it.
+  static void free_block(const Block& b) {
+    int current = b.device;
+    cudaGetDevice(&current);
+    if (current != b.device) cudaSetDevice(b.device);
+    cudaFree(b.data);
+    if (current != b.device) cudaSetDevice(current);
+  }
+
+  // Frees every kept block of `device`.
+  void release_all(int device) {
+    std::vector<Block> freed;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      all.swap(idle_);
-      all.insert(all.end(), released_.begin(), released_.end());
-      released_.clear();
-      cached_ = 0;
+      for (auto* list : {&idle_, &released_})
+        for (auto b = list->begin(); b != list->end();)
+          if (b->device == device) {
+            cached_ -= b->bytes;
+            freed.push_back(*b);
+            b = list->erase(b);
+          } else {
+            ++b;
+          }
     }
-    for (const Block& b : all) cudaFree(b.data);  // each waits for the device
+    for (const Block& b : freed) free_block(b);
   }
 
   std::mutex mutex_;
-  std::vector<Block> released_, idle_;  // oldest first
-  std::size_t cached_ = 0;              // bytes in released_ and idle_
+  std::vector<Block> released_, idle_;  // oldest given back first
+  std::size_t cached_ = 0;              // bytes in released_ and idle_, and being promoted
+  std::uint64_t given_ = 0;
 };
 
 // Never destroyed: blocks may be freed by Python objects after static destructors ran.

@@ -133,10 +133,33 @@ __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
   wait_copies<0>();  // nothing left in flight at exit
 }
 
+// The launch of the two-block kernel; `attribute` must outlive it.
+cudaLaunchConfig_t cluster_config(cudaLaunchAttribute& attribute, cudaStream_t stream) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(2);
+  config.blockDim = dim3(kThreads);
+  config.stream = stream;
+  attribute = cluster_of(2);
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return config;
+}
+
 }  // namespace
 
+template <typename S>
 bool one_row_fits(int batch, int hidden, const Device& d) {
-  return batch == 1 && (hidden <= kColumns || (hidden <= 2 * kColumns && d.major >= 9));
+  if (batch != 1 || hidden > 2 * kColumns) return false;
+  if (hidden <= kColumns) return true;
+  if (d.major < 9) return false;
+  cudaLaunchAttribute attribute;
+  const cudaLaunchConfig_t config = cluster_config(attribute, nullptr);
+  int active = 0;  // a cluster of two such blocks can be resident (not under every MIG slice)
+  if (cudaOccupancyMaxActiveClusters(&active, one_row<2, S>, &config) != cudaSuccess || active < 1) {
+    cudaGetLastError();
+    return false;
+  }
+  return true;
 }
 
 template <typename S>
@@ -146,16 +169,14 @@ void launch_one_row(const Recurrence<S>& r) {
     check(cudaGetLastError(), "one-row kernel launch");
     return;
   }
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(2);
-  config.blockDim = dim3(kThreads);
-  config.stream = r.stream;
-  cudaLaunchAttribute cluster = cluster_of(2);
-  config.attrs = &cluster;
-  config.numAttrs = 1;
+  cudaLaunchAttribute attribute;
+  const cudaLaunchConfig_t config = cluster_config(attribute, r.stream);
   check(cudaLaunchKernelEx(&config, one_row<2, S>, r), "one-row cluster kernel launch");
 }
 
+template bool one_row_fits<float>(int, int, const Device&);
+template bool one_row_fits<__half>(int, int, const Device&);
+template bool one_row_fits<__nv_bfloat16>(int, int, const Device&);
 template void launch_one_row(const Recurrence<float>&);
 template void launch_one_row(const Recurrence<__half>&);
 template void launch_one_row(const Recurrence<__nv_bfloat16>&);

@@ -11,8 +11,9 @@ namespace elman::cuda {
 // The largest H the kernel takes: 128 columns per block x 2 blocks.
 constexpr int kOneRowMaxHidden = 256;
 
-// True where the kernel runs: B = 1 (lengths allowed), H <= 128, or H <= 256 where thread
-// block clusters exist (compute capability 9).
+// True where the kernel runs: B = 1 (lengths allowed), H <= 128, or H <= 256 where a
+// cluster of two blocks can be resident (compute capability 9).
+template <typename S>
 bool one_row_fits(int batch, int hidden, const Device& d);
 
 // One launch on r.stream.

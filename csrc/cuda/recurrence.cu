@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -272,11 +273,15 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   return all_resident(p.kernel, kThreads, p.smem, p.blocks, d) ? p : Plan{};
 }
 
-// ELMAN_CUDA_KERNEL=<name> (kKernelNames) forces that kernel where it can run the shape
-// (for comparisons, tuning and tests); unset, or where it cannot: the choice below.
+// ELMAN_CUDA_KERNEL=<name> forces that kernel where it can run the shape (for comparisons,
+// tuning and tests); unset, or where it cannot: the choice below. Another name is refused.
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
-  return v ? v : "";
+  const std::string name = v ? v : "";
+  for (const char* known : {"", "stepwise", "one_row", "cluster8", "cluster16", "persistent", "tiled", "fma", "mma"})
+    if (name == known) return name;
+  throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, one_row, cluster8, cluster16, "
+                              "persistent, tiled, fma or mma (or unset), got '" + name + "'");
 }
 
 // The named kernel's plan for the shape, if it can run it (else a Stepwise plan).
@@ -284,7 +289,7 @@ template <typename S>
 Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, const Device& d) {
   constexpr bool f32 = std::is_same<S, float>::value;
   Plan p;
-  if (name == "one_row" && one_row_fits(batch, hidden, d)) {
+  if (name == "one_row" && one_row_fits<S>(batch, hidden, d)) {
     p.kind = Plan::OneRow;
   } else if ((name == "cluster8" || name == "cluster16") && !lengths) {  // no lengths in them
     p = cluster_plan<S>(batch, hidden, d, name == "cluster8" ? 8 : 16);
