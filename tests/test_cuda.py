@@ -753,6 +753,10 @@ def test_device_path_results_own_their_memory():
     assert np.array_equal(torch.as_tensor(h1, device="cuda").cpu().numpy(), e1[1])
     assert np.array_equal(torch.as_tensor(y2, device="cuda").cpu().numpy(), e2[0])
     del junk
+    # NumPy does not silently wrap one in an object array; the repr says what it holds
+    with pytest.raises(TypeError, match=r"DeviceArray: the values are on the GPU; \.numpy\(\)"):
+        np.asarray(y2)
+    assert repr(h2) == f"DeviceArray(shape=(2, {B}, {H}), dtype=float32, device='cuda:0')"
 
 
 @gpu
