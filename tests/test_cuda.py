@@ -303,13 +303,13 @@ def test_shape_grid(case, nonlinearity):
 
 
 @gpu
-@pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 640, 641, 1024])
+@pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 512, 513, 640, 641, 1024])
 def test_one_row_kernels(H):
     """B = 1, where the grid above mostly gives lengths, by default: one_row (one block for
-    H <= 128, a cluster of two for H <= 256, also with a length), the 16-block cluster
-    (H <= 640) and the grid kernel, both directions; with a length past H = 256, the
-    CUDA-core column kernel (tiled_fma). The forced-kernel tests cover the 8-block
-    cluster."""
+    H <= 128, a cluster of two for H <= 256, of eight for H <= 512, also with a length),
+    the 16-block cluster (H <= 640) and the grid kernel, both directions; with a length
+    past H = 512, the CUDA-core column kernel (tiled_fma). The forced-kernel tests cover
+    the 8-block cluster."""
     T, I = 40, 24
     layer = elman.RNN(I, H, bidirectional=True, seed=31, device="cuda")
     rng = rng_for("cuda-one-row", H)
@@ -1216,7 +1216,8 @@ def test_batch_first_device_input(case):
 # would be checked too).
 # ======================================================================================
 
-SANITIZER_CASES = [(5, 1, 7, 33, 1, False), (4, 1, 64, 256, 1, True), (3, 1, 40, 1024, 1, False),
+SANITIZER_CASES = [(5, 1, 7, 33, 1, False), (4, 1, 64, 256, 1, True), (3, 1, 20, 300, 1, False),
+                   (3, 1, 40, 1024, 1, False),
                    (3, 3, 17, 257, 2, True), (3, 17, 31, 640, 1, False), (2, 64, 33, 1760, 1, False),
                    (2, 256, 64, 512, 1, True)]
 

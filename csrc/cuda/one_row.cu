@@ -1,16 +1,17 @@
-// The recurrence of one row (B = 1, lengths allowed) with W_y entirely in registers:
-// H <= 128 in one block of 512 threads, H <= 256 in a cluster of two. A step then reads no
-// weights from memory; one block needs only its own barriers (no cluster or grid barrier,
-// whose memory fences also wait for the step's output stores), two blocks a cluster
-// barrier, split so that the output store falls between its arrive and its wait.
+// The recurrence of one row (B = 1, lengths allowed) with W_y entirely in registers, in
+// blocks of 512 threads: H <= 128 in one block, H <= 256 in a cluster of two, H <= 512 in
+// a cluster of eight. A step then reads no weights from memory; one block needs only its
+// own barriers (no cluster or grid barrier, whose memory fences also wait for the step's
+// output stores), a cluster its barrier, split so that the output store falls between
+// its arrive and its wait.
 //
-// Block j owns columns [128 j, 128 j + 128). Its thread (c, part) owns column 128 j + c
-// and k in [K * part, K * part + K), K = 32 x blocks: K values of W_y in registers. Each
+// Block j owns kColumns columns from j * kColumns (Layout below). Its thread (c, part)
+// owns one of them and k in [K * part, K * part + K): K values of W_y in registers. Each
 // block holds the whole state in shared memory, double-buffered, read by broadcast (all
-// lanes of a warp have the same part). Parts 1-3 leave their sums in shared memory; part 0
-// adds them, p_t and the bias, applies the activation, writes the output and the new
-// state value into every block's copy (distributed shared memory in a cluster). Columns
-// and k past H are zeros.
+// lanes of a warp have the same part). Parts past 0 leave their sums in shared memory;
+// part 0 adds them, p_t and the bias, applies the activation, writes the output and the
+// new state value into every block's copy (distributed shared memory in a cluster).
+// Columns and k past H are zeros.
 //
 // p_t is staged kAhead steps ahead with cp.async into a ring in shared memory: a load
 // issued one step ahead was still pending when needed (a step is shorter than a global
@@ -26,10 +27,25 @@ namespace cg = cooperative_groups;
 namespace elman::cuda {
 namespace {
 
-constexpr int kColumns = 128, kParts = 4, kThreads = kColumns * kParts;  // per block
-constexpr int kAhead = 8;  // steps of p_t in flight
+constexpr int kThreads = 512;  // per block
+constexpr int kAhead = 8;      // steps of p_t in flight
 
-// The cluster operations of the two-block kernel. It is launched only on compute
+// Per block count: columns per block, parts of k, k per thread (kParts x kPerThread and
+// BLOCKS x kColumns both cover the largest H; at most 64 values of W_y per thread, so
+// that with the rest they stay within 128 registers).
+template <int BLOCKS>
+struct Layout {
+  static constexpr int kColumns = BLOCKS <= 2 ? 128 : 64;
+  static constexpr int kParts = kThreads / kColumns;
+  static constexpr int kPerThread = BLOCKS == 1 ? 32 : 64;
+  static constexpr int kMaxHidden = BLOCKS * kColumns;
+  static_assert(kParts * kPerThread == kMaxHidden, "k and columns cover the same H");
+};
+
+// The block count for H (0: too large).
+int blocks_for(int hidden) { return hidden <= 128 ? 1 : hidden <= 256 ? 2 : hidden <= 512 ? 8 : 0; }
+
+// The cluster operations of the multi-block kernels. They are launched only on compute
 // capability 9; for older targets they compile to nothing.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
 __device__ inline int cluster_rank() { return 0; }
@@ -46,25 +62,24 @@ __device__ inline void cluster_wait() { cg::this_cluster().barrier_wait(); }
 __device__ inline float* in_block(float* local, int rank) { return cg::this_cluster().map_shared_rank(local, rank); }
 #endif
 
-// BLOCKS: 1, or 2 in a cluster (compute capability 9).
+// BLOCKS: 1, or 2 or 8 in a cluster (compute capability 9).
 template <int BLOCKS, typename S>
 __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
-  constexpr int kPerThread = 32 * BLOCKS;  // k per thread
-  __shared__ __align__(16) float h_s[2][kColumns * BLOCKS];
+  using L = Layout<BLOCKS>;
+  constexpr int kColumns = L::kColumns, kParts = L::kParts, kPerThread = L::kPerThread;
+  __shared__ __align__(16) float h_s[2][L::kMaxHidden];
   __shared__ float partial[kParts - 1][kColumns];
   __shared__ float ring[kAhead][kColumns];  // p_t of the coming steps
-  const int H = r.hidden, tid = threadIdx.x, part = tid / kColumns;
-  const int rank = BLOCKS > 1 ? cluster_rank() : 0;
-  const int c = rank * kColumns + tid % kColumns;  // the column, of all H
+  const int H = r.hidden, tid = threadIdx.x, part = tid / kColumns, j = tid % kColumns;
+  const int c = (BLOCKS > 1 ? cluster_rank() : 0) * kColumns + j;  // the column, of all H
   const int k0 = part * kPerThread, steps = length_of(r, 0);
   const bool finisher = part == 0 && c < H;
-
   float w[kPerThread];
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i)
     w[i] = k0 + i < H && c < H ? to_float(r.w_y[(size_t)(k0 + i) * H + c]) : 0.f;
   const float bias = finisher ? bias_at(r.bias, c) : 0.f;
-  for (int i = tid; i < kColumns * BLOCKS; i += kThreads) {
+  for (int i = tid; i < L::kMaxHidden; i += kThreads) {
     h_s[0][i] = i < H ? to_float(r.h0[i]) : 0.f;
     h_s[1][i] = 0.f;  // columns past H stay 0
   }
@@ -74,7 +89,7 @@ __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
   const auto stage = [&](int k) {
     if (finisher && k < steps) {
       const int t = r.reverse ? steps - 1 - k : k;
-      copy_async_4(&ring[k % kAhead][c % kColumns], r.p + (size_t)t * r.ldp + c);
+      copy_async_4(&ring[k % kAhead][j], r.p + (size_t)t * r.ldp + c);
     }
     commit_copies();
   };
@@ -95,13 +110,14 @@ __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
       acc[3] = fmaf(hv.w, w[4 * i + 3], acc[3]);
     }
     const float sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    const int j = c % kColumns;
     if (part > 0) partial[part - 1][j] = sum;
     wait_copies<kAhead - 1>();  // this step's p_t has landed
     __syncthreads();
     S v{};
     if (finisher) {
-      const float z = ring[k % kAhead][j] + bias + sum + (partial[0][j] + partial[1][j] + partial[2][j]);
+      float z = ring[k % kAhead][j] + bias + sum;
+#pragma unroll
+      for (int q = 0; q < kParts - 1; ++q) z += partial[q][j];
       v = from_float<S>(apply_activation(r.act, z));
       const float next = to_float(v);  // as stored: the next step reads it so
       if constexpr (BLOCKS > 1) {
@@ -133,29 +149,35 @@ __global__ void __launch_bounds__(kThreads, 1) one_row(Recurrence<S> r) {
   wait_copies<0>();  // nothing left in flight at exit
 }
 
-// The launch of the two-block kernel; `attribute` must outlive it.
-cudaLaunchConfig_t cluster_config(cudaLaunchAttribute& attribute, cudaStream_t stream) {
+// The launch of a cluster of `blocks`; `attribute` must outlive it.
+cudaLaunchConfig_t cluster_config(int blocks, cudaLaunchAttribute& attribute, cudaStream_t stream) {
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(2);
+  config.gridDim = dim3(blocks);
   config.blockDim = dim3(kThreads);
   config.stream = stream;
-  attribute = cluster_of(2);
+  attribute = cluster_of(blocks);
   config.attrs = &attribute;
   config.numAttrs = 1;
   return config;
+}
+
+template <typename S>
+const void* kernel_of(int blocks) {
+  return blocks == 1 ? address(one_row<1, S>) : blocks == 2 ? address(one_row<2, S>) : address(one_row<8, S>);
 }
 
 }  // namespace
 
 template <typename S>
 bool one_row_fits(int batch, int hidden, const Device& d) {
-  if (batch != 1 || hidden > 2 * kColumns) return false;
-  if (hidden <= kColumns) return true;
+  const int blocks = blocks_for(hidden);
+  if (batch != 1 || blocks == 0) return false;
+  if (blocks == 1) return true;
   if (d.major < 9) return false;
   cudaLaunchAttribute attribute;
-  const cudaLaunchConfig_t config = cluster_config(attribute, nullptr);
-  int active = 0;  // a cluster of two such blocks can be resident (not under every MIG slice)
-  if (cudaOccupancyMaxActiveClusters(&active, one_row<2, S>, &config) != cudaSuccess || active < 1) {
+  const cudaLaunchConfig_t config = cluster_config(blocks, attribute, nullptr);
+  int active = 0;  // such a cluster can be resident (not under every MIG slice)
+  if (cudaOccupancyMaxActiveClusters(&active, kernel_of<S>(blocks), &config) != cudaSuccess || active < 1) {
     cudaGetLastError();
     return false;
   }
@@ -164,14 +186,17 @@ bool one_row_fits(int batch, int hidden, const Device& d) {
 
 template <typename S>
 void launch_one_row(const Recurrence<S>& r) {
-  if (r.hidden <= kColumns) {
+  const int blocks = blocks_for(r.hidden);
+  if (blocks == 1) {
     one_row<1, S><<<1, kThreads, 0, r.stream>>>(r);
     check(cudaGetLastError(), "one-row kernel launch");
     return;
   }
   cudaLaunchAttribute attribute;
-  const cudaLaunchConfig_t config = cluster_config(attribute, r.stream);
-  check(cudaLaunchKernelEx(&config, one_row<2, S>, r), "one-row cluster kernel launch");
+  const cudaLaunchConfig_t config = cluster_config(blocks, attribute, r.stream);
+  Recurrence<S> args = r;
+  void* params[] = {&args};
+  check(cudaLaunchKernelExC(&config, kernel_of<S>(blocks), params), "one-row cluster kernel launch");
 }
 
 template bool one_row_fits<float>(int, int, const Device&);

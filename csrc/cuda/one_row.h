@@ -1,5 +1,5 @@
-// The recurrence of one row with H <= 256 in one thread block (H <= 128) or a cluster of
-// two (one_row.cu), W_y in registers, used by recurrence.cu.
+// The recurrence of one row with H <= 512 in one thread block (H <= 128) or a cluster of
+// two or eight (one_row.cu), W_y in registers, used by recurrence.cu.
 #pragma once
 
 #include <cstddef>
@@ -8,11 +8,8 @@
 
 namespace elman::cuda {
 
-// The largest H the kernel takes: 128 columns per block x 2 blocks.
-constexpr int kOneRowMaxHidden = 256;
-
-// True where the kernel runs: B = 1 (lengths allowed), H <= 128, or H <= 256 where a
-// cluster of two blocks can be resident (compute capability 9).
+// True where the kernel runs: B = 1 (lengths allowed), H <= 128, or H <= 512 where a
+// cluster of two or eight blocks can be resident (compute capability 9).
 template <typename S>
 bool one_row_fits(int batch, int hidden, const Device& d);
 
