@@ -305,7 +305,7 @@ def test_shape_grid(case, nonlinearity):
 @gpu
 @pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 512, 513, 640, 641, 1024])
 def test_one_row_kernels(H):
-    """B = 1, where the grid above mostly gives lengths, by default: one_row (one block for
+    """B = 1, where the grid above mostly gives lengths, by default: few_rows (one block for
     H <= 128, a cluster of two for H <= 256, of eight for H <= 512, also with a length),
     the 16-block cluster (H <= 640) and the grid kernel, both directions; with a length
     past H = 512, the CUDA-core column kernel (tiled_fma). The forced-kernel tests cover
@@ -317,6 +317,21 @@ def test_one_row_kernels(H):
     check_layer(layer, x)
     check_layer(layer, x, uniform(rng, (2, 1, H)))
     check_layer(layer, x, lengths=np.array([T // 2 + 1]))
+
+
+@gpu
+@pytest.mark.parametrize("B", [2, 3, 4])
+@pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257])
+def test_few_rows_kernel(B, H):
+    """2-4 rows: few_rows (one block for H <= 128, a cluster of four for H <= 256; 3 rows
+    run with a fourth that is never written), both directions, with h0 and with lengths
+    that end rows at different steps; past H = 256 another kernel."""
+    T, I = 30, 20
+    layer = elman.RNN(I, H, bidirectional=True, seed=33, device="cuda")
+    rng = rng_for("cuda-few-rows", B, H)
+    x = make_input(rng, T, B, I, H)
+    check_layer(layer, x)
+    check_layer(layer, x, uniform(rng, (2, B, H)), random_lengths(rng, T, B))
 
 
 OPTIONS = list(itertools.product([1, 2, 3], [False, True], [False, True], [False, True],
@@ -1046,7 +1061,7 @@ def run_forced(kernel, storage, cases):
     assert kernel in ran, f"ELMAN_CUDA_KERNEL={kernel} never ran (ran: {ran})"
 
 
-KERNELS = ["stepwise", "one_row", "cluster8", "cluster16", "persistent", "tiled"]
+KERNELS = ["stepwise", "few_rows", "cluster8", "cluster16", "persistent", "tiled"]
 
 
 @gpu

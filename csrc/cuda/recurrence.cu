@@ -15,7 +15,7 @@
 
 #include "cuda/cuda.h"
 #include "cuda/kernel_common.cuh"
-#include "cuda/one_row.h"
+#include "cuda/few_rows.h"
 #include "cuda/tiled.h"
 #include "cuda/tiled_fma.h"
 #include "cuda/tiled_mma.h"
@@ -222,7 +222,7 @@ namespace {
 // How one (batch, H, lengths or not, storage) runs, found once, since the checks
 // (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
-  enum Kind { Stepwise, OneRow, Cluster, Persistent, Tiled, Mma, Fma } kind = Stepwise;
+  enum Kind { Stepwise, FewRows, Cluster, Persistent, Tiled, Mma, Fma } kind = Stepwise;
   const void* kernel = nullptr;  // Cluster and Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
@@ -278,9 +278,9 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
   const std::string name = v ? v : "";
-  for (const char* known : {"", "stepwise", "one_row", "cluster8", "cluster16", "persistent", "tiled", "fma", "mma"})
+  for (const char* known : {"", "stepwise", "few_rows", "cluster8", "cluster16", "persistent", "tiled", "fma", "mma"})
     if (name == known) return name;
-  throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, one_row, cluster8, cluster16, "
+  throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, few_rows, cluster8, cluster16, "
                               "persistent, tiled, fma or mma (or unset), got '" + name + "'");
 }
 
@@ -289,8 +289,8 @@ template <typename S>
 Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, const Device& d) {
   constexpr bool f32 = std::is_same<S, float>::value;
   Plan p;
-  if (name == "one_row" && one_row_fits<S>(batch, hidden, d)) {
-    p.kind = Plan::OneRow;
+  if (name == "few_rows" && few_rows_fits<S>(batch, hidden, d)) {
+    p.kind = Plan::FewRows;
   } else if ((name == "cluster8" || name == "cluster16") && !lengths) {  // no lengths in them
     p = cluster_plan<S>(batch, hidden, d, name == "cluster8" ? 8 : 16);
   } else if (name == "persistent" && !lengths) {
@@ -317,8 +317,8 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
 // work per step is small, and loses where it is large: per step it took ~2.5 us plus
 // ~4x its cost model's estimate, per-step cuBLAS 9-33 us (bench/results/
 // gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of 2.5 us (B = 64,
-// H = 256: 0.8; B = 16, H = 1760: 5.6; B = 256, H = 512: 4.2). NOT YET MEASURED: one_row
-// (B = 1, H <= 512) and fma (float32, 2 <= B <= 32) placed first in their cases.
+// H = 256: 0.8; B = 16, H = 1760: 5.6; B = 256, H = 512: 4.2). NOT YET MEASURED: few_rows
+// (B <= 4, H <= 512 or 256) and fma (float32, 2 <= B <= 32) placed first in their cases.
 constexpr double kTiledMaxCost = 2500;  // ns
 
 template <typename S>
@@ -329,7 +329,7 @@ Plan choose(int batch, int hidden, bool lengths) {
     const Plan p = plan_named<S>(forced, batch, hidden, lengths, d);
     if (p.kind != Plan::Stepwise || forced == "stepwise") return p;
   }
-  std::vector<const char*> order = {"one_row"};
+  std::vector<const char*> order = {"few_rows"};
   if (batch > 1 || lengths) {
     order.push_back(std::is_same<S, float>::value ? "fma" : "mma");
   } else {
@@ -410,7 +410,7 @@ template <typename S>
 void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
   const Plan& p = plan_for<S>(r.batch, r.hidden, r.lengths != nullptr);
   switch (p.kind) {
-    case Plan::OneRow: launch_one_row(r); break;
+    case Plan::FewRows: launch_few_rows(r); break;
     case Plan::Cluster: run_cluster(r, p); break;
     case Plan::Persistent: run_persistent(r, p); break;
     case Plan::Tiled: launch_tiled(r, p.tiled); break;
@@ -435,7 +435,7 @@ template <typename S>
 std::string plan_name(int batch, int hidden, bool lengths) {
   const Plan& p = plan_for<S>(batch, hidden, lengths);
   switch (p.kind) {
-    case Plan::OneRow: return "one_row";
+    case Plan::FewRows: return "few_rows";
     case Plan::Cluster: return "cluster" + std::to_string(p.blocks);
     case Plan::Persistent: return "persistent";
     case Plan::Tiled: return "tiled";

@@ -1,0 +1,227 @@
+// The recurrence of a few rows (B <= 4, lengths allowed) with W_y entirely in registers,
+// in blocks of 512 threads: H <= 128 in one block; one row of H <= 256 in a cluster of
+// two, of H <= 512 in a cluster of eight; 2-4 rows of H <= 256 in a cluster of four. A step then reads no weights from memory; one block needs only
+// its own barriers (no cluster or grid barrier, whose memory fences also wait for the
+// step's output stores), a cluster its barrier, split so that the output stores fall
+// between its arrive and its wait.
+//
+// Block j owns kColumns columns from j * kColumns (Layout below). Its thread (c, part)
+// owns one of them and k in [K * part, K * part + K): K values of W_y in registers, used
+// for every row. Each block holds the whole state of every row in shared memory,
+// double-buffered, read by broadcast (all lanes of a warp have the same part). Parts past
+// 0 leave their sums in shared memory; part 0 adds them, p_t and the bias, applies the
+// activation, writes the output and the new state value into every block's copy
+// (distributed shared memory in a cluster). Columns and k past H are zeros; a row past
+// its length (or past B) computes on but is not written.
+//
+// p_t is staged kAhead steps ahead with cp.async into a ring in shared memory: a load
+// issued one step ahead was still pending when needed (a step is shorter than a global
+// load's latency here; bench/results/gpu-check-h200-20261126-7/NOTES.md).
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda/few_rows.h"
+
+namespace cg = cooperative_groups;
+
+namespace elman::cuda {
+namespace {
+
+constexpr int kThreads = 512;  // per block
+constexpr int kAhead = 8;      // steps of p_t in flight
+
+// Per block count: columns per block, parts of k, k per thread (kParts x kPerThread and
+// BLOCKS x kColumns both cover the largest H). At most 64 values of W_y per thread, so
+// that with the rest they stay within 128 registers; with more than one row, 32 (the
+// other rows' sums need the registers).
+template <int BLOCKS>
+struct Layout {
+  static constexpr int kColumns = BLOCKS <= 2 ? 128 : 64;
+  static constexpr int kParts = kThreads / kColumns;
+  static constexpr int kPerThread = BLOCKS == 1 || BLOCKS == 4 ? 32 : 64;
+  static constexpr int kMaxHidden = BLOCKS * kColumns;
+  static_assert(kParts * kPerThread == kMaxHidden, "k and columns cover the same H");
+};
+
+// The block count for B rows of H (0: too large): 1, 2 or 8 for one row, 1 or 4 for more.
+int blocks_for(int batch, int hidden) {
+  if (hidden <= 128) return 1;
+  if (batch > 1) return hidden <= 256 ? 4 : 0;
+  return hidden <= 256 ? 2 : hidden <= 512 ? 8 : 0;
+}
+
+// The cluster operations of the multi-block kernels. They are launched only on compute
+// capability 9; for older targets they compile to nothing.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+__device__ inline int cluster_rank() { return 0; }
+__device__ inline void cluster_sync() {}
+__device__ inline void cluster_arrive() {}
+__device__ inline void cluster_wait() {}
+__device__ inline float* in_block(float* local, int) { return local; }
+#else
+__device__ inline int cluster_rank() { return (int)cg::this_cluster().block_rank(); }
+__device__ inline void cluster_sync() { cg::this_cluster().sync(); }
+__device__ inline void cluster_arrive() { (void)cg::this_cluster().barrier_arrive(); }
+__device__ inline void cluster_wait() { cg::this_cluster().barrier_wait(); }
+// The same shared-memory address in block `rank` of the cluster.
+__device__ inline float* in_block(float* local, int rank) { return cg::this_cluster().map_shared_rank(local, rank); }
+#endif
+
+// BLOCKS: 1, or 2, 4 or 8 in a cluster (compute capability 9); ROWS: 1, 2 or 4 (>= B).
+template <int BLOCKS, int ROWS, typename S>
+__global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
+  using L = Layout<BLOCKS>;
+  constexpr int kColumns = L::kColumns, kParts = L::kParts, kPerThread = L::kPerThread;
+  __shared__ __align__(16) float h_s[2][ROWS][L::kMaxHidden];
+  __shared__ float partial[kParts - 1][ROWS][kColumns];
+  __shared__ float ring[kAhead][ROWS][kColumns];  // p_t of the coming steps
+  const int H = r.hidden, tid = threadIdx.x, part = tid / kColumns, j = tid % kColumns;
+  const int c = (BLOCKS > 1 ? cluster_rank() : 0) * kColumns + j;  // the column, of all H
+  const int k0 = part * kPerThread;
+  const bool finisher = part == 0 && c < H;
+  int length[ROWS], steps = 0;  // per row (0 past B), and the most
+#pragma unroll
+  for (int b = 0; b < ROWS; ++b) {
+    length[b] = b < r.batch ? length_of(r, b) : 0;
+    steps = max(steps, length[b]);
+  }
+  // The row of y and p of iteration k for row b (its step backwards if reverse).
+  const auto row_of = [&](int k, int b) {
+    return (size_t)(r.reverse ? length[b] - 1 - k : k) * r.batch + b;
+  };
+
+  float w[kPerThread];
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i)
+    w[i] = k0 + i < H && c < H ? to_float(r.w_y[(size_t)(k0 + i) * H + c]) : 0.f;
+  const float bias = finisher ? bias_at(r.bias, c) : 0.f;
+  for (int i = tid; i < ROWS * L::kMaxHidden; i += kThreads) {
+    const int b = i / L::kMaxHidden, n = i % L::kMaxHidden;
+    h_s[0][b][n] = b < r.batch && n < H ? to_float(r.h0[(size_t)b * H + n]) : 0.f;
+    h_s[1][b][n] = 0.f;  // columns past H stay 0
+  }
+  // p_t of iteration k into its ring slot. Every thread commits a group per step (maybe
+  // empty), so the group count is the same everywhere. In place (p is y), a step's p_t is
+  // read before that step overwrites it, and only by this thread.
+  const auto stage = [&](int k) {
+#pragma unroll
+    for (int b = 0; b < ROWS; ++b)
+      if (finisher && k < length[b]) copy_async_4(&ring[k % kAhead][b][j], r.p + row_of(k, b) * r.ldp + c);
+    commit_copies();
+  };
+  for (int k = 0; k < kAhead - 1; ++k) stage(k);
+  // Every block of a cluster has started (and set its state) before any writes into it.
+  if constexpr (BLOCKS > 1) cluster_sync(); else __syncthreads();
+
+  for (int k = 0; k < steps; ++k) {
+    stage(k + kAhead - 1);  // into the slot step k - 1 used
+    float sum[ROWS];
+#pragma unroll
+    for (int b = 0; b < ROWS; ++b) {
+      const float4* h = reinterpret_cast<const float4*>(&h_s[k & 1][b][k0]);
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int i = 0; i < kPerThread / 4; ++i) {
+        const float4 hv = h[i];
+        acc[0] = fmaf(hv.x, w[4 * i], acc[0]);
+        acc[1] = fmaf(hv.y, w[4 * i + 1], acc[1]);
+        acc[2] = fmaf(hv.z, w[4 * i + 2], acc[2]);
+        acc[3] = fmaf(hv.w, w[4 * i + 3], acc[3]);
+      }
+      sum[b] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+      if (part > 0) partial[part - 1][b][j] = sum[b];
+    }
+    wait_copies<kAhead - 1>();  // this step's p_t has landed
+    __syncthreads();
+    S v[ROWS];
+#pragma unroll
+    for (int b = 0; b < ROWS; ++b) {
+      if (!finisher || k >= length[b]) continue;
+      float z = ring[k % kAhead][b][j] + bias + sum[b];
+#pragma unroll
+      for (int q = 0; q < kParts - 1; ++q) z += partial[q][b][j];
+      v[b] = from_float<S>(apply_activation(r.act, z));
+      const float next = to_float(v[b]);  // as stored: the next step reads it so
+      if constexpr (BLOCKS > 1) {
+#pragma unroll
+        for (int to = 0; to < BLOCKS; ++to) in_block(&h_s[(k + 1) & 1][b][0], to)[c] = next;
+      } else {
+        h_s[(k + 1) & 1][b][c] = next;
+      }
+    }
+    // The outputs: in a cluster between the barrier's arrive (which releases the state
+    // writes) and its wait, so that this step's barrier does not wait for their stores.
+    if constexpr (BLOCKS > 1) cluster_arrive();
+#pragma unroll
+    for (int b = 0; b < ROWS; ++b) {
+      if (!finisher || k >= length[b]) continue;
+      r.y[row_of(k, b) * r.ldy + c] = v[b];
+      if (k == length[b] - 1) r.h_n[(size_t)b * H + c] = v[b];
+    }
+    if constexpr (BLOCKS > 1) cluster_wait(); else __syncthreads();
+  }
+  wait_copies<0>();  // nothing left in flight at exit
+}
+
+// The launch of a cluster of `blocks`; `attribute` must outlive it.
+cudaLaunchConfig_t cluster_config(int blocks, cudaLaunchAttribute& attribute, cudaStream_t stream) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(blocks);
+  config.blockDim = dim3(kThreads);
+  config.stream = stream;
+  attribute = cluster_of(blocks);
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return config;
+}
+
+// The kernel for B rows (1, 2 or 4 of them: the least that holds B) in `blocks`.
+template <typename S>
+const void* kernel_of(int batch, int blocks) {
+  if (batch == 1)
+    return blocks == 1 ? address(few_rows<1, 1, S>) : blocks == 2 ? address(few_rows<2, 1, S>)
+                                                    : address(few_rows<8, 1, S>);
+  if (batch == 2) return blocks == 1 ? address(few_rows<1, 2, S>) : address(few_rows<4, 2, S>);
+  return blocks == 1 ? address(few_rows<1, 4, S>) : address(few_rows<4, 4, S>);
+}
+
+}  // namespace
+
+template <typename S>
+bool few_rows_fits(int batch, int hidden, const Device& d) {
+  const int blocks = blocks_for(batch, hidden);
+  if (batch > kFewRowsMax || blocks == 0) return false;
+  if (blocks == 1) return true;
+  if (d.major < 9) return false;
+  cudaLaunchAttribute attribute;
+  const cudaLaunchConfig_t config = cluster_config(blocks, attribute, nullptr);
+  int active = 0;  // such a cluster can be resident (not under every MIG slice)
+  if (cudaOccupancyMaxActiveClusters(&active, kernel_of<S>(batch, blocks), &config) != cudaSuccess ||
+      active < 1) {
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
+template <typename S>
+void launch_few_rows(const Recurrence<S>& r) {
+  const int blocks = blocks_for(r.batch, r.hidden);
+  cudaLaunchAttribute attribute;
+  cudaLaunchConfig_t config = cluster_config(blocks, attribute, r.stream);
+  if (blocks == 1) config.numAttrs = 0;  // a plain launch of one block
+  Recurrence<S> args = r;
+  void* params[] = {&args};
+  check(cudaLaunchKernelExC(&config, kernel_of<S>(r.batch, blocks), params), "few-rows kernel launch");
+}
+
+template bool few_rows_fits<float>(int, int, const Device&);
+template bool few_rows_fits<__half>(int, int, const Device&);
+template bool few_rows_fits<__nv_bfloat16>(int, int, const Device&);
+template void launch_few_rows(const Recurrence<float>&);
+template void launch_few_rows(const Recurrence<__half>&);
+template void launch_few_rows(const Recurrence<__nv_bfloat16>&);
+
+}  // namespace elman::cuda

@@ -1,0 +1,22 @@
+// The recurrence of up to 4 rows with H <= 512 (one row) or 256 in one thread block
+// (H <= 128) or a cluster (few_rows.cu), W_y in registers, used by recurrence.cu.
+#pragma once
+
+#include <cstddef>
+
+#include "cuda/kernel_common.cuh"
+
+namespace elman::cuda {
+
+constexpr int kFewRowsMax = 4;  // rows (B)
+
+// True where the kernel runs: B <= 4 (lengths allowed) and H <= 128, or, where its cluster
+// can be resident (compute capability 9), B = 1 and H <= 512 or B <= 4 and H <= 256.
+template <typename S>
+bool few_rows_fits(int batch, int hidden, const Device& d);
+
+// One launch on r.stream.
+template <typename S>
+void launch_few_rows(const Recurrence<S>& r);
+
+}  // namespace elman::cuda
