@@ -356,7 +356,7 @@ def test_every_option(num_layers, bidirectional, batch_first, bias, h0, lengths)
 
 
 @gpu
-@pytest.mark.parametrize("B,H", [(1, 33), (17, 257), (64, 1024)])
+@pytest.mark.parametrize("B,H", [(1, 33), (3, 200), (17, 257), (64, 1024)])
 def test_lengths_reverse_within_valid_part(B, H):
     """Backward direction reads each sequence from its own last valid step; outputs past
     the end are exactly 0; h_n is the state at each sequence's end. Extreme lengths: all T,
@@ -1082,7 +1082,7 @@ def test_unknown_forced_kernel_is_refused():
 @pytest.mark.parametrize("kernel", KERNELS + ["fma"])
 def test_forced_kernel_matches_oracle(kernel):
     """Each recurrence kernel against the oracle (float32)."""
-    run_forced(kernel, "float32", [(20, 1, 64, 256, False), (20, 1, 16, 100, True),
+    run_forced(kernel, "float32", [(20, 1, 64, 256, False), (20, 1, 16, 100, True), (9, 3, 20, 200, True),
                                    (9, 17, 33, 257, True), (5, 64, 100, 1024, False),
                                    (4, 3, 1761, 1760, False), (6, 256, 40, 512, True)])
 
@@ -1163,7 +1163,8 @@ def test_storage_host_path(case, storage):
 @pytest.mark.parametrize("kernel", KERNELS + ["mma"])
 def test_storage_forced_kernel(kernel, storage):
     """Each recurrence kernel with 16-bit storage against the oracle."""
-    run_forced(kernel, storage, [(6, 1, 30, 256, False), (8, 1, 20, 100, True),
+    run_forced(kernel, storage, [(6, 1, 30, 256, False), (8, 1, 20, 100, True), (7, 3, 33, 200, True),
+                                 (6, 2, 20, 100, True),
                                  (5, 16, 1760, 1760, False), (7, 3, 33, 257, True),
                                  (4, 32, 64, 1024, False), (3, 17, 40, 100, True)])
 
@@ -1232,6 +1233,7 @@ def test_batch_first_device_input(case):
 # ======================================================================================
 
 SANITIZER_CASES = [(5, 1, 7, 33, 1, False), (4, 1, 64, 256, 1, True), (3, 1, 20, 300, 1, False),
+                   (3, 4, 17, 200, 1, True), (3, 2, 9, 100, 1, True),
                    (3, 1, 40, 1024, 1, False),
                    (3, 3, 17, 257, 2, True), (3, 17, 31, 640, 1, False), (2, 64, 33, 1760, 1, False),
                    (2, 256, 64, 512, 1, True)]

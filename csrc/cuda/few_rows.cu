@@ -8,11 +8,11 @@
 // Block j owns kColumns columns from j * kColumns (Layout below). Its thread (c, part)
 // owns one of them and k in [K * part, K * part + K): K values of W_y in registers, used
 // for every row. Each block holds the whole state of every row in shared memory,
-// double-buffered, read by broadcast (all lanes of a warp have the same part). Parts past
-// 0 leave their sums in shared memory; part 0 adds them, p_t and the bias, applies the
-// activation, writes the output and the new state value into every block's copy
-// (distributed shared memory in a cluster). Columns and k past H are zeros; a row past
-// its length (or past B) computes on but is not written.
+// double-buffered, read by broadcast (all lanes of a warp have the same part). All parts
+// leave their sums for every row in shared memory; part b adds row b's, p_t and the bias,
+// applies the activation, writes the output and the new state value into every block's
+// copy (distributed shared memory in a cluster). Columns and k past H are zeros; a row
+// past its length (or past B) computes on but is not written.
 //
 // p_t is staged kAhead steps ahead with cp.async into a ring in shared memory: a load
 // issued one step ahead was still pending when needed (a step is shorter than a global
@@ -52,14 +52,14 @@ int blocks_for(int batch, int hidden) {
   return hidden <= 256 ? 2 : hidden <= 512 ? 8 : 0;
 }
 
-// The cluster operations of the multi-block kernels. They are launched only on compute
-// capability 9; for older targets they compile to nothing.
+// The cluster operations of the multi-block kernels, which are chosen only where they
+// were compiled with clusters (has_clusters); compiled without, they trap.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
-__device__ inline int cluster_rank() { return 0; }
-__device__ inline void cluster_sync() {}
-__device__ inline void cluster_arrive() {}
-__device__ inline void cluster_wait() {}
-__device__ inline float* in_block(float* local, int) { return local; }
+__device__ inline int cluster_rank() { __trap(); return 0; }
+__device__ inline void cluster_sync() { __trap(); }
+__device__ inline void cluster_arrive() { __trap(); }
+__device__ inline void cluster_wait() { __trap(); }
+__device__ inline float* in_block(float* local, int) { __trap(); return local; }
 #else
 __device__ inline int cluster_rank() { return (int)cg::this_cluster().block_rank(); }
 __device__ inline void cluster_sync() { cg::this_cluster().sync(); }
@@ -74,23 +74,21 @@ template <int BLOCKS, int ROWS, typename S>
 __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
   using L = Layout<BLOCKS>;
   constexpr int kColumns = L::kColumns, kParts = L::kParts, kPerThread = L::kPerThread;
+  static_assert(ROWS <= kParts, "a part finishes each row");
   __shared__ __align__(16) float h_s[2][ROWS][L::kMaxHidden];
-  __shared__ float partial[kParts - 1][ROWS][kColumns];
+  __shared__ float partial[kParts][ROWS][kColumns];
   __shared__ float ring[kAhead][ROWS][kColumns];  // p_t of the coming steps
   const int H = r.hidden, tid = threadIdx.x, part = tid / kColumns, j = tid % kColumns;
   const int c = (BLOCKS > 1 ? cluster_rank() : 0) * kColumns + j;  // the column, of all H
   const int k0 = part * kPerThread;
-  const bool finisher = part == 0 && c < H;
-  int length[ROWS], steps = 0;  // per row (0 past B), and the most
-#pragma unroll
-  for (int b = 0; b < ROWS; ++b) {
-    length[b] = b < r.batch ? length_of(r, b) : 0;
-    steps = max(steps, length[b]);
-  }
-  // The row of y and p of iteration k for row b (its step backwards if reverse).
-  const auto row_of = [&](int k, int b) {
-    return (size_t)(r.reverse ? length[b] - 1 - k : k) * r.batch + b;
-  };
+  // Part b finishes row b (of column c): a row of its own per finishing thread.
+  const int row = part;
+  const bool finisher = row < r.batch && row < ROWS && c < H;
+  const int length = finisher ? length_of(r, row) : 0;
+  int steps = 0;  // the longest row's
+  for (int b = 0; b < ROWS && b < r.batch; ++b) steps = max(steps, length_of(r, b));
+  // The row of y and p that iteration k of this thread's row writes (backwards if reverse).
+  const auto row_of = [&](int k) { return (size_t)(r.reverse ? length - 1 - k : k) * r.batch + row; };
 
   float w[kPerThread];
 #pragma unroll
@@ -106,9 +104,7 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
   // empty), so the group count is the same everywhere. In place (p is y), a step's p_t is
   // read before that step overwrites it, and only by this thread.
   const auto stage = [&](int k) {
-#pragma unroll
-    for (int b = 0; b < ROWS; ++b)
-      if (finisher && k < length[b]) copy_async_4(&ring[k % kAhead][b][j], r.p + row_of(k, b) * r.ldp + c);
+    if (finisher && k < length) copy_async_4(&ring[k % kAhead][row][j], r.p + row_of(k) * r.ldp + c);
     commit_copies();
   };
   for (int k = 0; k < kAhead - 1; ++k) stage(k);
@@ -117,7 +113,6 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
 
   for (int k = 0; k < steps; ++k) {
     stage(k + kAhead - 1);  // into the slot step k - 1 used
-    float sum[ROWS];
 #pragma unroll
     for (int b = 0; b < ROWS; ++b) {
       const float4* h = reinterpret_cast<const float4*>(&h_s[k & 1][b][k0]);
@@ -130,35 +125,31 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
         acc[2] = fmaf(hv.z, w[4 * i + 2], acc[2]);
         acc[3] = fmaf(hv.w, w[4 * i + 3], acc[3]);
       }
-      sum[b] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-      if (part > 0) partial[part - 1][b][j] = sum[b];
+      partial[part][b][j] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     }
     wait_copies<kAhead - 1>();  // this step's p_t has landed
     __syncthreads();
-    S v[ROWS];
+    const bool writes = finisher && k < length;
+    S v{};
+    if (writes) {
+      float z = ring[k % kAhead][row][j] + bias;
 #pragma unroll
-    for (int b = 0; b < ROWS; ++b) {
-      if (!finisher || k >= length[b]) continue;
-      float z = ring[k % kAhead][b][j] + bias + sum[b];
-#pragma unroll
-      for (int q = 0; q < kParts - 1; ++q) z += partial[q][b][j];
-      v[b] = from_float<S>(apply_activation(r.act, z));
-      const float next = to_float(v[b]);  // as stored: the next step reads it so
+      for (int q = 0; q < kParts; ++q) z += partial[q][row][j];
+      v = from_float<S>(apply_activation(r.act, z));
+      const float next = to_float(v);  // as stored: the next step reads it so
       if constexpr (BLOCKS > 1) {
 #pragma unroll
-        for (int to = 0; to < BLOCKS; ++to) in_block(&h_s[(k + 1) & 1][b][0], to)[c] = next;
+        for (int to = 0; to < BLOCKS; ++to) in_block(&h_s[(k + 1) & 1][row][0], to)[c] = next;
       } else {
-        h_s[(k + 1) & 1][b][c] = next;
+        h_s[(k + 1) & 1][row][c] = next;
       }
     }
-    // The outputs: in a cluster between the barrier's arrive (which releases the state
-    // writes) and its wait, so that this step's barrier does not wait for their stores.
+    // The output: in a cluster between the barrier's arrive (which releases the state
+    // writes) and its wait, so that this step's barrier does not wait for its store.
     if constexpr (BLOCKS > 1) cluster_arrive();
-#pragma unroll
-    for (int b = 0; b < ROWS; ++b) {
-      if (!finisher || k >= length[b]) continue;
-      r.y[row_of(k, b) * r.ldy + c] = v[b];
-      if (k == length[b] - 1) r.h_n[(size_t)b * H + c] = v[b];
+    if (writes) {
+      r.y[row_of(k) * r.ldy + c] = v;
+      if (k == length - 1) r.h_n[(size_t)row * H + c] = v;
     }
     if constexpr (BLOCKS > 1) cluster_wait(); else __syncthreads();
   }
@@ -194,7 +185,7 @@ bool few_rows_fits(int batch, int hidden, const Device& d) {
   const int blocks = blocks_for(batch, hidden);
   if (batch > kFewRowsMax || blocks == 0) return false;
   if (blocks == 1) return true;
-  if (d.major < 9) return false;
+  if (d.major < 9 || !has_clusters(kernel_of<S>(batch, blocks))) return false;
   cudaLaunchAttribute attribute;
   const cudaLaunchConfig_t config = cluster_config(blocks, attribute, nullptr);
   int active = 0;  // such a cluster can be resident (not under every MIG slice)
