@@ -321,11 +321,11 @@ def test_one_row_kernels(H):
 
 @gpu
 @pytest.mark.parametrize("B", [2, 3, 4])
-@pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257])
+@pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 512, 513])
 def test_few_rows_kernel(B, H):
-    """2-4 rows: few_rows (one block for H <= 128, a cluster of four for H <= 256; 3 rows
-    run with a fourth that is never written), both directions, with h0 and with lengths
-    that end rows at different steps; past H = 256 another kernel."""
+    """2-4 rows: few_rows (one block for H <= 128, a cluster of two for H <= 256, of eight
+    for H <= 512; 3 rows run with a fourth that is never written), both directions, with
+    h0 and with lengths that end rows at different steps; past H = 512 another kernel."""
     T, I = 30, 20
     layer = elman.RNN(I, H, bidirectional=True, seed=33, device="cuda")
     rng = rng_for("cuda-few-rows", B, H)

@@ -1,6 +1,6 @@
 // The recurrence of a few rows (B <= 4, lengths allowed) with W_y entirely in registers,
-// in blocks of 512 threads: H <= 128 in one block; one row of H <= 256 in a cluster of
-// two, of H <= 512 in a cluster of eight; 2-4 rows of H <= 256 in a cluster of four. A step then reads no weights from memory; one block needs only
+// in blocks of 512 threads: H <= 128 in one block, H <= 256 in a cluster of two, H <= 512
+// in a cluster of eight. A step then reads no weights from memory; one block needs only
 // its own barriers (no cluster or grid barrier, whose memory fences also wait for the
 // step's output stores), a cluster its barrier, split so that the output stores fall
 // between its arrive and its wait.
@@ -34,23 +34,18 @@ constexpr int kAhead = 8;      // steps of p_t in flight
 
 // Per block count: columns per block, parts of k, k per thread (kParts x kPerThread and
 // BLOCKS x kColumns both cover the largest H). At most 64 values of W_y per thread, so
-// that with the rest they stay within 128 registers; with more than one row, 32 (the
-// other rows' sums need the registers).
+// that with the rest they stay within 128 registers.
 template <int BLOCKS>
 struct Layout {
   static constexpr int kColumns = BLOCKS <= 2 ? 128 : 64;
   static constexpr int kParts = kThreads / kColumns;
-  static constexpr int kPerThread = BLOCKS == 1 || BLOCKS == 4 ? 32 : 64;
+  static constexpr int kPerThread = BLOCKS == 1 ? 32 : 64;
   static constexpr int kMaxHidden = BLOCKS * kColumns;
   static_assert(kParts * kPerThread == kMaxHidden, "k and columns cover the same H");
 };
 
-// The block count for B rows of H (0: too large): 1, 2 or 8 for one row, 1 or 4 for more.
-int blocks_for(int batch, int hidden) {
-  if (hidden <= 128) return 1;
-  if (batch > 1) return hidden <= 256 ? 4 : 0;
-  return hidden <= 256 ? 2 : hidden <= 512 ? 8 : 0;
-}
+// The block count for H (0: too large).
+int blocks_for(int hidden) { return hidden <= 128 ? 1 : hidden <= 256 ? 2 : hidden <= 512 ? 8 : 0; }
 
 // The cluster operations of the multi-block kernels, which are chosen only where they
 // were compiled with clusters (has_clusters); compiled without, they trap.
@@ -69,7 +64,7 @@ __device__ inline void cluster_wait() { cg::this_cluster().barrier_wait(); }
 __device__ inline float* in_block(float* local, int rank) { return cg::this_cluster().map_shared_rank(local, rank); }
 #endif
 
-// BLOCKS: 1, or 2, 4 or 8 in a cluster (compute capability 9); ROWS: 1, 2 or 4 (>= B).
+// BLOCKS: 1, or 2 or 8 in a cluster (compute capability 9); ROWS: 1, 2 or 4 (>= B).
 template <int BLOCKS, int ROWS, typename S>
 __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
   using L = Layout<BLOCKS>;
@@ -168,21 +163,24 @@ cudaLaunchConfig_t cluster_config(int blocks, cudaLaunchAttribute& attribute, cu
   return config;
 }
 
+template <typename S, int ROWS>
+const void* kernel_of(int blocks) {
+  return blocks == 1   ? address(few_rows<1, ROWS, S>)
+         : blocks == 2 ? address(few_rows<2, ROWS, S>)
+                       : address(few_rows<8, ROWS, S>);
+}
+
 // The kernel for B rows (1, 2 or 4 of them: the least that holds B) in `blocks`.
 template <typename S>
 const void* kernel_of(int batch, int blocks) {
-  if (batch == 1)
-    return blocks == 1 ? address(few_rows<1, 1, S>) : blocks == 2 ? address(few_rows<2, 1, S>)
-                                                    : address(few_rows<8, 1, S>);
-  if (batch == 2) return blocks == 1 ? address(few_rows<1, 2, S>) : address(few_rows<4, 2, S>);
-  return blocks == 1 ? address(few_rows<1, 4, S>) : address(few_rows<4, 4, S>);
+  return batch == 1 ? kernel_of<S, 1>(blocks) : batch == 2 ? kernel_of<S, 2>(blocks) : kernel_of<S, 4>(blocks);
 }
 
 }  // namespace
 
 template <typename S>
 bool few_rows_fits(int batch, int hidden, const Device& d) {
-  const int blocks = blocks_for(batch, hidden);
+  const int blocks = blocks_for(hidden);
   if (batch > kFewRowsMax || blocks == 0) return false;
   if (blocks == 1) return true;
   if (d.major < 9 || !has_clusters(kernel_of<S>(batch, blocks))) return false;
@@ -199,7 +197,7 @@ bool few_rows_fits(int batch, int hidden, const Device& d) {
 
 template <typename S>
 void launch_few_rows(const Recurrence<S>& r) {
-  const int blocks = blocks_for(r.batch, r.hidden);
+  const int blocks = blocks_for(r.hidden);
   cudaLaunchAttribute attribute;
   cudaLaunchConfig_t config = cluster_config(blocks, attribute, r.stream);
   if (blocks == 1) config.numAttrs = 0;  // a plain launch of one block

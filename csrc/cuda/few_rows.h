@@ -1,5 +1,5 @@
-// The recurrence of up to 4 rows with H <= 512 (one row) or 256 in one thread block
-// (H <= 128) or a cluster (few_rows.cu), W_y in registers, used by recurrence.cu.
+// The recurrence of up to 4 rows with H <= 512 in one thread block (H <= 128) or a
+// cluster of two or eight (few_rows.cu), W_y in registers, used by recurrence.cu.
 #pragma once
 
 #include <cstddef>
@@ -10,8 +10,8 @@ namespace elman::cuda {
 
 constexpr int kFewRowsMax = 4;  // rows (B)
 
-// True where the kernel runs: B <= 4 (lengths allowed) and H <= 128, or, where its cluster
-// can be resident (compute capability 9), B = 1 and H <= 512 or B <= 4 and H <= 256.
+// True where the kernel runs: B <= 4 (lengths allowed) and H <= 128, or H <= 512 where
+// its cluster can be resident (compute capability 9).
 template <typename S>
 bool few_rows_fits(int batch, int hidden, const Device& d);
 

@@ -318,7 +318,7 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
 // ~4x its cost model's estimate, per-step cuBLAS 9-33 us (bench/results/
 // gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of 2.5 us (B = 64,
 // H = 256: 0.8; B = 16, H = 1760: 5.6; B = 256, H = 512: 4.2). NOT YET MEASURED: few_rows
-// (B <= 4, H <= 512 or 256) and fma (float32, 2 <= B <= 32) placed first in their cases.
+// (B <= 4, H <= 512) and fma (float32, 2 <= B <= 32) placed first in their cases.
 constexpr double kTiledMaxCost = 2500;  // ns
 
 template <typename S>
