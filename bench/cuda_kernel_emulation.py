@@ -1,4 +1,5 @@
-"""NumPy emulations of the index arithmetic of csrc/cuda/tiled_mma.cu and tiled_fma.cu (a
+"""NumPy emulations of the index arithmetic of csrc/cuda/tiled_mma.cu, tiled_fma.cu and
+few_rows.cu (a
 dev aid: it runs without a GPU, and checks the kernels' indexing, including their reading
 of the PTX fragment layouts, not the hardware).
 
@@ -13,6 +14,10 @@ tiled_fma: for one block (COLS columns), every lane (rg, kq) of every warp accum
 its rows' sums over its k, the 8 lanes of a row group reduce-scatter them level by level
 as the kernel's shuffles do, and each lane's kept totals go to the partial-sum slots the
 kernel writes.
+
+few_rows: for every block of the cluster, every thread (part, j) takes its column and
+share of k by the kernel's Layout, leaves its sums for every row in the partial-sum slots,
+and the thread of part b adds row b's; the outputs must equal h @ W_y for all columns.
 
     python bench/cuda_kernel_emulation.py
 """
@@ -142,6 +147,37 @@ def emulate_fma_block(h, W, COLS, block):
     return np.abs(out - h @ W[:, c0:c0 + ncols]).max()
 
 
+def few_rows_layout(blocks):
+    """(kColumns, kParts, kPerThread) of few_rows.cu's Layout<BLOCKS> (512 threads)."""
+    columns = 128 if blocks <= 2 else 64
+    return columns, 512 // columns, 32 if blocks == 1 else 64
+
+
+def emulate_few_rows(h, W, blocks):
+    B, H = h.shape
+    columns, parts, per_thread = few_rows_layout(blocks)
+    assert parts * per_thread == blocks * columns >= H and B <= min(4, parts)
+    out = np.full((B, H), np.nan)
+    for rank in range(blocks):
+        partial = np.zeros((parts, B, columns))
+        for part in range(parts):
+            k0 = part * per_thread
+            for j in range(columns):
+                c = rank * columns + j
+                # registers: W_y[k0 + i, c], zero past H both ways
+                w = np.array([W[k0 + i, c] if k0 + i < H and c < H else 0.0 for i in range(per_thread)])
+                hk = np.zeros((B, per_thread))
+                valid = max(0, min(per_thread, H - k0))
+                hk[:, :valid] = h[:, k0:k0 + valid]  # the state, zeros past H
+                partial[part, :, j] = hk @ w
+        for row in range(B):  # part `row` finishes row `row`
+            for j in range(columns):
+                c = rank * columns + j
+                if c < H:
+                    out[row, c] = partial[:, row, j].sum()
+    return np.abs(out - h @ W).max()
+
+
 if __name__ == "__main__":
     rng = np.random.default_rng(0)
     # (B, H, column tiles or columns, block): partial chunks, H not a multiple of 8, two row
@@ -157,3 +193,10 @@ if __name__ == "__main__":
             err = emulate(h, W, width, block)
             print(f"{name} B={B} H={H} width={width} block={block}: max error {err:.1e}")
             assert err < 1e-9, f"the emulated {name} does not compute h @ W_y"
+    # (B, H): the block count few_rows.cu's blocks_for gives for H
+    for B, H in [(1, 1), (4, 100), (3, 128), (1, 129), (2, 256), (4, 257), (1, 512), (3, 300)]:
+        blocks = 1 if H <= 128 else 2 if H <= 256 else 8
+        h, W = rng.standard_normal((B, H)), rng.standard_normal((H, H))
+        err = emulate_few_rows(h, W, blocks)
+        print(f"few_rows B={B} H={H} blocks={blocks}: max error {err:.1e}")
+        assert err < 1e-9, "the emulated few_rows does not compute h @ W_y"
