@@ -1,7 +1,6 @@
 """NumPy emulations of the index arithmetic of csrc/cuda/tiled_mma.cu, tiled_fma.cu and
-few_rows.cu (a
-dev aid: it runs without a GPU, and checks the kernels' indexing, including their reading
-of the PTX fragment layouts, not the hardware).
+few_rows.cu (a dev aid: it runs without a GPU, and checks the kernels' indexing, including
+their reading of the PTX fragment layouts, not the hardware).
 
 tiled_mma: for one block (CT column tiles starting at column c0) and one step, every warp's lanes
 gather their A registers (16-byte loads of state rows), B registers (16-byte loads of the
