@@ -8,8 +8,9 @@
 #   bash bench/gpu_ab.sh                   # on the GPU machine (carry .whl and .base)
 #
 # Writes $OUT/gpu-ab.tar.gz (default OUT=/tmp/gpu-ab) holding check/ (gpu_check.sh's logs,
-# gpu-tune.md and .json) and profile/ (slope.log: this tree, then "BASELINE"), and prints
-# both summaries. AB_CONFIGS: the B,H pairs of the A/B (float32 and bfloat16).
+# gpu-tune.md and .json), profile/ (slope.log: this tree, then "BASELINE") and
+# profile-bidirectional/ (the same for bidirectional layers, float32), and prints the
+# summaries. AB_CONFIGS, AB_BIDIRECTIONAL_CONFIGS: the B,H pairs of the A/Bs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${OUT:-/tmp/gpu-ab}
@@ -20,6 +21,9 @@ check=$?
 if [[ -d .base ]]; then
   OUT=$WORK/profile REUSE_BUILD=1 BASELINE=.base COMPARE_STEPWISE=0 NCU_CONFIGS= WITH_CUDNN=1 \
     STORAGES=bfloat16 SLOPE_CONFIGS=${AB_CONFIGS:-1,64 1,128 1,256 4,256 16,256 16,1760 32,512} \
+    bash bench/gpu_profile.sh
+  OUT=$WORK/profile-bidirectional REUSE_BUILD=1 BASELINE=.base COMPARE_STEPWISE=0 NCU_CONFIGS= \
+    WITH_CUDNN=1 BIDIRECTIONAL=1 SLOPE_CONFIGS=${AB_BIDIRECTIONAL_CONFIGS:-1,256 4,256 1,512} \
     bash bench/gpu_profile.sh
 else
   echo "no .base/: no A/B (git archive main | tar -x -C .base, and carry it)"

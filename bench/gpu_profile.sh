@@ -6,8 +6,9 @@
 # same dtype too), and Nsight Compute (ncu) of the on-chip recurrence kernel for
 # NCU_CONFIGS (B,H,T[,storage] ...; empty: none; NCU_SET=full: all sections).
 # BASELINE=DIR (a source tree, e.g. from `git archive main`): the chosen-kernel and
-# storage slopes of that tree too, built into /tmp/base-site, in the same run, for an A/B
-# on one machine. Logs to $OUT.
+# storage slopes of that tree too, built into /tmp/base-site (kept with REUSE_BUILD=1), in
+# the same run, for an A/B on one machine. BIDIRECTIONAL=1: bidirectional layers, both
+# elman's and torch's. Logs to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-profile}; mkdir -p "$OUT"
@@ -23,6 +24,7 @@ cat > /tmp/slope.py <<'PY'
 import os, sys, time, torch, elman
 torch.manual_seed(0)
 cfgs = [tuple(map(int, c.split(","))) for c in sys.argv[1:]]
+bidirectional = os.environ.get("BIDIRECTIONAL") == "1"
 torch.backends.cudnn.allow_tf32 = False
 
 def slope(fn, x_of):
@@ -40,12 +42,12 @@ def slope(fn, x_of):
 for B, H in cfgs:
     if os.environ.get("WITH_CUDNN") == "1":  # torch.nn.RNN in the same dtype, for comparison
         dtype = getattr(torch, os.environ.get("STORAGE", "float32"))
-        module = torch.nn.RNN(H, H).cuda().to(dtype).eval()
+        module = torch.nn.RNN(H, H, bidirectional=bidirectional).cuda().to(dtype).eval()
         with torch.no_grad():
             per = slope(lambda x: module(x), lambda T: (torch.randn(T, B, H, device="cuda") * 0.5).to(dtype))
         print(f"  cuDNN {dtype} B={B} H={H}: per step {(per[100]-per[20])/80:.2f} us", flush=True)
     storage = os.environ.get("STORAGE", "float32")
-    layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
+    layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage, bidirectional=bidirectional)
     per = slope(layer, lambda T: (torch.randn(T, B, H, device="cuda") * 0.5).to(getattr(torch, storage)))
     print(f"B={B} H={H}: T=20 {per[20]:.1f} us, T=100 {per[100]:.1f} us, per step {(per[100]-per[20])/80:.2f} us, fixed {per[20]-20*(per[100]-per[20])/80:.1f} us", flush=True)
 PY
@@ -56,6 +58,7 @@ for storage in ${STORAGES:-}; do  # e.g. STORAGES="bfloat16 float16"
   echo "storage $storage:"; STORAGE=$storage python3 /tmp/slope.py $CONFIGS 2>&1 | tee -a "$OUT/slope.log"
 done
 if [[ -n ${BASELINE:-} ]]; then
+  [[ ${REUSE_BUILD:-0} == 1 && -d /tmp/base-site/elman ]] || \
   CUDACXX=/usr/local/cuda/bin/nvcc PYTHONPATH=/tmp/site python3 -m pip install -q --no-index --no-deps \
     --no-build-isolation --target /tmp/base-site -C cmake.define.ELMAN_CUDA=ON \
     -C cmake.define.CMAKE_CUDA_ARCHITECTURES=90 -C build-dir=/tmp/base-build "$BASELINE" > "$OUT/base-build.log" 2>&1 \

@@ -31,10 +31,27 @@ struct Network::Impl {
   // allocating and freeing device memory costs more than a short sequence's work.
   std::unique_ptr<Buffer> between[2], zeros, lengths, state, product, projection, x_steps, y_steps;
   cudaEvent_t done = nullptr;  // the last call's work: the buffers are free after it
+  // Where the two directions' recurrences run side by side (kernels on a few SMs each):
+  // the second one's stream, and the events that fork it from the call's stream and join it
+  // back. Made at the first such layer.
+  cudaStream_t beside = nullptr;
+  cudaEvent_t fork = nullptr, join = nullptr;
 
   ~Impl() {
     if (blas) cublasDestroy(blas);
-    if (done) cudaEventDestroy(done);
+    for (cudaEvent_t e : {done, fork, join})
+      if (e) cudaEventDestroy(e);
+    if (beside) cudaStreamDestroy(beside);
+  }
+
+  // The stream beside the call's, made on first use (on the network's GPU: forward checks it).
+  cudaStream_t second_stream() {
+    if (!beside) {
+      check(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming), "creating an event");
+      check(cudaEventCreateWithFlags(&join, cudaEventDisableTiming), "creating an event");
+      check(cudaStreamCreateWithFlags(&beside, cudaStreamNonBlocking), "creating a stream");
+    }
+    return beside;
   }
 
   // A device copy of `count` host floats, as `storage` (null for null).
@@ -96,23 +113,38 @@ void run_layers(Network::Impl& w, const Shape& sizes, const Call& call, const S*
   const float one = 1.f, zero = 0.f;
   const S* in = x;
   std::int64_t in_features = sizes.input_size;
+  // Two directions whose recurrences each take a few SMs run side by side: the second on
+  // a stream forked from the call's after the projections, joined back after it.
+  const bool side_by_side =
+      D == 2 && recurrence_beside_another<S>((int)call.batch, (int)H, call.lengths != nullptr);
+  const cudaStream_t beside = side_by_side ? w.second_stream() : nullptr;
   for (std::int64_t l = 0; l < L; ++l) {
     S* out = l + 1 == L ? y : between[l % 2];
     float* p = in_place ? reinterpret_cast<float*>(out) : projection;
-    for (std::int64_t d = 0; d < D; ++d) {
-      const Network::Impl::Cell& cell = w.cells[l * D + d];
-      const std::int64_t offset = (l * D + d) * call.batch * H;
+    for (std::int64_t d = 0; d < D; ++d)
       // p[:, d*H:(d+1)*H] (row-major, row stride D*H) = in @ w_x, as column-major
       // p^T = w_x^T in^T: the projection lands in this direction's columns.
       check(cublasGemmEx(w.blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)H, (int)rows, (int)in_features, &one,
-                         cell.w_x, blas_type<S>(), (int)H, in, blas_type<S>(), (int)in_features, &zero,
-                         p + d * H, CUDA_R_32F, (int)features, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                         w.cells[l * D + d].w_x, blas_type<S>(), (int)H, in, blas_type<S>(),
+                         (int)in_features, &zero, p + d * H, CUDA_R_32F, (int)features,
+                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             "input projection");
+    if (side_by_side) {
+      check(cudaEventRecord(w.fork, call.stream), "forking the second direction");
+      check(cudaStreamWaitEvent(beside, w.fork, 0), "forking the second direction");
+    }
+    for (std::int64_t d = 0; d < D; ++d) {
+      const Network::Impl::Cell& cell = w.cells[l * D + d];
+      const std::int64_t offset = (l * D + d) * call.batch * H;
       const Recurrence<S> r{(int)call.steps, (int)call.batch, (int)H,
                             static_cast<const S*>(cell.w_y), cell.b, cell.reverse, cell.act,
                             h0 + offset, call.lengths, p + d * H, (int)features, out + d * H,
-                            (int)features, h_n + offset, call.stream};
+                            (int)features, h_n + offset, d == 1 && side_by_side ? beside : call.stream};
       run_recurrence(r, w.blas, state, product);
+    }
+    if (side_by_side) {  // the next layer, or the call's end, waits for both directions
+      check(cudaEventRecord(w.join, beside), "joining the second direction");
+      check(cudaStreamWaitEvent(call.stream, w.join, 0), "joining the second direction");
     }
     in = out;
     in_features = features;

@@ -455,6 +455,15 @@ std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage stora
   }
 }
 
+template <typename S>
+bool recurrence_beside_another(int batch, int hidden, bool lengths) {
+  const Plan::Kind kind = plan_for<S>(batch, hidden, lengths).kind;
+  return kind == Plan::FewRows || kind == Plan::Cluster;  // 1-16 SMs, no cooperative launch
+}
+
+template bool recurrence_beside_another<float>(int, int, bool);
+template bool recurrence_beside_another<__half>(int, int, bool);
+template bool recurrence_beside_another<__nv_bfloat16>(int, int, bool);
 template void run_recurrence(const Recurrence<float>&, cublasHandle_t, float*, float*);
 template void run_recurrence(const Recurrence<__half>&, cublasHandle_t, __half*, float*);
 template void run_recurrence(const Recurrence<__nv_bfloat16>&, cublasHandle_t, __nv_bfloat16*, float*);

@@ -45,4 +45,9 @@ struct Recurrence {
 template <typename S>
 void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product);
 
+// Whether run_recurrence for that shape is one kernel on a few SMs that needs neither
+// `state` nor `product`, so that another direction's may run beside it on another stream.
+template <typename S>
+bool recurrence_beside_another(int batch, int hidden, bool lengths);
+
 }  // namespace elman::cuda
