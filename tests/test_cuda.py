@@ -336,6 +336,28 @@ def test_few_rows_kernel(B, H):
     check_layer(layer, x, uniform(rng, (4, B, H)), random_lengths(rng, T, B))
 
 
+@gpu
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
+def test_directions_side_by_side_on_a_caller_stream(storage):
+    """Two stacked bidirectional layers on few_rows (B = 2, H = 200), whose directions run
+    side by side on two streams: on a caller's stream, in float32 (projections in place)
+    and in bfloat16 (both directions' projections in one buffer, which the second layer
+    reuses), the outputs equal the synchronous host path's."""
+    torch = _torch_cuda()
+    T, B, I, H = 25, 2, 30, 200
+    layer = elman.RNN(I, H, 2, bidirectional=True, seed=34, device="cuda", storage=storage)
+    rng = rng_for("side-by-side", storage)
+    x = torch.from_numpy(make_input(rng, T, B, I, H)).cuda().to(getattr(torch, storage))
+    y_host, h_host = layer(x.float().cpu().numpy())  # already rounded to the storage type
+    side = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    with torch.cuda.stream(side):
+        y, h_n = layer(x, stream=side)
+        y_t, h_t = torch.from_dlpack(y).float(), torch.from_dlpack(h_n).float()
+    side.synchronize()
+    assert np.array_equal(y_t.cpu().numpy(), y_host) and np.array_equal(h_t.cpu().numpy(), h_host)
+
+
 OPTIONS = list(itertools.product([1, 2, 3], [False, True], [False, True], [False, True],
                                  [False, True], [False, True]))
 

@@ -179,20 +179,19 @@ const void* kernel_of(int batch, int blocks) {
 }  // namespace
 
 template <typename S>
-bool few_rows_fits(int batch, int hidden, const Device& d) {
+int few_rows_resident(int batch, int hidden, const Device& d) {
   const int blocks = blocks_for(hidden);
-  if (batch > kFewRowsMax || blocks == 0) return false;
-  if (blocks == 1) return true;
-  if (d.major < 9 || !has_clusters(kernel_of<S>(batch, blocks))) return false;
+  if (batch > kFewRowsMax || blocks == 0) return 0;
+  if (blocks == 1) return d.sms;  // one block per SM (its registers fill one)
+  if (d.major < 9 || !has_clusters(kernel_of<S>(batch, blocks))) return 0;
   cudaLaunchAttribute attribute;
   const cudaLaunchConfig_t config = cluster_config(blocks, attribute, nullptr);
-  int active = 0;  // such a cluster can be resident (not under every MIG slice)
-  if (cudaOccupancyMaxActiveClusters(&active, kernel_of<S>(batch, blocks), &config) != cudaSuccess ||
-      active < 1) {
+  int active = 0;  // not under every MIG slice can one be resident
+  if (cudaOccupancyMaxActiveClusters(&active, kernel_of<S>(batch, blocks), &config) != cudaSuccess) {
     cudaGetLastError();
-    return false;
+    return 0;
   }
-  return true;
+  return active;
 }
 
 template <typename S>
@@ -206,9 +205,9 @@ void launch_few_rows(const Recurrence<S>& r) {
   check(cudaLaunchKernelExC(&config, kernel_of<S>(r.batch, blocks), params), "few-rows kernel launch");
 }
 
-template bool few_rows_fits<float>(int, int, const Device&);
-template bool few_rows_fits<__half>(int, int, const Device&);
-template bool few_rows_fits<__nv_bfloat16>(int, int, const Device&);
+template int few_rows_resident<float>(int, int, const Device&);
+template int few_rows_resident<__half>(int, int, const Device&);
+template int few_rows_resident<__nv_bfloat16>(int, int, const Device&);
 template void launch_few_rows(const Recurrence<float>&);
 template void launch_few_rows(const Recurrence<__half>&);
 template void launch_few_rows(const Recurrence<__nv_bfloat16>&);

@@ -10,10 +10,11 @@ namespace elman::cuda {
 
 constexpr int kFewRowsMax = 4;  // rows (B)
 
-// True where the kernel runs: B <= 4 (lengths allowed) and H <= 128, or H <= 512 where
-// its cluster can be resident (compute capability 9).
+// How many launches of the kernel for that shape can be resident at once: 0 where it
+// cannot run. It runs B <= 4 (lengths allowed) and H <= 128 in one block, or H <= 512 in a
+// cluster (compute capability 9).
 template <typename S>
-bool few_rows_fits(int batch, int hidden, const Device& d);
+int few_rows_resident(int batch, int hidden, const Device& d);
 
 // One launch on r.stream.
 template <typename S>

@@ -46,12 +46,17 @@ struct Network::Impl {
 
   // The stream beside the call's, made on first use (on the network's GPU: forward checks it).
   cudaStream_t second_stream() {
-    if (!beside) {
-      check(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming), "creating an event");
-      check(cudaEventCreateWithFlags(&join, cudaEventDisableTiming), "creating an event");
-      check(cudaStreamCreateWithFlags(&beside, cudaStreamNonBlocking), "creating a stream");
-    }
+    if (!fork) check(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming), "creating an event");
+    if (!join) check(cudaEventCreateWithFlags(&join, cudaEventDisableTiming), "creating an event");
+    if (!beside) check(cudaStreamCreateWithFlags(&beside, cudaStreamNonBlocking), "creating a stream");
     return beside;
+  }
+
+  // After a failure part-way through a call: what it queued, on either stream, is still
+  // waited for by the next call (through `done`). Errors here are left to that call.
+  void settle(cudaStream_t stream) noexcept {
+    if (beside && join && cudaEventRecord(join, beside) == cudaSuccess) cudaStreamWaitEvent(stream, join, 0);
+    cudaEventRecord(done, stream);
   }
 
   // A device copy of `count` host floats, as `storage` (null for null).
@@ -121,7 +126,9 @@ void run_layers(Network::Impl& w, const Shape& sizes, const Call& call, const S*
   for (std::int64_t l = 0; l < L; ++l) {
     S* out = l + 1 == L ? y : between[l % 2];
     float* p = in_place ? reinterpret_cast<float*>(out) : projection;
-    for (std::int64_t d = 0; d < D; ++d)
+    // The last direction's projection first: side by side, its recurrence then starts on
+    // the second stream while the first direction's projection runs.
+    for (std::int64_t d = D - 1; d >= 0; --d) {
       // p[:, d*H:(d+1)*H] (row-major, row stride D*H) = in @ w_x, as column-major
       // p^T = w_x^T in^T: the projection lands in this direction's columns.
       check(cublasGemmEx(w.blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)H, (int)rows, (int)in_features, &one,
@@ -129,9 +136,10 @@ void run_layers(Network::Impl& w, const Shape& sizes, const Call& call, const S*
                          (int)in_features, &zero, p + d * H, CUDA_R_32F, (int)features,
                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             "input projection");
-    if (side_by_side) {
-      check(cudaEventRecord(w.fork, call.stream), "forking the second direction");
-      check(cudaStreamWaitEvent(beside, w.fork, 0), "forking the second direction");
+      if (side_by_side && d == 1) {
+        check(cudaEventRecord(w.fork, call.stream), "forking the second direction");
+        check(cudaStreamWaitEvent(beside, w.fork, 0), "forking the second direction");
+      }
     }
     for (std::int64_t d = 0; d < D; ++d) {
       const Network::Impl::Cell& cell = w.cells[l * D + d];
@@ -219,10 +227,15 @@ void Network::forward(std::int64_t steps, std::int64_t batch, const void* x, con
           "lengths to the device");
   }
   const Call call{steps, batch, lens, stream, batch_first};
-  switch (storage_) {
-    case Storage::F32: run<float>(*impl_, sizes_, call, x, h0, y, h_n); break;
-    case Storage::F16: run<__half>(*impl_, sizes_, call, x, h0, y, h_n); break;
-    case Storage::BF16: run<__nv_bfloat16>(*impl_, sizes_, call, x, h0, y, h_n); break;
+  try {
+    switch (storage_) {
+      case Storage::F32: run<float>(*impl_, sizes_, call, x, h0, y, h_n); break;
+      case Storage::F16: run<__half>(*impl_, sizes_, call, x, h0, y, h_n); break;
+      case Storage::BF16: run<__nv_bfloat16>(*impl_, sizes_, call, x, h0, y, h_n); break;
+    }
+  } catch (...) {
+    impl_->settle(stream);
+    throw;
   }
   check(cudaEventRecord(impl_->done, stream), "recording the call's end");
   if (!stream) check(cudaStreamSynchronize(stream), "the forward pass");

@@ -225,6 +225,7 @@ struct Plan {
   enum Kind { Stepwise, FewRows, Cluster, Persistent, Tiled, Mma, Fma } kind = Stepwise;
   const void* kernel = nullptr;  // Cluster and Persistent
   int blocks = 0, cols = 0;
+  int resident = 0;  // FewRows and Cluster: how many such launches fit on the GPU at once
   size_t smem = 0;
   TiledPlan tiled;
   MmaPlan mma;
@@ -252,8 +253,7 @@ Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
   cudaLaunchAttribute cluster = cluster_of(blocks);
   config.attrs = &cluster;
   config.numAttrs = 1;
-  int active = 0;
-  if (cudaOccupancyMaxActiveClusters(&active, p.kernel, &config) != cudaSuccess || active < 1) {
+  if (cudaOccupancyMaxActiveClusters(&p.resident, p.kernel, &config) != cudaSuccess || p.resident < 1) {
     cudaGetLastError();
     return {};
   }
@@ -289,8 +289,9 @@ template <typename S>
 Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, const Device& d) {
   constexpr bool f32 = std::is_same<S, float>::value;
   Plan p;
-  if (name == "few_rows" && few_rows_fits<S>(batch, hidden, d)) {
-    p.kind = Plan::FewRows;
+  if (name == "few_rows") {
+    p.resident = few_rows_resident<S>(batch, hidden, d);
+    if (p.resident > 0) p.kind = Plan::FewRows;
   } else if ((name == "cluster8" || name == "cluster16") && !lengths) {  // no lengths in them
     p = cluster_plan<S>(batch, hidden, d, name == "cluster8" ? 8 : 16);
   } else if (name == "persistent" && !lengths) {
@@ -457,8 +458,9 @@ std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage stora
 
 template <typename S>
 bool recurrence_beside_another(int batch, int hidden, bool lengths) {
-  const Plan::Kind kind = plan_for<S>(batch, hidden, lengths).kind;
-  return kind == Plan::FewRows || kind == Plan::Cluster;  // 1-16 SMs, no cooperative launch
+  const Plan& p = plan_for<S>(batch, hidden, lengths);
+  // 1-16 SMs each, no cooperative launch; two must fit at once (not on every MIG slice)
+  return (p.kind == Plan::FewRows || p.kind == Plan::Cluster) && p.resident >= 2;
 }
 
 template bool recurrence_beside_another<float>(int, int, bool);
