@@ -180,6 +180,43 @@ def test_gpu_array_that_refuses_to_be_read_names_the_argument():
             elman.cuda._view(name, RequiresGrad(), None, 0, "float32")
 
 
+class _FakeNetwork:
+    """elman._cuda.Network's face to the device path, recording forward_device calls."""
+    storage, input_size, hidden_size, num_layers, num_directions = "float32", 4, 5, 2, 1
+
+    def __init__(self):
+        self.calls = []
+
+    def forward_device(self, *args):
+        self.calls.append(args)
+        return "y", "h_n"
+
+
+def test_device_step_and_chunks_without_a_gpu():
+    """step_device reads x_t (B, I) as one step of (1, B, I) and h (L, B, H); run_device
+    checks a stream's batch size; refusals name the argument."""
+    net = _FakeNetwork()
+    assert elman.cuda.step_device(net, _FakeCUDA((3, 4)), None) == "h_n"
+    assert net.calls[-1] == (4096, 1, 3, 0, None, 0, False)
+    assert elman.cuda.step_device(net, _FakeCUDA((3, 4)), _FakeCUDA((2, 3, 5))) == "h_n"
+    assert net.calls[-1][3] == 4096
+    with pytest.raises(ValueError, match=r"x_t: expected a CUDA array of shape \(B, I\) with I=4"):
+        elman.cuda.step_device(net, _FakeCUDA((1, 3, 4)), None)
+    with pytest.raises(ValueError, match=r"h: expected shape \(2, 3, 5\)"):
+        elman.cuda.step_device(net, _FakeCUDA((3, 4)), _FakeCUDA((2, 5)))
+    with pytest.raises(TypeError, match="h: expected a CUDA array"):
+        elman.cuda.step_device(net, _FakeCUDA((3, 4)), np.zeros((2, 3, 5), np.float32))
+    assert elman.cuda.run_device(net, _FakeCUDA((6, 3, 4)), None, None, batch_first=False,
+                                 names=("x_chunk", "state"), batch=3) == ("y", "h_n")
+    assert net.calls[-1] == (4096, 6, 3, 0, None, 0, False)
+    with pytest.raises(ValueError, match=r"x_chunk: expected shape \(B, T, I\) with B=2"):
+        elman.cuda.run_device(net, _FakeCUDA((3, 6, 4)), None, None, batch_first=True,
+                              names=("x_chunk", "state"), batch=2)
+    with pytest.raises(ValueError, match=r"state: expected shape \(2, 3, 5\)"):
+        elman.cuda.run_device(net, _FakeCUDA((6, 3, 4)), _FakeCUDA((1, 3, 5)), None,
+                              batch_first=False, names=("x_chunk", "state"), batch=3)
+
+
 @pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda"])
 def test_unknown_device_string_is_value_error(device):
     with pytest.raises(ValueError, match="device"):
@@ -478,6 +515,40 @@ def test_step_matches_oracle_and_full_call(B, H, num_layers):
     _, e = ref.forward(layer, x[:1, :1])
     _, n = ref.forward(layer, x[:1, :1], dtype=np.float32)
     assert_close(hu, e[:, 0], n[:, 0], dtype=np.float32, what="unbatched step")
+
+
+@gpu
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
+def test_step_and_stream_with_gpu_input(storage):
+    """step and stream with their input on the GPU: read in place, the state kept on the
+    GPU (DeviceArrays), the same values as the host path's step and stream; a stream's
+    chunks are all on the GPU or all on the host."""
+    torch = _torch_cuda()
+    T, B, I, H, L = 6, 3, 10, 40, 2
+    layer = elman.RNN(I, H, L, seed=35, device="cuda", storage=storage)
+    rng = rng_for("device-step", storage)
+    x = torch.from_numpy(make_input(rng, T, B, I, H)).cuda().to(getattr(torch, storage))
+    x_np = x.float().cpu().numpy()                            # rounded to the storage type
+    h, h_np = None, None
+    for t in range(T):
+        h = layer.step(x[t], h)
+        h_np = layer.step(x_np[t], h_np)
+        assert isinstance(h, elman.cuda.DeviceArray) and h.shape == (L, B, H)
+        assert np.array_equal(torch.from_dlpack(h).float().cpu().numpy(), h_np), f"step {t}"
+    with pytest.raises(TypeError, match="h: expected a CUDA array"):
+        layer.step(x[0], h_np)
+    on_gpu, on_host = layer.stream(B), layer.stream(B)
+    for chunk in (slice(0, 2), slice(2, T)):
+        y = on_gpu(x[chunk])
+        assert isinstance(y, elman.cuda.DeviceArray)
+        assert np.array_equal(torch.from_dlpack(y).float().cpu().numpy(), on_host(x_np[chunk]))
+    assert np.array_equal(on_gpu.state, on_host.state) and on_gpu.state.dtype == np.float32
+    with pytest.raises(ValueError, match="x_chunk: a stream's chunks must all be on the GPU"):
+        on_gpu(x_np[:1])
+    with pytest.raises(ValueError, match="x_chunk: a stream's chunks must all be on the GPU"):
+        on_host(x[:1])
+    on_host.reset()
+    assert np.array_equal(torch.from_dlpack(on_host(x)).float().cpu().numpy(), layer(x_np)[0])
 
 
 @gpu

@@ -201,8 +201,12 @@ class RNN:
 
     def step(self, x_t, h=None):
         """One time step through every layer: x_t (B, I) or (I,); h (L, B, H) or (L, H),
-        None = zeros. Returns the new h; h[-1] is the last layer's output."""
+        None = zeros. Returns the new h; h[-1] is the last layer's output.
+        On "cuda", x_t (B, I) on the GPU (in the layer's storage dtype) is read in place, h
+        must then be on the GPU too (or None), and the new h is an elman.cuda.DeviceArray."""
         self._require_unidirectional("step")
+        if self._device == "cuda" and cuda.on_device(x_t):
+            return cuda.step_device(self._network(), x_t, h)
         x_t = _checks.real_array("x_t", x_t, self._dtype)
         if x_t.ndim not in (1, 2):
             raise ValueError(f"x_t: expected 2 dimensions (B, I) or 1 (I,), got shape "
@@ -250,11 +254,22 @@ class Stream:
         self._busy = threading.Lock()
 
     def __call__(self, x_chunk):
-        """x_chunk: (T_c, B, I), or (B, T_c, I) if the layer is batch_first. Returns y_chunk."""
+        """x_chunk: (T_c, B, I), or (B, T_c, I) if the layer is batch_first. Returns y_chunk.
+        On "cuda", chunks on the GPU are read in place and give DeviceArrays (the state
+        stays on the GPU); a stream's chunks are all on the GPU or all on the host."""
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("stream: already running a chunk in another thread; a stream's "
                                "chunks must come one after another")
         try:
+            on_gpu = self._layer.device == "cuda" and cuda.on_device(x_chunk)
+            if self._state is not None and on_gpu != (not isinstance(self._state, np.ndarray)):
+                raise ValueError("x_chunk: a stream's chunks must all be on the GPU or all on the "
+                                 "host (reset() starts a new sequence)")
+            if on_gpu:
+                y, self._state = cuda.run_device(self._layer._network(), x_chunk, self._state, None,
+                                                 batch_first=self._layer.batch_first,
+                                                 names=("x_chunk", "state"), batch=self._batch_size)
+                return y
             x = _checks.real_array("x_chunk", x_chunk, self._layer.dtype)
             batch_axis = 0 if self._layer.batch_first else 1
             if x.ndim != 3 or x.shape[batch_axis] != self._batch_size:
@@ -276,11 +291,13 @@ class Stream:
 
     @property
     def state(self) -> np.ndarray:
-        """A copy of the current state, (num_layers, B, H)."""
+        """A copy of the current state on the host, (num_layers, B, H)."""
         if self._state is None:
             return np.zeros((self._layer.num_layers, self._batch_size, self._layer.hidden_size),
                             self._layer.dtype)
-        return self._state.copy()
+        if isinstance(self._state, np.ndarray):
+            return self._state.copy()
+        return np.asarray(self._state.numpy(), self._layer.dtype)  # a GPU stream's (float16 widened)
 
     def __repr__(self):
         return f"Stream(batch_size={self._batch_size}, layer={self._layer!r})"

@@ -174,23 +174,47 @@ def _view(name: str, value, shape, stream: int, storage: str):
     return pointer, got, keep
 
 
-def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None):
+def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x", "h0"),
+               batch=None):
     """(y, h_n) as DeviceArrays for x on the GPU ((T, B, I), or (B, T, I) if batch_first,
-    in the layer's storage dtype), read in place."""
+    in the layer's storage dtype), read in place. names: what x and h0 are called in errors;
+    batch: the B that x must have, if any."""
+    x_name, h0_name = names
     handle = stream_handle(stream)
     storage = net.storage
-    x_ptr, shape, keep_x = _view("x", x, None, handle, storage)
+    x_ptr, shape, keep_x = _view(x_name, x, None, handle, storage)
+    layout = "(B, T, I)" if batch_first else "(T, B, I)"
     if len(shape) != 3 or shape[2] != net.input_size or 0 in shape:
-        layout = "(B, T, I)" if batch_first else "(T, B, I)"
-        raise ValueError(f"x: expected a CUDA array of shape {layout} with I={net.input_size}, "
+        raise ValueError(f"{x_name}: expected a CUDA array of shape {layout} with I={net.input_size}, "
                          f"got {_checks.shape_str(shape)}")
-    batch, steps = shape[:2] if batch_first else shape[1::-1]
-    states = net.num_layers * net.num_directions
-    h0_ptr, keep_h0 = 0, None
-    if h0 is not None:
-        h0_ptr, _, keep_h0 = _view("h0", h0, (states, batch, net.hidden_size), handle, storage)
+    steps, b = shape[1::-1] if batch_first else shape[:2]
+    if batch is not None and b != batch:
+        raise ValueError(f"{x_name}: expected shape {layout} with B={batch}, got {_checks.shape_str(shape)}")
+    h0_ptr, keep_h0 = _state_view(net, h0_name, h0, b, handle)
     if lengths is not None:
-        lengths = _checks.lengths_array(lengths, steps, batch)
-    result = net.forward_device(x_ptr, steps, batch, h0_ptr, lengths, handle, batch_first)
+        lengths = _checks.lengths_array(lengths, steps, b)
+    result = net.forward_device(x_ptr, steps, b, h0_ptr, lengths, handle, batch_first)
     del keep_x, keep_h0  # held until the work is queued (or, without a stream, done)
     return result
+
+
+def step_device(net, x_t, h):
+    """The state after one step, (L, B, H) as a DeviceArray, for x_t (B, I) on the GPU
+    (the layer's storage dtype, read in place) from h (L, B, H) on the GPU, or zeros."""
+    x_ptr, shape, keep_x = _view("x_t", x_t, None, 0, net.storage)
+    if len(shape) != 2 or shape[1] != net.input_size or 0 in shape:
+        raise ValueError(f"x_t: expected a CUDA array of shape (B, I) with I={net.input_size}, "
+                         f"got {_checks.shape_str(shape)}")
+    h_ptr, keep_h = _state_view(net, "h", h, shape[0], 0)
+    _, h_n = net.forward_device(x_ptr, 1, shape[0], h_ptr, None, 0, False)  # (B, I) is (1, B, I)
+    del keep_x, keep_h
+    return h_n
+
+
+def _state_view(net, name, h, batch, stream):
+    """(pointer, keep-alive) of a state (L*D, B, H) on the GPU; (0, None) for None."""
+    if h is None:
+        return 0, None
+    shape = (net.num_layers * net.num_directions, batch, net.hidden_size)
+    pointer, _, keep = _view(name, h, shape, stream, net.storage)
+    return pointer, keep
