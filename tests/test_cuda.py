@@ -196,25 +196,30 @@ def test_device_step_and_chunks_without_a_gpu():
     """step_device reads x_t (B, I) as one step of (1, B, I) and h (L, B, H); run_device
     checks a stream's batch size; refusals name the argument."""
     net = _FakeNetwork()
+    state = _FakeCUDA((2, 3, 5))
+    state.__cuda_array_interface__["data"] = (8192, False)  # told apart from x's pointer
     assert elman.cuda.step_device(net, _FakeCUDA((3, 4)), None) == "h_n"
     assert net.calls[-1] == (4096, 1, 3, 0, None, 0, False)
-    assert elman.cuda.step_device(net, _FakeCUDA((3, 4)), _FakeCUDA((2, 3, 5))) == "h_n"
-    assert net.calls[-1][3] == 4096
+    assert elman.cuda.step_device(net, _FakeCUDA((3, 4)), state) == "h_n"
+    assert net.calls[-1] == (4096, 1, 3, 8192, None, 0, False)
     with pytest.raises(ValueError, match=r"x_t: expected a CUDA array of shape \(B, I\) with I=4"):
         elman.cuda.step_device(net, _FakeCUDA((1, 3, 4)), None)
     with pytest.raises(ValueError, match=r"h: expected shape \(2, 3, 5\)"):
         elman.cuda.step_device(net, _FakeCUDA((3, 4)), _FakeCUDA((2, 5)))
     with pytest.raises(TypeError, match="h: expected a CUDA array"):
         elman.cuda.step_device(net, _FakeCUDA((3, 4)), np.zeros((2, 3, 5), np.float32))
-    assert elman.cuda.run_device(net, _FakeCUDA((6, 3, 4)), None, None, batch_first=False,
-                                 names=("x_chunk", "state"), batch=3) == ("y", "h_n")
-    assert net.calls[-1] == (4096, 6, 3, 0, None, 0, False)
-    with pytest.raises(ValueError, match=r"x_chunk: expected shape \(B, T, I\) with B=2"):
+    names = ("x_chunk", "state", "T_c")
+    assert elman.cuda.run_device(net, _FakeCUDA((6, 3, 4)), state, None, batch_first=False,
+                                 names=names, batch=3) == ("y", "h_n")
+    assert net.calls[-1] == (4096, 6, 3, 8192, None, 0, False)
+    elman.cuda.run_device(net, _FakeCUDA((3, 6, 4)), None, None, batch_first=True, names=names, batch=3)
+    assert net.calls[-1] == (4096, 6, 3, 0, None, 0, True)
+    with pytest.raises(ValueError, match=r"x_chunk: expected shape \(B, T_c, I\) with B=2"):
         elman.cuda.run_device(net, _FakeCUDA((3, 6, 4)), None, None, batch_first=True,
-                              names=("x_chunk", "state"), batch=2)
+                              names=names, batch=2)
     with pytest.raises(ValueError, match=r"state: expected shape \(2, 3, 5\)"):
         elman.cuda.run_device(net, _FakeCUDA((6, 3, 4)), _FakeCUDA((1, 3, 5)), None,
-                              batch_first=False, names=("x_chunk", "state"), batch=3)
+                              batch_first=False, names=names, batch=3)
 
 
 @pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda"])
@@ -549,6 +554,12 @@ def test_step_and_stream_with_gpu_input(storage):
         on_host(x[:1])
     on_host.reset()
     assert np.array_equal(torch.from_dlpack(on_host(x)).float().cpu().numpy(), layer(x_np)[0])
+    first = elman.RNN(I, H, seed=36, device="cuda", storage=storage, batch_first=True)
+    x_bt = x.transpose(0, 1)                                  # (B, T, I)
+    on_gpu, on_host = first.stream(B), first.stream(B)
+    for chunk in (slice(0, 4), slice(4, T)):
+        y = torch.from_dlpack(on_gpu(x_bt[:, chunk].contiguous())).float().cpu().numpy()
+        assert np.array_equal(y, on_host(x_bt[:, chunk].float().cpu().numpy()))
 
 
 @gpu

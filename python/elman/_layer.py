@@ -268,7 +268,7 @@ class Stream:
             if on_gpu:
                 y, self._state = cuda.run_device(self._layer._network(), x_chunk, self._state, None,
                                                  batch_first=self._layer.batch_first,
-                                                 names=("x_chunk", "state"), batch=self._batch_size)
+                                                 names=("x_chunk", "state", "T_c"), batch=self._batch_size)
                 return y
             x = _checks.real_array("x_chunk", x_chunk, self._layer.dtype)
             batch_axis = 0 if self._layer.batch_first else 1

@@ -164,7 +164,7 @@ def _view(name: str, value, shape, stream: int, storage: str):
         keep = capsule  # unconsumed: its producer's memory stays alive while we hold it
     else:
         raise TypeError(f"{name}: expected a CUDA array (with __cuda_array_interface__ or "
-                        f"__dlpack__) as x is one, got {type(value).__name__}")
+                        f"__dlpack__) as the input is one, got {type(value).__name__}")
     if typestr != (_TYPESTR[storage] or storage):
         raise TypeError(f"{name}: expected a {storage} CUDA array (the layer's storage), got {typestr}")
     if shape is not None and got != tuple(shape):
@@ -174,16 +174,16 @@ def _view(name: str, value, shape, stream: int, storage: str):
     return pointer, got, keep
 
 
-def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x", "h0"),
+def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x", "h0", "T"),
                batch=None):
     """(y, h_n) as DeviceArrays for x on the GPU ((T, B, I), or (B, T, I) if batch_first,
-    in the layer's storage dtype), read in place. names: what x and h0 are called in errors;
-    batch: the B that x must have, if any."""
-    x_name, h0_name = names
+    in the layer's storage dtype), read in place. names: what x, h0 and T are called in
+    errors; batch: the B that x must have, if any."""
+    x_name, h0_name, steps_name = names
     handle = stream_handle(stream)
     storage = net.storage
     x_ptr, shape, keep_x = _view(x_name, x, None, handle, storage)
-    layout = "(B, T, I)" if batch_first else "(T, B, I)"
+    layout = f"(B, {steps_name}, I)" if batch_first else f"({steps_name}, B, I)"
     if len(shape) != 3 or shape[2] != net.input_size or 0 in shape:
         raise ValueError(f"{x_name}: expected a CUDA array of shape {layout} with I={net.input_size}, "
                          f"got {_checks.shape_str(shape)}")
