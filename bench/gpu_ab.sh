@@ -20,7 +20,7 @@ WORK=$(mktemp -d)
 mkdir -p "$RESULTS"
 pack() { tar -czf "$RESULTS/gpu-ab.tar.gz" -C "$WORK" . && echo "packed: $RESULTS/gpu-ab.tar.gz ($1)"; }
 
-OUT=$WORK/check GPU_CHECK_TUNE=1 GPU_CHECK_CPU=0 GPU_CHECK_BUDGET=${GPU_CHECK_BUDGET:-400} \
+OUT=$WORK/check GPU_CHECK_TUNE=1 GPU_CHECK_CPU=0 GPU_CHECK_BUDGET=${GPU_CHECK_BUDGET:-450} \
   ELMAN_CUDA_ARCH=${ELMAN_CUDA_ARCH:-90} bash bench/gpu_check.sh
 check=$?
 pack "the check, exit status $check"

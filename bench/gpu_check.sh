@@ -106,7 +106,7 @@ export PYTHONPATH=$SITE:$DEPS
 TEST_LOG=$OUT/tests.log
 step "import elman.cuda: built and available" 60 "$TEST_LOG" \
   "python3 -c 'import elman, elman.cuda as c; print(elman.__file__, \"built\", c.is_built(), \"available\", c.is_available(), \"devices\", c.device_count()); assert c.is_available()'"
-step "pytest tests/test_cuda.py (ELMAN_REQUIRE_CUDA=1)" 150 "$TEST_LOG" \
+step "pytest tests/test_cuda.py (ELMAN_REQUIRE_CUDA=1)" 240 "$TEST_LOG" \
   "ELMAN_REQUIRE_CUDA=1 python3 -m pytest -q -p no:cacheprovider -rfEs -o faulthandler_timeout=120 --durations=10 tests/test_cuda.py"
 
 # -- benchmark (before the sanitizers: they are the likeliest to run long) ---------------
