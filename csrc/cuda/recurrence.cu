@@ -1,6 +1,7 @@
 // The recurrence kernels of one layer and direction (see recurrence.h): the per-step
-// fallback, the B = 1 kernels with warp dot products (one cluster, or the whole GPU), the
-// choice between them and tiled.cu's kernel for more rows, cached per size.
+// fallback, the B = 1 kernels with warp dot products (one cluster, or the whole GPU), and
+// the choice among them and the kernels of few_rows.cu, tiled.cu, tiled_fma.cu and
+// tiled_mma.cu, cached per GPU and size (ELMAN_CUDA_KERNEL forces one by name).
 #include <cooperative_groups.h>
 
 #include <algorithm>
