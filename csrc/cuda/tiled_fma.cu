@@ -14,7 +14,6 @@
 #include <cooperative_groups.h>
 
 #include <algorithm>
-#include <cstdint>
 
 #include "cuda/column_block.cuh"
 #include "cuda/tiled_fma.h"
@@ -163,8 +162,7 @@ FmaPlan fma_plan(int batch, int hidden, const Device& d) {
 void launch_fma(const Recurrence<float>& r, const FmaPlan& p) {
   Recurrence<float> args = r;
   FmaShape shape = p.shape;
-  const auto aligned = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
-  shape.vector_loads = r.hidden % 4 == 0 && r.ldy % 4 == 0 && aligned(r.y) && aligned(r.h0);
+  shape.vector_loads = vector_rows(r, 4);
   void* params[] = {&args, &shape};
   check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
         "CUDA-core kernel launch");
