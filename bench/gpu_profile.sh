@@ -80,7 +80,7 @@ PY
 # chosen sections, or with NCU_SET=full every section, the report itself, and its per-SASS
 # line stall samples (ncu-*-sass.csv; the build has no -lineinfo, so no CUDA source lines).
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /usr/local/cuda/nsight-compute*/ncu 2>/dev/null | head -1)
-KERNELS='tiled|few_rows|clustered|persistent'  # tiled: also tiled_mma, tiled_fma
+KERNELS='tiled|few_rows|persistent'  # tiled: also tiled_mma, tiled_fma
 for c in ${NCU_CONFIGS-64,256,20 16,1760,20}; do
   name=ncu-${c//,/-}
   if [[ ${NCU_SET:-} == full ]]; then

@@ -345,13 +345,13 @@ def test_shape_grid(case, nonlinearity):
 
 
 @gpu
-@pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 512, 513, 640, 641, 1024])
+@pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 512, 513, 640, 641, 1024, 2200])
 def test_one_row_kernels(H):
     """B = 1, where the grid above mostly gives lengths, by default: few_rows (one block for
     H <= 128, a cluster of two for H <= 256, of eight for H <= 512, also with a length),
-    the 16-block cluster (H <= 640) and the grid kernel, both directions; with a length
-    past H = 512, the CUDA-core column kernel (tiled_fma). The forced-kernel tests cover
-    the 8-block cluster."""
+    past it the CUDA-core column kernel (tiled_fma, up to H ~ 2100 on 132 SMs), and the
+    grid kernel with warp dot products past that (H = 2200 without a length), both
+    directions."""
     T, I = 40, 24
     layer = elman.RNN(I, H, bidirectional=True, seed=31, device="cuda")
     rng = rng_for("cuda-one-row", H)
@@ -1167,7 +1167,7 @@ def run_forced(kernel, storage, cases):
     assert kernel in ran, f"ELMAN_CUDA_KERNEL={kernel} never ran (ran: {ran})"
 
 
-KERNELS = ["stepwise", "few_rows", "cluster8", "cluster16", "persistent", "tiled"]
+KERNELS = ["stepwise", "few_rows", "persistent", "tiled"]
 
 
 @gpu
@@ -1238,9 +1238,9 @@ def check_storage_layer(layer, x, h0, lengths, result):
 
 
 STORAGE_CASES = [
-    (30, 1, 64, 256, 1, False),      # B = 1: the cluster kernel (with lengths: tensor cores)
+    (30, 1, 64, 256, 1, False),      # B = 1: few_rows, a cluster of two
     (6, 16, 1760, 1760, 1, False),   # B = 16, H = 1760: tensor cores, two column tiles
-    (6, 1, 40, 1024, 1, False),      # B = 1, H = 1024: the grid kernel with warp dots
+    (6, 1, 40, 1024, 1, False),      # B = 1, H = 1024: tensor cores, one row tile
     (9, 17, 33, 257, 2, True),       # tensor cores: two row tiles, odd H, bidirectional
     (5, 3, 1761, 1760, 1, False),    # tensor cores: large H, odd I
     (4, 20, 48, 2200, 1, False),     # tensor cores: four column tiles per block

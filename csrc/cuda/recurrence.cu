@@ -1,5 +1,5 @@
 // The recurrence kernels of one layer and direction (see recurrence.h): the per-step
-// fallback, the B = 1 kernels with warp dot products (one cluster, or the whole GPU), and
+// fallback, the B = 1 kernel with warp dot products over the whole GPU, and
 // the choice among them and the kernels of few_rows.cu, tiled.cu, tiled_fma.cu and
 // tiled_mma.cu, cached per GPU and size (ELMAN_CUDA_KERNEL forces one by name).
 #include <cooperative_groups.h>
@@ -134,45 +134,6 @@ __global__ void __launch_bounds__(kThreads) persistent(Recurrence<S> r, int cols
   }
 }
 
-// One thread-block cluster (Hopper): every block holds its columns of W_y and a full
-// copy of h (double-buffered); new columns go to every block's copy through distributed
-// shared memory, and the cluster barrier separates the steps.
-template <int G, typename S>
-__global__ void __launch_bounds__(kThreads) clustered(Recurrence<S> r, int cols) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  extern __shared__ float smem[];
-  cg::cluster_group cluster = cg::this_cluster();
-  const int H = r.hidden, blocks = (int)cluster.num_blocks();
-  const int c0 = (int)cluster.block_rank() * cols, ncols = max(0, min(cols, H - c0));
-  const int warp = threadIdx.x / 32, groups = (ncols + G - 1) / G;
-  float* w_s = smem;
-  float* h_buf = smem + (size_t)cols * (H + 1);  // 2 x batch x H
-  load_columns(r, c0, ncols, w_s);
-  for (int i = threadIdx.x; i < r.batch * H; i += blockDim.x) h_buf[i] = to_float(r.h0[i]);
-  cluster.sync();
-  for (int k = 0; k < r.steps; ++k) {
-    const int t = r.reverse ? r.steps - 1 - k : k;
-    const float* h = h_buf + (size_t)(k & 1) * r.batch * H;
-    float* h_next = h_buf + (size_t)((k + 1) & 1) * r.batch * H;
-    for (int item = warp; item < r.batch * groups; item += kWarps) {
-      const int b = item / groups, g0 = (item % groups) * G, nc = min(G, ncols - g0);
-      float acc[G];
-      dot_group<G>(H, [&](int i) { return h[(size_t)b * H + i]; }, w_s + g0 * (H + 1), nc, acc);
-      if (threadIdx.x % 32 < nc) {
-        const int c = c0 + g0 + threadIdx.x % 32;
-        const float v = finish<G>(r, acc, t, b, c);
-        for (int dst = 0; dst < blocks; ++dst)
-          cluster.map_shared_rank(h_next, dst)[(size_t)b * H + c] = v;
-        if (k == r.steps - 1) r.h_n[(size_t)b * H + c] = from_float<S>(v);
-      }
-    }
-    cluster.sync();
-  }
-#else
-  __trap();  // never chosen where compiled without clusters (has_clusters)
-#endif
-}
-
 // Columns per warp item: the widest that still gives every warp an item.
 int group_for(int batch, int cols) {
   for (int g : {16, 4})
@@ -184,11 +145,6 @@ template <typename S>
 const void* persistent_kernel(int g) {
   return address(g == 16 ? persistent<16, S> : g == 4 ? persistent<4, S> : persistent<1, S>);
 }
-template <typename S>
-const void* clustered_kernel(int g) {
-  return address(g == 16 ? clustered<16, S> : g == 4 ? clustered<4, S> : clustered<1, S>);
-}
-
 }  // namespace
 
 Device current_device() {
@@ -223,43 +179,15 @@ namespace {
 // How one (batch, H, lengths or not, storage) runs, found once, since the checks
 // (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
-  enum Kind { Stepwise, FewRows, Cluster, Persistent, Tiled, Mma, Fma } kind = Stepwise;
-  const void* kernel = nullptr;  // Cluster and Persistent
+  enum Kind { Stepwise, FewRows, Persistent, Tiled, Mma, Fma } kind = Stepwise;
+  const void* kernel = nullptr;  // Persistent
   int blocks = 0, cols = 0;
-  int resident = 0;  // FewRows and Cluster: how many such launches fit on the GPU at once
+  int resident = 0;  // FewRows: how many such launches fit on the GPU at once
   size_t smem = 0;
   TiledPlan tiled;
   MmaPlan mma;
   FmaPlan fma;
 };
-
-// A cluster of `blocks` (8 portable, 16 with Hopper's non-portable sizes), if its W_y
-// slice and two copies of h fit in each block's shared memory and it can be resident.
-template <typename S>
-Plan cluster_plan(int batch, int hidden, const Device& d, int blocks) {
-  Plan p{Plan::Cluster, clustered_kernel<S>(group_for(batch, (hidden + blocks - 1) / blocks)),
-         blocks, (hidden + blocks - 1) / blocks};
-  p.smem = ((size_t)p.cols * (hidden + 1) + 2 * (size_t)batch * hidden) * sizeof(float);
-  if (d.major < 9 || p.smem > (size_t)d.smem_per_block || !has_clusters(p.kernel)) return {};
-  // The device's limit, not this plan's size: other plans share the kernel.
-  check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, d.smem_per_block),
-        "cluster kernel shared memory");
-  if (blocks > 8)
-    check(cudaFuncSetAttribute(p.kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
-          "non-portable cluster size");
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(blocks);
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = p.smem;
-  cudaLaunchAttribute cluster = cluster_of(blocks);
-  config.attrs = &cluster;
-  config.numAttrs = 1;
-  if (cudaOccupancyMaxActiveClusters(&p.resident, p.kernel, &config) != cudaSuccess || p.resident < 1) {
-    cudaGetLastError();
-    return {};
-  }
-  return p;
-}
 
 // The whole GPU, if every block (one per W_y slice) can be resident at once, as a grid
 // barrier requires.
@@ -279,10 +207,10 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
   const std::string name = v ? v : "";
-  for (const char* known : {"", "stepwise", "few_rows", "cluster8", "cluster16", "persistent", "tiled", "fma", "mma"})
+  for (const char* known : {"", "stepwise", "few_rows", "persistent", "tiled", "fma", "mma"})
     if (name == known) return name;
-  throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, few_rows, cluster8, cluster16, "
-                              "persistent, tiled, fma or mma (or unset), got '" + name + "'");
+  throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, few_rows, persistent, tiled, fma "
+                              "or mma (or unset), got '" + name + "'");
 }
 
 // The named kernel's plan for the shape, if it can run it (else a Stepwise plan).
@@ -293,9 +221,7 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
   if (name == "few_rows") {
     p.resident = few_rows_resident<S>(batch, hidden, d);
     if (p.resident > 0) p.kind = Plan::FewRows;
-  } else if ((name == "cluster8" || name == "cluster16") && !lengths) {  // no lengths in them
-    p = cluster_plan<S>(batch, hidden, d, name == "cluster8" ? 8 : 16);
-  } else if (name == "persistent" && !lengths) {
+  } else if (name == "persistent" && !lengths) {  // no lengths in it
     p = persistent_plan<S>(batch, hidden, d);
   } else if (name == "tiled") {
     p.tiled = tiled_plan<S>(batch, hidden, d);
@@ -310,17 +236,17 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
   return p.kind == Plan::Stepwise ? Plan{} : p;
 }
 
-// Measured on an H200 (bench/results/cuda-lab-h200-*, gpu-check-h200-*): at B = 1 one
-// cluster wins for small H (a single block holding half of W_y in shared memory lost:
-// 2.08 against ~1.8 us/step at H = 256, gpu-check-h200-20261126-7), the grid kernel with
-// warp dot products up to H ~ 1024. 16-bit storage with 2 <= B <= 32 (or lengths) takes
-// the tensor cores (B = 16, H = 1760: 5.5 us/step, per-step cuBLAS 11.9). With
-// more rows (or lengths) the tiled kernel wins 1.9-3.5x over per-step cuBLAS where its
-// work per step is small, and loses where it is large: per step it took ~2.5 us plus
-// ~4x its cost model's estimate, per-step cuBLAS 9-33 us (bench/results/
-// gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of 2.5 us (B = 64,
-// H = 256: 0.8; B = 16, H = 1760: 5.6; B = 256, H = 512: 4.2). NOT YET MEASURED: few_rows
-// (B <= 4, H <= 512) and fma (float32, 2 <= B <= 32) placed first in their cases.
+// Measured on an H200, us/step (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md):
+// few_rows wins wherever it runs (B <= 4, H <= 512; B = 1, H = 256: 0.96 in float32, a
+// cluster kernel, since removed, 1.78, the grid kernel 2.23). Next the column-block
+// kernels, at any B <= 32: at B = 1 they tie with or beat the grid kernel (float32,
+// H = 1760: 6.37 against 8.02; bfloat16, H = 1024: 2.56 against 5.89). The grid kernel
+// at B = 1 where they cannot run (H past ~2100 on an H200; not timed). With more rows the
+// tiled kernel wins over per-step cuBLAS where its work per step is small (B = 64:
+// H = 256 7.2 against 22; H = 512 13.8 against 18.1 in float32, 15.7 against 15.3 in
+// bfloat16) and loses where it is large: per step it took ~2.5 us plus ~4x its cost
+// model's estimate (gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of
+// 2.5 us (B = 64, H = 256: 0.8; B = 256, H = 512: 4.2).
 constexpr double kTiledMaxCost = 2500;  // ns
 
 template <typename S>
@@ -331,14 +257,8 @@ Plan choose(int batch, int hidden, bool lengths) {
     const Plan p = plan_named<S>(forced, batch, hidden, lengths, d);
     if (p.kind != Plan::Stepwise || forced == "stepwise") return p;
   }
-  std::vector<const char*> order = {"few_rows"};
-  if (batch > 1 || lengths) {
-    order.push_back(std::is_same<S, float>::value ? "fma" : "mma");
-  } else {
-    if (hidden <= 256) order.push_back("cluster8");
-    if (hidden <= 640) order.push_back("cluster16");
-    order.push_back("persistent");
-  }
+  std::vector<const char*> order = {"few_rows", std::is_same<S, float>::value ? "fma" : "mma"};
+  if (batch == 1) order.push_back("persistent");
   for (const char* name : order) {
     const Plan p = plan_named<S>(name, batch, hidden, lengths, d);
     if (p.kind != Plan::Stepwise) return p;
@@ -358,22 +278,6 @@ const Plan& plan_for(int batch, int hidden, bool lengths) {
   auto found = plans.find(key);
   if (found == plans.end()) found = plans.emplace(key, choose<S>(batch, hidden, lengths)).first;
   return found->second;
-}
-
-template <typename S>
-void run_cluster(const Recurrence<S>& r, const Plan& p) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(p.blocks);
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = p.smem;
-  config.stream = r.stream;
-  cudaLaunchAttribute cluster = cluster_of(p.blocks);
-  config.attrs = &cluster;
-  config.numAttrs = 1;
-  Recurrence<S> args = r;
-  int cols = p.cols;
-  void* params[] = {&args, &cols};
-  check(cudaLaunchKernelExC(&config, p.kernel, params), "cluster kernel launch");
 }
 
 template <typename S>
@@ -413,7 +317,6 @@ void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float
   const Plan& p = plan_for<S>(r.batch, r.hidden, r.lengths != nullptr);
   switch (p.kind) {
     case Plan::FewRows: launch_few_rows(r); break;
-    case Plan::Cluster: run_cluster(r, p); break;
     case Plan::Persistent: run_persistent(r, p); break;
     case Plan::Tiled: launch_tiled(r, p.tiled); break;
     case Plan::Mma:
@@ -438,7 +341,6 @@ std::string plan_name(int batch, int hidden, bool lengths) {
   const Plan& p = plan_for<S>(batch, hidden, lengths);
   switch (p.kind) {
     case Plan::FewRows: return "few_rows";
-    case Plan::Cluster: return "cluster" + std::to_string(p.blocks);
     case Plan::Persistent: return "persistent";
     case Plan::Tiled: return "tiled";
     case Plan::Mma: return "mma";
@@ -461,7 +363,7 @@ template <typename S>
 bool recurrence_beside_another(int batch, int hidden, bool lengths) {
   const Plan& p = plan_for<S>(batch, hidden, lengths);
   // 1-16 SMs each, no cooperative launch; two must fit at once (not on every MIG slice)
-  return (p.kind == Plan::FewRows || p.kind == Plan::Cluster) && p.resident >= 2;
+  return p.kind == Plan::FewRows && p.resident >= 2;
 }
 
 template bool recurrence_beside_another<float>(int, int, bool);
