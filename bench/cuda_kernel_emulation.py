@@ -14,9 +14,10 @@ its rows' sums over its k, the 8 lanes of a row group reduce-scatter them level 
 as the kernel's shuffles do, and each lane's kept totals go to the partial-sum slots the
 kernel writes.
 
-few_rows: for every block of the cluster, every thread (part, j) takes its column and
-share of k by the kernel's Layout, leaves its sums for every row in the partial-sum slots,
-and the thread of part b adds row b's; the outputs must equal h @ W_y for all columns.
+few_rows: for every block of the grid (groups of rows, each in a cluster), every thread
+(part, j) takes its column and share of k by the kernel's Layout, leaves its sums for
+every row of its group in the partial-sum slots, and the thread of part b adds the
+group's row b's; the outputs must equal h @ W_y for all rows and columns.
 
     python bench/cuda_kernel_emulation.py
 """
@@ -152,28 +153,33 @@ def few_rows_layout(blocks):
     return columns, 512 // columns, 32 if blocks == 1 else 64
 
 
-def emulate_few_rows(h, W, blocks):
+def emulate_few_rows(h, W, blocks, rows):
+    """Every block x of the grid: groups of `rows` rows, each in a cluster of `blocks`."""
     B, H = h.shape
     columns, parts, per_thread = few_rows_layout(blocks)
-    assert parts * per_thread == blocks * columns >= H and B <= min(4, parts)
+    assert parts * per_thread == blocks * columns >= H and rows <= min(4, parts)
+    groups = (B + rows - 1) // rows
     out = np.full((B, H), np.nan)
-    for rank in range(blocks):
-        partial = np.zeros((parts, B, columns))
+    for x in range(groups * blocks):
+        rank, first = x % blocks, x // blocks * rows  # the cluster's rank and first row
+        count = min(rows, B - first)
+        partial = np.zeros((parts, rows, columns))
         for part in range(parts):
             k0 = part * per_thread
             for j in range(columns):
                 c = rank * columns + j
                 # registers: W_y[k0 + i, c], zero past H both ways
                 w = np.array([W[k0 + i, c] if k0 + i < H and c < H else 0.0 for i in range(per_thread)])
-                hk = np.zeros((B, per_thread))
+                hk = np.zeros((rows, per_thread))  # the group's state, zeros past H and B
                 valid = max(0, min(per_thread, H - k0))
-                hk[:, :valid] = h[:, k0:k0 + valid]  # the state, zeros past H
+                hk[:count, :valid] = h[first:first + count, k0:k0 + valid]
                 partial[part, :, j] = hk @ w
-        for row in range(B):  # part `row` finishes row `row`
+        for row in range(count):  # part `row` finishes row first + row
             for j in range(columns):
                 c = rank * columns + j
                 if c < H:
-                    out[row, c] = partial[:, row, j].sum()
+                    assert np.isnan(out[first + row, c]), "two threads finish one output"
+                    out[first + row, c] = partial[:, row, j].sum()
     return np.abs(out - h @ W).max()
 
 
@@ -192,10 +198,12 @@ if __name__ == "__main__":
             err = emulate(h, W, width, block)
             print(f"{name} B={B} H={H} width={width} block={block}: max error {err:.1e}")
             assert err < 1e-9, f"the emulated {name} does not compute h @ W_y"
-    # (B, H): the block count few_rows.cu's blocks_for gives for H
-    for B, H in [(1, 1), (4, 100), (3, 128), (1, 129), (2, 256), (4, 257), (1, 512), (3, 300)]:
+    # (B, H, rows per group): the block count few_rows.cu's blocks_for gives for H; one
+    # group, several, a last group with fewer rows
+    for B, H, rows in [(1, 1, 1), (4, 100, 4), (3, 128, 4), (1, 129, 1), (2, 256, 2), (4, 257, 4),
+                       (1, 512, 1), (3, 300, 4), (5, 100, 1), (7, 200, 2), (9, 300, 4), (6, 64, 4)]:
         blocks = 1 if H <= 128 else 2 if H <= 256 else 8
         h, W = rng.standard_normal((B, H)), rng.standard_normal((H, H))
-        err = emulate_few_rows(h, W, blocks)
-        print(f"few_rows B={B} H={H} blocks={blocks}: max error {err:.1e}")
+        err = emulate_few_rows(h, W, blocks, rows)
+        print(f"few_rows B={B} H={H} blocks={blocks} rows={rows}: max error {err:.1e}")
         assert err < 1e-9, "the emulated few_rows does not compute h @ W_y"

@@ -366,8 +366,9 @@ def test_one_row_kernels(H):
 @pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 512, 513])
 def test_few_rows_kernel(B, H):
     """1-4 rows: few_rows (one block for H <= 128, a cluster of two for H <= 256, of eight
-    for H <= 512; 3 rows run with a fourth that is never written), with h0 and with
-    lengths that end rows at different steps; past H = 512 another kernel. Two stacked
+    for H <= 512; a group of one row each where they fit at once, test_few_rows_groups
+    covers the larger groups), with h0 and with lengths that end rows at different steps;
+    past H = 512 another kernel. Two stacked
     bidirectional layers: the directions' recurrences run side by side on two streams, and
     the second layer must wait for both."""
     T, I = 30, 20
@@ -376,6 +377,48 @@ def test_few_rows_kernel(B, H):
     x = make_input(rng, T, B, I, H)
     check_layer(layer, x)
     check_layer(layer, x, uniform(rng, (4, B, H)), random_lengths(rng, T, B))
+
+
+def few_rows_limit(H, storage="float32"):
+    """The largest B that the default choice runs on few_rows at this H (it does so for
+    every smaller B: groups of 1, 2 or 4 rows, as long as they all fit at once); 0 if none."""
+    def few_rows(B):
+        return elman.cuda._cuda.recurrence_kernel(B, H, False, storage) == "few_rows"
+    if not few_rows(1):
+        return 0
+    lo, hi = 1, 2
+    while few_rows(hi):
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if few_rows(mid) else (lo, mid)
+    return lo
+
+
+@gpu
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
+@pytest.mark.parametrize("H", [64, 200, 300])
+def test_few_rows_groups(H, storage):
+    """More rows than one group: few_rows runs groups of 1 row while G groups fit at once
+    (G = the SM count at H <= 128, the clusters of 2 or 8 that fit beyond), of 2 rows up to
+    2G, of 4 up to 4G, and leaves more to another kernel. Each grouping, with a partial
+    last group, against the oracle, with lengths and h0, both directions."""
+    limit = few_rows_limit(H, storage)
+    if limit == 0 and H > 128:
+        pytest.skip("few_rows runs H > 128 in clusters, which need compute capability 9")
+    assert limit % 4 == 0, f"few_rows up to B = {limit}: not 4 rows x the groups that fit"
+    groups = limit // 4
+    assert elman.cuda._cuda.recurrence_kernel(limit + 1, H, False, storage) != "few_rows"
+    T, I = 9, 12
+    layer = elman.RNN(I, H, bidirectional=True, seed=35, device="cuda", storage=storage)
+    for B in sorted({min(5, groups), groups, groups + 1, 2 * groups + 1, limit}):
+        rng = rng_for("cuda-few-rows-groups", B, H, storage)
+        x = make_input(rng, T, B, I, H)
+        args = (x, uniform(rng, (2, B, H)), random_lengths(rng, T, B))
+        if storage == "float32":
+            check_layer(layer, *args)
+        else:
+            check_storage_layer(layer, *args, layer(*args))
 
 
 @gpu
@@ -1342,7 +1385,8 @@ SANITIZER_CASES = [(5, 1, 7, 33, 1, False), (4, 1, 64, 256, 1, True), (3, 1, 20,
                    (3, 4, 17, 200, 1, True), (3, 2, 9, 100, 1, True),
                    (3, 1, 40, 1024, 1, False),
                    (3, 3, 17, 257, 2, True), (3, 17, 31, 640, 1, False), (2, 64, 33, 1760, 1, False),
-                   (2, 256, 64, 512, 1, True)]
+                   (2, 256, 64, 512, 1, True),
+                   (2, 20, 9, 300, 1, True), (2, 40, 9, 300, 1, False)]  # few_rows: groups of 2, 4 rows on 132 SMs
 
 
 @gpu

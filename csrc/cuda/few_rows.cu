@@ -1,18 +1,22 @@
-// The recurrence of a few rows (B <= 4, lengths allowed) with W_y entirely in registers,
-// in blocks of 512 threads: H <= 128 in one block, H <= 256 in a cluster of two, H <= 512
-// in a cluster of eight. A step then reads no weights from memory; one block needs only
-// its own barriers (no cluster or grid barrier, whose memory fences also wait for the
-// step's output stores), a cluster its barrier, split so that the output stores fall
-// between its arrive and its wait.
+// The recurrence with H <= 512 in independent groups of 1, 2 or 4 rows (batch rows do not
+// depend on each other), W_y entirely in registers, each group in blocks of 512 threads:
+// H <= 128 in one block, H <= 256 in a cluster of two, H <= 512 in a cluster of eight. A
+// step then reads no weights from memory; one block needs only its own barriers (no
+// cluster or grid barrier, whose memory fences also wait for the step's output stores), a
+// cluster its barrier, split so that the output stores fall between its arrive and its
+// wait. Groups never wait for each other, so they need not be resident together; the plan
+// takes the fewest rows per group for which they all are, since a group's step takes
+// longer the more rows it has (H = 256: 0.99 us with one row, 2.11 with four;
+// bench/results/gpu-check-h200-20261126-9/gpu-tune.md).
 //
-// Block j owns kColumns columns from j * kColumns (Layout below). Its thread (c, part)
-// owns one of them and k in [K * part, K * part + K): K values of W_y in registers, used
-// for every row. Each block holds the whole state of every row in shared memory,
-// double-buffered, read by broadcast (all lanes of a warp have the same part). All parts
-// leave their sums for every row in shared memory; part b adds row b's, p_t and the bias,
-// applies the activation, writes the output and the new state value into every block's
-// copy (distributed shared memory in a cluster). Columns and k past H are zeros; a row
-// past its length (or past B) computes on but is not written.
+// Block j of a group owns kColumns columns from j * kColumns (Layout below). Its thread
+// (c, part) owns one of them and k in [K * part, K * part + K): K values of W_y in
+// registers, used for every row. Each block holds the whole state of its group's rows in
+// shared memory, double-buffered, read by broadcast (all lanes of a warp have the same
+// part). All parts leave their sums for every row in shared memory; part b adds row b's,
+// p_t and the bias, applies the activation, writes the output and the new state value
+// into every block's copy (distributed shared memory in a cluster). Columns and k past H
+// are zeros; a row past its length (or past B) computes on but is not written.
 //
 // p_t is staged kAhead steps ahead with cp.async into a ring in shared memory: a load
 // issued one step ahead was still pending when needed (a step is shorter than a global
@@ -64,7 +68,8 @@ __device__ inline void cluster_wait() { cg::this_cluster().barrier_wait(); }
 __device__ inline float* in_block(float* local, int rank) { return cg::this_cluster().map_shared_rank(local, rank); }
 #endif
 
-// BLOCKS: 1, or 2 or 8 in a cluster (compute capability 9); ROWS: 1, 2 or 4 (>= B).
+// BLOCKS: 1, or 2 or 8 in a cluster (compute capability 9); ROWS: 1, 2 or 4 per group,
+// the group of rows from ROWS x the cluster's index.
 template <int BLOCKS, int ROWS, typename S>
 __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
   using L = Layout<BLOCKS>;
@@ -76,14 +81,17 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
   const int H = r.hidden, tid = threadIdx.x, part = tid / kColumns, j = tid % kColumns;
   const int c = (BLOCKS > 1 ? cluster_rank() : 0) * kColumns + j;  // the column, of all H
   const int k0 = part * kPerThread;
-  // Part b finishes row b (of column c): a row of its own per finishing thread.
+  const int first = (int)blockIdx.x / BLOCKS * ROWS, rows = min(ROWS, r.batch - first);
+  // Part b finishes row first + b (of column c): a row of its own per finishing thread.
   const int row = part;
-  const bool finisher = row < r.batch && row < ROWS && c < H;
-  const int length = finisher ? length_of(r, row) : 0;
+  const bool finisher = row < rows && c < H;
+  const int length = finisher ? length_of(r, first + row) : 0;
   int steps = 0;  // the longest row's
-  for (int b = 0; b < ROWS && b < r.batch; ++b) steps = max(steps, length_of(r, b));
+  for (int b = 0; b < rows; ++b) steps = max(steps, length_of(r, first + b));
   // The row of y and p that iteration k of this thread's row writes (backwards if reverse).
-  const auto row_of = [&](int k) { return (size_t)(r.reverse ? length - 1 - k : k) * r.batch + row; };
+  const auto row_of = [&](int k) {
+    return (size_t)(r.reverse ? length - 1 - k : k) * r.batch + first + row;
+  };
 
   float w[kPerThread];
 #pragma unroll
@@ -92,7 +100,7 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
   const float bias = finisher ? bias_at(r.bias, c) : 0.f;
   for (int i = tid; i < ROWS * L::kMaxHidden; i += kThreads) {
     const int b = i / L::kMaxHidden, n = i % L::kMaxHidden;
-    h_s[0][b][n] = b < r.batch && n < H ? to_float(r.h0[(size_t)b * H + n]) : 0.f;
+    h_s[0][b][n] = b < rows && n < H ? to_float(r.h0[(size_t)(first + b) * H + n]) : 0.f;
     h_s[1][b][n] = 0.f;  // columns past H stay 0
   }
   // p_t of iteration k into its ring slot. Every thread commits a group per step (maybe
@@ -144,22 +152,23 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
     if constexpr (BLOCKS > 1) cluster_arrive();
     if (writes) {
       r.y[row_of(k) * r.ldy + c] = v;
-      if (k == length - 1) r.h_n[(size_t)row * H + c] = v;
+      if (k == length - 1) r.h_n[(size_t)(first + row) * H + c] = v;
     }
     if constexpr (BLOCKS > 1) cluster_wait(); else __syncthreads();
   }
   wait_copies<0>();  // nothing left in flight at exit
 }
 
-// The launch of a cluster of `blocks`; `attribute` must outlive it.
-cudaLaunchConfig_t cluster_config(int blocks, cudaLaunchAttribute& attribute, cudaStream_t stream) {
+// The launch of `groups` clusters of `blocks`; `attribute` must outlive it.
+cudaLaunchConfig_t cluster_config(int groups, int blocks, cudaLaunchAttribute& attribute,
+                                  cudaStream_t stream) {
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(blocks);
+  config.gridDim = dim3(groups * blocks);
   config.blockDim = dim3(kThreads);
   config.stream = stream;
   attribute = cluster_of(blocks);
   config.attrs = &attribute;
-  config.numAttrs = 1;
+  config.numAttrs = blocks > 1 ? 1 : 0;  // one block: a plain launch
   return config;
 }
 
@@ -170,46 +179,61 @@ const void* kernel_of(int blocks) {
                        : address(few_rows<8, ROWS, S>);
 }
 
-// The kernel for B rows (1, 2 or 4 of them: the least that holds B) in `blocks`.
+// The kernel for groups of `rows` rows (1, 2 or 4) in `blocks`.
 template <typename S>
-const void* kernel_of(int batch, int blocks) {
-  return batch == 1 ? kernel_of<S, 1>(blocks) : batch == 2 ? kernel_of<S, 2>(blocks) : kernel_of<S, 4>(blocks);
+const void* kernel_of(int rows, int blocks) {
+  return rows == 1 ? kernel_of<S, 1>(blocks) : rows == 2 ? kernel_of<S, 2>(blocks) : kernel_of<S, 4>(blocks);
 }
 
-}  // namespace
-
-template <typename S>
-int few_rows_resident(int batch, int hidden, const Device& d) {
-  const int blocks = blocks_for(hidden);
-  if (batch > kFewRowsMax || blocks == 0) return 0;
-  if (blocks == 1) return d.sms;  // one block per SM (its registers fill one)
-  if (d.major < 9 || !has_clusters(kernel_of<S>(batch, blocks))) return 0;
+// How many groups (clusters of `blocks`) of `kernel` can be resident at once (not under
+// every MIG slice can one be).
+int resident_groups(const void* kernel, int blocks, const Device& d) {
+  int active = 0;
+  if (blocks == 1) {
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&active, kernel, kThreads, 0), "occupancy");
+    return active * d.sms;
+  }
+  if (d.major < 9 || !has_clusters(kernel)) return 0;
   cudaLaunchAttribute attribute;
-  const cudaLaunchConfig_t config = cluster_config(blocks, attribute, nullptr);
-  int active = 0;  // not under every MIG slice can one be resident
-  if (cudaOccupancyMaxActiveClusters(&active, kernel_of<S>(batch, blocks), &config) != cudaSuccess) {
+  const cudaLaunchConfig_t config = cluster_config(1, blocks, attribute, nullptr);
+  if (cudaOccupancyMaxActiveClusters(&active, kernel, &config) != cudaSuccess) {
     cudaGetLastError();
     return 0;
   }
   return active;
 }
 
+}  // namespace
+
 template <typename S>
-void launch_few_rows(const Recurrence<S>& r) {
-  const int blocks = blocks_for(r.hidden);
-  cudaLaunchAttribute attribute;
-  cudaLaunchConfig_t config = cluster_config(blocks, attribute, r.stream);
-  if (blocks == 1) config.numAttrs = 0;  // a plain launch of one block
-  Recurrence<S> args = r;
-  void* params[] = {&args};
-  check(cudaLaunchKernelExC(&config, kernel_of<S>(r.batch, blocks), params), "few-rows kernel launch");
+FewRowsPlan few_rows_plan(int batch, int hidden, const Device& d) {
+  const int blocks = blocks_for(hidden);
+  if (blocks == 0) return {};
+  for (const int rows : {1, 2, 4}) {
+    FewRowsPlan p{kernel_of<S>(rows, blocks), rows, blocks, (batch + rows - 1) / rows};
+    const int resident = resident_groups(p.kernel, blocks, d);
+    if (resident >= p.groups) {
+      p.launches = resident / p.groups;
+      return p;
+    }
+  }
+  return {};
 }
 
-template int few_rows_resident<float>(int, int, const Device&);
-template int few_rows_resident<__half>(int, int, const Device&);
-template int few_rows_resident<__nv_bfloat16>(int, int, const Device&);
-template void launch_few_rows(const Recurrence<float>&);
-template void launch_few_rows(const Recurrence<__half>&);
-template void launch_few_rows(const Recurrence<__nv_bfloat16>&);
+template <typename S>
+void launch_few_rows(const Recurrence<S>& r, const FewRowsPlan& p) {
+  cudaLaunchAttribute attribute;
+  const cudaLaunchConfig_t config = cluster_config(p.groups, p.blocks, attribute, r.stream);
+  Recurrence<S> args = r;
+  void* params[] = {&args};
+  check(cudaLaunchKernelExC(&config, p.kernel, params), "few-rows kernel launch");
+}
+
+template FewRowsPlan few_rows_plan<float>(int, int, const Device&);
+template FewRowsPlan few_rows_plan<__half>(int, int, const Device&);
+template FewRowsPlan few_rows_plan<__nv_bfloat16>(int, int, const Device&);
+template void launch_few_rows(const Recurrence<float>&, const FewRowsPlan&);
+template void launch_few_rows(const Recurrence<__half>&, const FewRowsPlan&);
+template void launch_few_rows(const Recurrence<__nv_bfloat16>&, const FewRowsPlan&);
 
 }  // namespace elman::cuda

@@ -1,5 +1,6 @@
-// The recurrence of up to 4 rows with H <= 512 in one thread block (H <= 128) or a
-// cluster of two or eight (few_rows.cu), W_y in registers, used by recurrence.cu.
+// The recurrence with H <= 512 in independent groups of up to 4 rows, each in one thread
+// block (H <= 128) or a cluster of two or eight (few_rows.cu), W_y in registers, used by
+// recurrence.cu.
 #pragma once
 
 #include <cstddef>
@@ -8,16 +9,21 @@
 
 namespace elman::cuda {
 
-constexpr int kFewRowsMax = 4;  // rows (B)
+// How few_rows runs one (batch, H): `groups` groups of `rows` rows (1, 2 or 4), each in a
+// cluster of `blocks` (1: a plain block).
+struct FewRowsPlan {
+  const void* kernel = nullptr;  // null: it cannot run the shape
+  int rows = 0, blocks = 0, groups = 0;
+  int launches = 0;  // how many such launches can be resident at once
+};
 
-// How many launches of the kernel for that shape can be resident at once: 0 where it
-// cannot run. It runs B <= 4 (lengths allowed) and H <= 128 in one block, or H <= 512 in a
-// cluster (compute capability 9).
+// The fewest rows per group whose groups can all be resident at once (lengths allowed;
+// H <= 128, or H <= 512 with clusters on compute capability 9).
 template <typename S>
-int few_rows_resident(int batch, int hidden, const Device& d);
+FewRowsPlan few_rows_plan(int batch, int hidden, const Device& d);
 
 // One launch on r.stream.
 template <typename S>
-void launch_few_rows(const Recurrence<S>& r);
+void launch_few_rows(const Recurrence<S>& r, const FewRowsPlan& p);
 
 }  // namespace elman::cuda

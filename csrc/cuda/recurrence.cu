@@ -182,8 +182,8 @@ struct Plan {
   enum Kind { Stepwise, FewRows, Persistent, Tiled, Mma, Fma } kind = Stepwise;
   const void* kernel = nullptr;  // Persistent
   int blocks = 0, cols = 0;
-  int resident = 0;  // FewRows: how many such launches fit on the GPU at once
   size_t smem = 0;
+  FewRowsPlan few_rows;
   TiledPlan tiled;
   MmaPlan mma;
   FmaPlan fma;
@@ -219,8 +219,8 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
   constexpr bool f32 = std::is_same<S, float>::value;
   Plan p;
   if (name == "few_rows") {
-    p.resident = few_rows_resident<S>(batch, hidden, d);
-    if (p.resident > 0) p.kind = Plan::FewRows;
+    p.few_rows = few_rows_plan<S>(batch, hidden, d);
+    if (p.few_rows.kernel) p.kind = Plan::FewRows;
   } else if (name == "persistent" && !lengths) {  // no lengths in it
     p = persistent_plan<S>(batch, hidden, d);
   } else if (name == "tiled") {
@@ -237,8 +237,9 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
 }
 
 // Measured on an H200, us/step (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md):
-// few_rows wins wherever it runs (B <= 4, H <= 512; B = 1, H = 256: 0.96 in float32, a
-// cluster kernel, since removed, 1.78, the grid kernel 2.23). Next the column-block
+// few_rows won wherever it ran (B <= 4, H <= 512; B = 1, H = 256: 0.96 in float32, a
+// cluster kernel, since removed, 1.78, the grid kernel 2.23). It now also runs more rows,
+// in groups side by side, where they all fit at once (NOT YET MEASURED). Next the column-block
 // kernels, at any B <= 32: at B = 1 they tie with or beat the grid kernel (float32,
 // H = 1760: 6.37 against 8.02; bfloat16, H = 1024: 2.56 against 5.89). The grid kernel
 // at B = 1 where they cannot run (H past ~2100 on an H200; not timed). With more rows the
@@ -316,7 +317,7 @@ template <typename S>
 void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
   const Plan& p = plan_for<S>(r.batch, r.hidden, r.lengths != nullptr);
   switch (p.kind) {
-    case Plan::FewRows: launch_few_rows(r); break;
+    case Plan::FewRows: launch_few_rows(r, p.few_rows); break;
     case Plan::Persistent: run_persistent(r, p); break;
     case Plan::Tiled: launch_tiled(r, p.tiled); break;
     case Plan::Mma:
@@ -362,8 +363,8 @@ std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage stora
 template <typename S>
 bool recurrence_beside_another(int batch, int hidden, bool lengths) {
   const Plan& p = plan_for<S>(batch, hidden, lengths);
-  // 1-16 SMs each, no cooperative launch; two must fit at once (not on every MIG slice)
-  return p.kind == Plan::FewRows && p.resident >= 2;
+  // no cooperative launch; two must fit at once (not on every MIG slice)
+  return p.kind == Plan::FewRows && p.few_rows.launches >= 2;
 }
 
 template bool recurrence_beside_another<float>(int, int, bool);
