@@ -10,7 +10,8 @@
 # scipy-openblas32 wheel the build needs is taken from .whl/ (downloaded beforehand for
 # that machine's Python; see the GPU section of README.md) and installed to /tmp/site.
 #
-# Logs go to $OUT (default /tmp/gpu-check), 8 files at most:
+# Logs go to $OUT (default /tmp/gpu-check), 8 files without the tune (11 with it; a device
+# tool that returns fewer needs them packed, as gpu_ab.sh does):
 #   summary.txt   GPU, tool versions, one line per step with its exit status and time
 #   build.log     the pip/CMake/nvcc build
 #   tests.log     the install check, tests/test_cuda.py, then the CPU subset (run last)
@@ -117,7 +118,8 @@ if [[ -z $SANITIZER ]]; then
   note "FAIL  compute-sanitizer: not found"; FAILED+=("compute-sanitizer")
 else
   for tool in ${GPU_CHECK_SANITIZERS-memcheck racecheck}; do
-    step "compute-sanitizer --tool $tool" 90 "$OUT/$tool.log" \
+    # racecheck took 74 s on an H200 (bench/results/gpu-check-h200-20261126-10)
+    step "compute-sanitizer --tool $tool" 150 "$OUT/$tool.log" \
       "ELMAN_REQUIRE_CUDA=1 '$SANITIZER' --tool $tool --error-exitcode 99 --print-limit 50 python3 -m pytest -q -p no:cacheprovider -x -rfEs tests/test_cuda.py -k sanitizer"
   done
 fi

@@ -236,18 +236,18 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
   return p.kind == Plan::Stepwise ? Plan{} : p;
 }
 
-// Measured on an H200, us/step (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md):
-// few_rows won wherever it ran (B <= 4, H <= 512; B = 1, H = 256: 0.96 in float32, a
-// cluster kernel, since removed, 1.78, the grid kernel 2.23). It now also runs more rows,
-// in groups side by side, where they all fit at once (NOT YET MEASURED). Next the column-block
-// kernels, at any B <= 32: at B = 1 they tie with or beat the grid kernel (float32,
-// H = 1760: 6.37 against 8.02; bfloat16, H = 1024: 2.56 against 5.89). The grid kernel
-// at B = 1 where they cannot run (H past ~2100 on an H200; not timed). With more rows the
-// tiled kernel wins over per-step cuBLAS where its work per step is small (B = 64:
-// H = 256 7.2 against 22; H = 512 13.8 against 18.1 in float32, 15.7 against 15.3 in
-// bfloat16) and loses where it is large: per step it took ~2.5 us plus ~4x its cost
-// model's estimate (gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of
-// 2.5 us (B = 64, H = 256: 0.8; B = 256, H = 512: 4.2).
+// Measured on an H200, us/step (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md,
+// gpu-check-h200-20261126-10/gpu-tune.md): few_rows wins wherever it runs (H <= 512, as
+// many rows as its groups fit at once; B = 1, H = 256: 0.96 in float32, a cluster kernel,
+// since removed, 1.78, the grid kernel 2.23; B = 64, H = 256: 1.14, tiled 7.37). Next the
+// column-block kernels, at any B <= 32: at B = 1 they tie with or beat the grid kernel
+// (float32, H = 1760: 6.37 against 8.02; bfloat16, H = 1024: 2.56 against 5.89). The grid
+// kernel at B = 1 where they cannot run (H past ~2100 on an H200; not timed). With more
+// rows the tiled kernel wins over per-step cuBLAS where its work per step is small
+// (B = 64, H = 512: 13.8 against 18.1 in float32, 15.7 against 15.3 in bfloat16) and
+// loses where it is large: per step it took ~2.5 us plus ~4x its cost model's estimate
+// (gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of 2.5 us (B = 64,
+// H = 256: 0.8; B = 256, H = 512: 4.2).
 constexpr double kTiledMaxCost = 2500;  // ns
 
 template <typename S>

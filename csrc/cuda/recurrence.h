@@ -38,11 +38,10 @@ struct Recurrence {
 };
 
 // All steps of one layer and direction, outputs past each row's length set to 0. Where
-// W_y fits on chip, one launch holds it there for the whole sequence (one block or a
-// thread-block cluster for a few rows, else the GPU with a grid barrier between steps);
-// else, per step, a cuBLAS
-// product into `product` (batch x H, float) and one kernel for bias, activation, output
-// and the state `state` (batch x H, S).
+// W_y fits on chip, one launch holds it there for the whole sequence (groups of rows in
+// blocks or thread-block clusters, or the GPU with a grid barrier between steps); else,
+// per step, a cuBLAS product into `product` (batch x H, float) and one kernel for bias,
+// activation, output and the state `state` (batch x H, S).
 template <typename S>
 void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product);
 
