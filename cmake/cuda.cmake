@@ -39,7 +39,8 @@ if(NOT ELMAN_CUDA STREQUAL "OFF")
   set(ELMAN_CUDA_MISSING "no CUDA compiler (nvcc; set CUDACXX)")
   if(CMAKE_CUDA_COMPILER)
     # Explicit architectures (never "native": CI has no GPU): Ampere and Hopper; the
-    # cluster kernel is compiled for Hopper only.
+    # kernels' thread-block clusters exist only in the Hopper code (on Ampere they are
+    # compiled out, never chosen, and trap).
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
       set(CMAKE_CUDA_ARCHITECTURES 80 90)
     endif()

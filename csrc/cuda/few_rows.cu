@@ -189,14 +189,17 @@ const void* kernel_of(int rows, int blocks) {
 // every MIG slice can one be).
 int resident_groups(const void* kernel, int blocks, const Device& d) {
   int active = 0;
+  cudaError_t status;
   if (blocks == 1) {
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&active, kernel, kThreads, 0), "occupancy");
-    return active * d.sms;
+    status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&active, kernel, kThreads, 0);
+    active *= d.sms;
+  } else {
+    if (d.major < 9 || !has_clusters(kernel)) return 0;
+    cudaLaunchAttribute attribute;
+    const cudaLaunchConfig_t config = cluster_config(1, blocks, attribute, nullptr);
+    status = cudaOccupancyMaxActiveClusters(&active, kernel, &config);
   }
-  if (d.major < 9 || !has_clusters(kernel)) return 0;
-  cudaLaunchAttribute attribute;
-  const cudaLaunchConfig_t config = cluster_config(1, blocks, attribute, nullptr);
-  if (cudaOccupancyMaxActiveClusters(&active, kernel, &config) != cudaSuccess) {
+  if (status != cudaSuccess) {  // then another kernel runs the shape
     cudaGetLastError();
     return 0;
   }

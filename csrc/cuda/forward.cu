@@ -118,8 +118,8 @@ void run_layers(Network::Impl& w, const Shape& sizes, const Call& call, const S*
   const float one = 1.f, zero = 0.f;
   const S* in = x;
   std::int64_t in_features = sizes.input_size;
-  // Two directions whose recurrences each take a few SMs run side by side: the second on
-  // a stream forked from the call's after the projections, joined back after it.
+  // Two directions whose recurrences fit on the GPU together run side by side: the second
+  // on a stream forked from the call's after the projections, joined back after it.
   const bool side_by_side =
       D == 2 && recurrence_beside_another<S>((int)call.batch, (int)H, call.lengths != nullptr);
   const cudaStream_t beside = side_by_side ? w.second_stream() : nullptr;

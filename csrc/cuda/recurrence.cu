@@ -180,7 +180,7 @@ namespace {
 // (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
   enum Kind { Stepwise, FewRows, Persistent, Tiled, Mma, Fma } kind = Stepwise;
-  const void* kernel = nullptr;  // Persistent
+  const void* kernel = nullptr;  // these four: Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
   FewRowsPlan few_rows;
