@@ -213,7 +213,7 @@ FewRowsPlan few_rows_plan(int batch, int hidden, const Device& d) {
   const int blocks = blocks_for(hidden);
   if (blocks == 0) return {};
   for (const int rows : {1, 2, 4}) {
-    FewRowsPlan p{kernel_of<S>(rows, blocks), rows, blocks, (batch + rows - 1) / rows};
+    FewRowsPlan p{kernel_of<S>(rows, blocks), blocks, (batch + rows - 1) / rows};
     const int resident = resident_groups(p.kernel, blocks, d);
     if (resident >= p.groups) {
       p.launches = resident / p.groups;

@@ -9,11 +9,11 @@
 
 namespace elman::cuda {
 
-// How few_rows runs one (batch, H): `groups` groups of `rows` rows (1, 2 or 4), each in a
-// cluster of `blocks` (1: a plain block).
+// How few_rows runs one (batch, H): `groups` groups of rows (1, 2 or 4 each, by the
+// kernel), each in a cluster of `blocks` (1: a plain block).
 struct FewRowsPlan {
   const void* kernel = nullptr;  // null: it cannot run the shape
-  int rows = 0, blocks = 0, groups = 0;
+  int blocks = 0, groups = 0;
   int launches = 0;  // how many such launches can be resident at once
 };
 
