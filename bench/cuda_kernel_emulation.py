@@ -14,10 +14,10 @@ its rows' sums over its k, the 8 lanes of a row group reduce-scatter them level 
 as the kernel's shuffles do, and each lane's kept totals go to the partial-sum slots the
 kernel writes.
 
-few_rows: for every block of the grid (groups of rows, each in a cluster), every thread
-(part, j) takes its column and share of k by the kernel's Layout, leaves its sums for
-every row of its group in the partial-sum slots, and the thread of part b adds the
-group's row b's; the outputs must equal h @ W_y for all rows and columns.
+few_rows: for every block of the grid (groups of rows, each in a cluster; 512 threads
+or lean), every thread (part, j) takes its column and share of k by the kernel's Layout,
+leaves its sums for every row of its group in the partial-sum slots, and the thread of
+part b adds the group's row b's; the outputs must equal h @ W_y for all rows and columns.
 
     python bench/cuda_kernel_emulation.py
 """
@@ -147,16 +147,18 @@ def emulate_fma_block(h, W, COLS, block):
     return np.abs(out - h @ W[:, c0:c0 + ncols]).max()
 
 
-def few_rows_layout(blocks):
-    """(kColumns, kParts, kPerThread) of few_rows.cu's Layout<BLOCKS> (512 threads)."""
-    columns = 128 if blocks <= 2 else 64
-    return columns, 512 // columns, 32 if blocks == 1 else 64
+def few_rows_layout(blocks, threads):
+    """(kColumns, kParts, kPerThread) of few_rows.cu's Layout<BLOCKS, THREADS>."""
+    columns = threads if threads <= 128 else 128 if blocks <= 2 else 64
+    parts = threads // columns
+    return columns, parts, blocks * columns // parts
 
 
-def emulate_few_rows(h, W, blocks, rows):
-    """Every block x of the grid: groups of `rows` rows, each in a cluster of `blocks`."""
+def emulate_few_rows(h, W, blocks, threads, rows):
+    """Every block x of the grid: groups of `rows` rows, each in a cluster of `blocks` of
+    `threads` threads."""
     B, H = h.shape
-    columns, parts, per_thread = few_rows_layout(blocks)
+    columns, parts, per_thread = few_rows_layout(blocks, threads)
     assert parts * per_thread == blocks * columns >= H and rows <= min(4, parts)
     groups = (B + rows - 1) // rows
     out = np.full((B, H), np.nan)
@@ -198,12 +200,16 @@ if __name__ == "__main__":
             err = emulate(h, W, width, block)
             print(f"{name} B={B} H={H} width={width} block={block}: max error {err:.1e}")
             assert err < 1e-9, f"the emulated {name} does not compute h @ W_y"
-    # (B, H, rows per group): the block count few_rows.cu's blocks_for gives for H; one
-    # group, several, a last group with fewer rows
-    for B, H, rows in [(1, 1, 1), (4, 100, 4), (3, 128, 4), (1, 129, 1), (2, 256, 2), (4, 257, 4),
-                       (1, 512, 1), (3, 300, 4), (5, 100, 1), (7, 200, 2), (9, 300, 4), (6, 64, 4)]:
-        blocks = 1 if H <= 128 else 2 if H <= 256 else 8
+    # (B, H, rows per group): 512 threads and the block count few_rows.cu's blocks_for
+    # gives for H; one group, several, a last group with fewer rows. Then the lean kernels
+    # (lean_kernel: threads and blocks by H, one row per group) at and past their limits.
+    wide = [(B, H, 1 if H <= 128 else 2 if H <= 256 else 8, 512, rows) for B, H, rows in
+            [(1, 1, 1), (4, 100, 4), (3, 128, 4), (1, 129, 1), (2, 256, 2), (4, 257, 4), (1, 512, 1),
+             (3, 300, 4), (5, 100, 1), (7, 200, 2), (9, 300, 4), (6, 64, 4)]]
+    lean = [(B, H, 1 if H <= 128 else 2 if H <= 256 else 8, 64 if H <= 64 else 128 if H <= 128 else 256, 1)
+            for B, H in [(1, 1), (3, 63), (2, 64), (2, 65), (1, 128), (3, 129), (2, 256), (2, 257), (1, 512)]]
+    for B, H, blocks, threads, rows in wide + lean:
         h, W = rng.standard_normal((B, H)), rng.standard_normal((H, H))
-        err = emulate_few_rows(h, W, blocks, rows)
-        print(f"few_rows B={B} H={H} blocks={blocks} rows={rows}: max error {err:.1e}")
+        err = emulate_few_rows(h, W, blocks, threads, rows)
+        print(f"few_rows B={B} H={H} blocks={blocks} threads={threads} rows={rows}: max error {err:.1e}")
         assert err < 1e-9, "the emulated few_rows does not compute h @ W_y"

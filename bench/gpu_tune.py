@@ -33,8 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-KERNELS = {"float32": ["default", "stepwise", "few_rows", "persistent", "tiled", "fma"],
-           "float16": ["default", "stepwise", "few_rows", "persistent", "tiled", "mma"]}
+KERNELS = {"float32": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma"],
+           "float16": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "mma"]}
 KERNELS["bfloat16"] = KERNELS["float16"]
 TOLERANCE = {"float32": 1e-3, "float16": 3e-2, "bfloat16": 3e-2}
 SHORT, LONG, WARMUP, REPEATS = 20, 100, 3, 15

@@ -1212,7 +1212,7 @@ def run_forced(kernel, storage, cases):
     assert kernel in ran, f"ELMAN_CUDA_KERNEL={kernel} never ran (ran: {ran})"
 
 
-KERNELS = ["stepwise", "few_rows", "persistent", "tiled"]
+KERNELS = ["stepwise", "few_rows", "lean", "persistent", "tiled"]
 
 
 @gpu
@@ -1233,7 +1233,8 @@ def test_unknown_forced_kernel_is_refused():
 @pytest.mark.parametrize("kernel", KERNELS + ["fma"])
 def test_forced_kernel_matches_oracle(kernel):
     """Each recurrence kernel against the oracle (float32)."""
-    run_forced(kernel, "float32", [(20, 1, 64, 256, False), (20, 1, 16, 100, True), (9, 3, 20, 200, True),
+    run_forced(kernel, "float32", [(20, 1, 64, 256, False), (20, 1, 16, 100, True), (12, 5, 30, 64, True),
+                                   (9, 3, 20, 200, True),
                                    (9, 17, 33, 257, True), (5, 64, 100, 1024, False),
                                    (4, 3, 1761, 1760, False), (6, 256, 40, 512, True)])
 
@@ -1314,7 +1315,8 @@ def test_storage_host_path(case, storage):
 @pytest.mark.parametrize("kernel", KERNELS + ["mma"])
 def test_storage_forced_kernel(kernel, storage):
     """Each recurrence kernel with 16-bit storage against the oracle."""
-    run_forced(kernel, storage, [(6, 1, 30, 256, False), (8, 1, 20, 100, True), (7, 3, 33, 200, True),
+    run_forced(kernel, storage, [(6, 1, 30, 256, False), (8, 1, 20, 100, True), (9, 5, 30, 64, True),
+                                 (7, 3, 33, 200, True),
                                  (6, 2, 20, 100, True),
                                  (5, 16, 1760, 1760, False), (7, 3, 33, 257, True),
                                  (4, 32, 64, 1024, False), (3, 17, 40, 100, True)])
@@ -1391,21 +1393,45 @@ SANITIZER_CASES = [(5, 1, 7, 33, 1, False), (4, 1, 64, 256, 1, True), (3, 1, 20,
                    (2, 21, 9, 300, 1, True), (2, 40, 9, 300, 1, False)]  # few_rows: groups of 2, 4 rows on 132 SMs
 
 
-@gpu
-@pytest.mark.parametrize("case", SANITIZER_CASES, ids=lambda c: "T%d-B%d-I%d-H%d-L%d-bi%d" % c)
-def test_sanitizer_cases(case):
+def check_small_case(case, seed, label):
+    """One (T, B, I, H, layers, bidirectional) case against the oracle, without and with h0
+    and lengths; returns the layer and its input."""
     T, B, I, H, L, bidir = case
     D = 2 if bidir else 1
-    layer = elman.RNN(I, H, L, bidirectional=bidir, seed=20, device="cuda")
-    rng = rng_for("sanitizer", case)
+    layer = elman.RNN(I, H, L, bidirectional=bidir, seed=seed, device="cuda")
+    rng = rng_for(label, case)
     x = make_input(rng, T, B, I, H)
     check_layer(layer, x)
     check_layer(layer, x, uniform(rng, (D * L, B, H)), random_lengths(rng, T, B))
-    if not bidir:
+    return layer, x
+
+
+@gpu
+@pytest.mark.parametrize("case", SANITIZER_CASES, ids=lambda c: "T%d-B%d-I%d-H%d-L%d-bi%d" % c)
+def test_sanitizer_cases(case):
+    layer, x = check_small_case(case, 20, "sanitizer")
+    if not layer.bidirectional:
         h = layer.step(x[0])
         _, e = ref.forward(layer, x[:1])
         _, n = ref.forward(layer, x[:1], dtype=np.float32)
         assert_close(h, e, n, dtype=np.float32, what="step")
+
+
+@gpu
+def test_sanitizer_lean(monkeypatch):
+    """The lean few_rows kernels, which the default choice does not take, forced in this
+    process on shapes no other test runs (the choice, made once per shape and process,
+    reads ELMAN_CUDA_KERNEL then): one block of 64 and of 128 threads (one barrier a
+    step), clusters of 2 and 8 blocks of 256 (compute capability 9)."""
+    clusters = elman.cuda._cuda.recurrence_kernel(1, 200, False, "float32") == "few_rows"
+    monkeypatch.setenv("ELMAN_CUDA_KERNEL", "lean")
+    for case in [(3, 3, 9, 61, 1, True), (3, 2, 9, 97, 1, False), (3, 2, 9, 201, 1, True),
+                 (2, 2, 9, 301, 1, False)]:
+        check_small_case(case, 29, "sanitizer-lean")
+        B, H = case[1], case[3]
+        for lengths in (False, True):
+            kernel = elman.cuda._cuda.recurrence_kernel(B, H, lengths, "float32")
+            assert (kernel == "lean") == (H <= 128 or clusters), f"{case}: {kernel} ran"
 
 
 @gpu

@@ -1,22 +1,23 @@
 // The recurrence with H <= 512 in independent groups of 1, 2 or 4 rows (batch rows do not
-// depend on each other), W_y entirely in registers, each group in blocks of 512 threads:
-// H <= 128 in one block, H <= 256 in a cluster of two, H <= 512 in a cluster of eight. A
-// step then reads no weights from memory; one block needs only its own barriers (no
-// cluster or grid barrier, whose memory fences also wait for the step's output stores), a
-// cluster its barrier, split so that the output stores fall between its arrive and its
-// wait. Groups never wait for each other, so they need not be resident together; the plan
-// takes the fewest rows per group for which they all are, since a group's step takes
-// longer the more rows it has (H = 256: 0.99 us with one row, 2.11 with four;
-// bench/results/gpu-check-h200-20261126-9/gpu-tune.md).
+// depend on each other), W_y entirely in registers, each group in blocks of 512 threads
+// (or fewer: lean, below): H <= 128 in one block, H <= 256 in a cluster of two, H <= 512
+// in a cluster of eight. A step then reads no weights from memory; one block needs only
+// its own barriers (no cluster or grid barrier, whose memory fences also wait for the
+// step's output stores), a cluster its barrier, split so that the output stores fall
+// between its arrive and its wait. Groups never wait for each other, so they need not be
+// resident together; the plan takes the fewest rows per group for which they all are,
+// since a group's step takes longer the more rows it has (H = 256: 0.99 us with one row,
+// 2.11 with four; bench/results/gpu-check-h200-20261126-9/gpu-tune.md).
 //
 // Block j of a group owns kColumns columns from j * kColumns (Layout below). Its thread
 // (c, part) owns one of them and k in [K * part, K * part + K): K values of W_y in
 // registers, used for every row. Each block holds the whole state of its group's rows in
 // shared memory, double-buffered, read by broadcast (all lanes of a warp have the same
-// part). All parts leave their sums for every row in shared memory; part b adds row b's,
-// p_t and the bias, applies the activation, writes the output and the new state value
-// into every block's copy (distributed shared memory in a cluster). Columns and k past H
-// are zeros; a row past its length (or past B) computes on but is not written.
+// part). All parts leave their sums for every row in shared memory (with one part, the
+// thread keeps its own); part b adds row b's, p_t and the bias, applies the activation,
+// writes the output and the new state value into every block's copy (distributed shared
+// memory in a cluster). Columns and k past H are zeros; a row past its length (or past B)
+// computes on but is not written.
 //
 // p_t is staged kAhead steps ahead with cp.async into a ring in shared memory: a load
 // issued one step ahead was still pending when needed (a step is shorter than a global
@@ -33,20 +34,27 @@ namespace cg = cooperative_groups;
 namespace elman::cuda {
 namespace {
 
-constexpr int kThreads = 512;  // per block
-constexpr int kAhead = 8;      // steps of p_t in flight
+constexpr int kAhead = 8;  // steps of p_t in flight
 
-// Per block count: columns per block, parts of k, k per thread (kParts x kPerThread and
-// BLOCKS x kColumns both cover the largest H). At most 64 values of W_y per thread, so
-// that with the rest they stay within 128 registers.
-template <int BLOCKS>
+// A block of THREADS threads: kColumns columns, each split into kParts parts of k of
+// kPerThread values (kParts x kPerThread and BLOCKS x kColumns both cover the largest H).
+// 512 threads: at most 64 values of W_y per thread, so that with the rest they stay within
+// 128 registers. Lean blocks have fewer threads, each with more of k: 64 or 128 threads
+// with a column each and all of k (one block, H <= 128), or 256 (in a cluster of two: two
+// parts of 128 columns; of eight: four parts of 64). Up to 128 values of W_y per thread,
+// within 255 registers. Their barriers wait for fewer warps, and with one part a step
+// needs one barrier, not two: whether that makes a step shorter is for a GPU to show.
+template <int BLOCKS, int THREADS>
 struct Layout {
-  static constexpr int kColumns = BLOCKS <= 2 ? 128 : 64;
-  static constexpr int kParts = kThreads / kColumns;
-  static constexpr int kPerThread = BLOCKS == 1 ? 32 : 64;
+  static constexpr int kColumns = THREADS <= 128 ? THREADS : BLOCKS <= 2 ? 128 : 64;
+  static constexpr int kParts = THREADS / kColumns;
   static constexpr int kMaxHidden = BLOCKS * kColumns;
+  static constexpr int kPerThread = kMaxHidden / kParts;
   static_assert(kParts * kPerThread == kMaxHidden, "k and columns cover the same H");
+  static_assert(kPerThread <= (THREADS == 512 ? 64 : 128), "W_y fits in registers");
 };
+
+constexpr int kWideThreads = 512;
 
 // The block count for H (0: too large).
 int blocks_for(int hidden) { return hidden <= 128 ? 1 : hidden <= 256 ? 2 : hidden <= 512 ? 8 : 0; }
@@ -68,11 +76,11 @@ __device__ inline void cluster_wait() { cg::this_cluster().barrier_wait(); }
 __device__ inline float* in_block(float* local, int rank) { return cg::this_cluster().map_shared_rank(local, rank); }
 #endif
 
-// BLOCKS: 1, or 2 or 8 in a cluster (compute capability 9); ROWS: 1, 2 or 4 per group,
-// the group of rows from ROWS x the cluster's index.
-template <int BLOCKS, int ROWS, typename S>
-__global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
-  using L = Layout<BLOCKS>;
+// BLOCKS: 1, or 2 or 8 in a cluster (compute capability 9), each of THREADS threads;
+// ROWS: 1, 2 or 4 per group, the group of rows from ROWS x the cluster's index.
+template <int BLOCKS, int THREADS, int ROWS, typename S>
+__global__ void __launch_bounds__(THREADS, 1) few_rows(Recurrence<S> r) {
+  using L = Layout<BLOCKS, THREADS>;
   constexpr int kColumns = L::kColumns, kParts = L::kParts, kPerThread = L::kPerThread;
   static_assert(ROWS <= kParts, "a part finishes each row");
   __shared__ __align__(16) float h_s[2][ROWS][L::kMaxHidden];
@@ -98,7 +106,7 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
   for (int i = 0; i < kPerThread; ++i)
     w[i] = k0 + i < H && c < H ? to_float(r.w_y[(size_t)(k0 + i) * H + c]) : 0.f;
   const float bias = finisher ? bias_at(r.bias, c) : 0.f;
-  for (int i = tid; i < ROWS * L::kMaxHidden; i += kThreads) {
+  for (int i = tid; i < ROWS * L::kMaxHidden; i += THREADS) {
     const int b = i / L::kMaxHidden, n = i % L::kMaxHidden;
     h_s[0][b][n] = b < rows && n < H ? to_float(r.h0[(size_t)(first + b) * H + n]) : 0.f;
     h_s[1][b][n] = 0.f;  // columns past H stay 0
@@ -116,6 +124,7 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
 
   for (int k = 0; k < steps; ++k) {
     stage(k + kAhead - 1);  // into the slot step k - 1 used
+    float own = 0.f;        // kParts = 1 (so ROWS = 1): this thread's whole sum
 #pragma unroll
     for (int b = 0; b < ROWS; ++b) {
       const float4* h = reinterpret_cast<const float4*>(&h_s[k & 1][b][k0]);
@@ -128,16 +137,24 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
         acc[2] = fmaf(hv.z, w[4 * i + 2], acc[2]);
         acc[3] = fmaf(hv.w, w[4 * i + 3], acc[3]);
       }
-      partial[part][b][j] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+      const float sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+      if constexpr (kParts > 1) partial[part][b][j] = sum; else own = sum;
     }
     wait_copies<kAhead - 1>();  // this step's p_t has landed
-    __syncthreads();
+    // The parts' sums, for their finishers. With one part there are none: the state read
+    // above was written before the last barrier, and the buffer written below was last
+    // read before it, so one barrier a step is enough.
+    if constexpr (kParts > 1) __syncthreads();
     const bool writes = finisher && k < length;
     S v{};
     if (writes) {
       float z = ring[k % kAhead][row][j] + bias;
+      if constexpr (kParts > 1) {
 #pragma unroll
-      for (int q = 0; q < kParts; ++q) z += partial[q][row][j];
+        for (int q = 0; q < kParts; ++q) z += partial[q][row][j];
+      } else {
+        z += own;
+      }
       v = from_float<S>(apply_activation(r.act, z));
       const float next = to_float(v);  // as stored: the next step reads it so
       if constexpr (BLOCKS > 1) {
@@ -159,45 +176,54 @@ __global__ void __launch_bounds__(kThreads, 1) few_rows(Recurrence<S> r) {
   wait_copies<0>();  // nothing left in flight at exit
 }
 
-// The launch of `groups` clusters of `blocks`; `attribute` must outlive it.
-cudaLaunchConfig_t cluster_config(int groups, int blocks, cudaLaunchAttribute& attribute,
-                                  cudaStream_t stream) {
+// The launch of p.groups clusters of p.blocks; `attribute` must outlive it.
+cudaLaunchConfig_t cluster_config(const FewRowsPlan& p, cudaLaunchAttribute& attribute, cudaStream_t stream) {
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(groups * blocks);
-  config.blockDim = dim3(kThreads);
+  config.gridDim = dim3(p.groups * p.blocks);
+  config.blockDim = dim3(p.threads);
   config.stream = stream;
-  attribute = cluster_of(blocks);
+  attribute = cluster_of(p.blocks);
   config.attrs = &attribute;
-  config.numAttrs = blocks > 1 ? 1 : 0;  // one block: a plain launch
+  config.numAttrs = p.blocks > 1 ? 1 : 0;  // one block: a plain launch
   return config;
 }
 
 template <typename S, int ROWS>
-const void* kernel_of(int blocks) {
-  return blocks == 1   ? address(few_rows<1, ROWS, S>)
-         : blocks == 2 ? address(few_rows<2, ROWS, S>)
-                       : address(few_rows<8, ROWS, S>);
+const void* wide_kernel(int blocks) {
+  return blocks == 1   ? address(few_rows<1, kWideThreads, ROWS, S>)
+         : blocks == 2 ? address(few_rows<2, kWideThreads, ROWS, S>)
+                       : address(few_rows<8, kWideThreads, ROWS, S>);
 }
 
-// The kernel for groups of `rows` rows (1, 2 or 4) in `blocks`.
+// The 512-thread kernel for groups of `rows` rows (1, 2 or 4) in `blocks`.
 template <typename S>
-const void* kernel_of(int rows, int blocks) {
-  return rows == 1 ? kernel_of<S, 1>(blocks) : rows == 2 ? kernel_of<S, 2>(blocks) : kernel_of<S, 4>(blocks);
+const void* wide_kernel(int rows, int blocks) {
+  return rows == 1 ? wide_kernel<S, 1>(blocks) : rows == 2 ? wide_kernel<S, 2>(blocks) : wide_kernel<S, 4>(blocks);
 }
 
-// How many groups (clusters of `blocks`) of `kernel` can be resident at once (not under
+// The lean kernel for H, one row per group (kernel null past H = 512).
+template <typename S>
+FewRowsPlan lean_kernel(int hidden) {
+  if (hidden <= 64) return {address(few_rows<1, 64, 1, S>), 1, 64};
+  if (hidden <= 128) return {address(few_rows<1, 128, 1, S>), 1, 128};
+  if (hidden <= 256) return {address(few_rows<2, 256, 1, S>), 2, 256};
+  if (hidden <= 512) return {address(few_rows<8, 256, 1, S>), 8, 256};
+  return {};
+}
+
+// How many groups (clusters of p.blocks) of p.kernel can be resident at once (not under
 // every MIG slice can one be).
-int resident_groups(const void* kernel, int blocks, const Device& d) {
+int resident_groups(const FewRowsPlan& p, const Device& d) {
   int active = 0;
   cudaError_t status;
-  if (blocks == 1) {
-    status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&active, kernel, kThreads, 0);
+  if (p.blocks == 1) {
+    status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&active, p.kernel, p.threads, 0);
     active *= d.sms;
   } else {
-    if (d.major < 9 || !has_clusters(kernel)) return 0;
+    if (d.major < 9 || !has_clusters(p.kernel)) return 0;
     cudaLaunchAttribute attribute;
-    const cudaLaunchConfig_t config = cluster_config(1, blocks, attribute, nullptr);
-    status = cudaOccupancyMaxActiveClusters(&active, kernel, &config);
+    const cudaLaunchConfig_t config = cluster_config(p, attribute, nullptr);
+    status = cudaOccupancyMaxActiveClusters(&active, p.kernel, &config);
   }
   if (status != cudaSuccess) {  // then another kernel runs the shape
     cudaGetLastError();
@@ -206,19 +232,27 @@ int resident_groups(const void* kernel, int blocks, const Device& d) {
   return active;
 }
 
+// Sets p's groups for `batch` rows, `rows` to a group, and its launches; whether all those
+// groups can be resident at once.
+bool groups_fit(FewRowsPlan& p, int batch, int rows, const Device& d) {
+  p.groups = (batch + rows - 1) / rows;
+  p.launches = resident_groups(p, d) / p.groups;
+  return p.launches >= 1;
+}
+
 }  // namespace
 
 template <typename S>
-FewRowsPlan few_rows_plan(int batch, int hidden, const Device& d) {
+FewRowsPlan few_rows_plan(int batch, int hidden, bool lean, const Device& d) {
+  if (lean) {
+    FewRowsPlan p = lean_kernel<S>(hidden);
+    return p.kernel && groups_fit(p, batch, 1, d) ? p : FewRowsPlan{};
+  }
   const int blocks = blocks_for(hidden);
   if (blocks == 0) return {};
   for (const int rows : {1, 2, 4}) {
-    FewRowsPlan p{kernel_of<S>(rows, blocks), blocks, (batch + rows - 1) / rows};
-    const int resident = resident_groups(p.kernel, blocks, d);
-    if (resident >= p.groups) {
-      p.launches = resident / p.groups;
-      return p;
-    }
+    FewRowsPlan p{wide_kernel<S>(rows, blocks), blocks, kWideThreads};
+    if (groups_fit(p, batch, rows, d)) return p;
   }
   return {};
 }
@@ -226,15 +260,15 @@ FewRowsPlan few_rows_plan(int batch, int hidden, const Device& d) {
 template <typename S>
 void launch_few_rows(const Recurrence<S>& r, const FewRowsPlan& p) {
   cudaLaunchAttribute attribute;
-  const cudaLaunchConfig_t config = cluster_config(p.groups, p.blocks, attribute, r.stream);
+  const cudaLaunchConfig_t config = cluster_config(p, attribute, r.stream);
   Recurrence<S> args = r;
   void* params[] = {&args};
   check(cudaLaunchKernelExC(&config, p.kernel, params), "few-rows kernel launch");
 }
 
-template FewRowsPlan few_rows_plan<float>(int, int, const Device&);
-template FewRowsPlan few_rows_plan<__half>(int, int, const Device&);
-template FewRowsPlan few_rows_plan<__nv_bfloat16>(int, int, const Device&);
+template FewRowsPlan few_rows_plan<float>(int, int, bool, const Device&);
+template FewRowsPlan few_rows_plan<__half>(int, int, bool, const Device&);
+template FewRowsPlan few_rows_plan<__nv_bfloat16>(int, int, bool, const Device&);
 template void launch_few_rows(const Recurrence<float>&, const FewRowsPlan&);
 template void launch_few_rows(const Recurrence<__half>&, const FewRowsPlan&);
 template void launch_few_rows(const Recurrence<__nv_bfloat16>&, const FewRowsPlan&);

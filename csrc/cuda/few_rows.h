@@ -10,17 +10,19 @@
 namespace elman::cuda {
 
 // How few_rows runs one (batch, H): `groups` groups of rows (1, 2 or 4 each, by the
-// kernel), each in a cluster of `blocks` (1: a plain block).
+// kernel), each in a cluster of `blocks` (1: a plain block) of `threads`.
 struct FewRowsPlan {
   const void* kernel = nullptr;  // null: it cannot run the shape
-  int blocks = 0, groups = 0;
+  int blocks = 0, threads = 0, groups = 0;
   int launches = 0;  // how many such launches can be resident at once
 };
 
-// The fewest rows per group whose groups can all be resident at once (lengths allowed;
-// H <= 128, or H <= 512 with clusters on compute capability 9).
+// Blocks of 512 threads: the fewest rows per group whose groups can all be resident at
+// once. Lean (fewer threads per block, each with more of k; not yet measured on a GPU):
+// one row per group, if they all can be. Lengths allowed; H <= 128, or H <= 512 with
+// clusters on compute capability 9.
 template <typename S>
-FewRowsPlan few_rows_plan(int batch, int hidden, const Device& d);
+FewRowsPlan few_rows_plan(int batch, int hidden, bool lean, const Device& d);
 
 // One launch on r.stream.
 template <typename S>

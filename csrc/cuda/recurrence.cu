@@ -179,11 +179,11 @@ namespace {
 // How one (batch, H, lengths or not, storage) runs, found once, since the checks
 // (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
-  enum Kind { Stepwise, FewRows, Persistent, Tiled, Mma, Fma } kind = Stepwise;
+  enum Kind { Stepwise, FewRows, Lean, Persistent, Tiled, Mma, Fma } kind = Stepwise;
   const void* kernel = nullptr;  // these four: Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
-  FewRowsPlan few_rows;
+  FewRowsPlan few_rows;  // FewRows, Lean
   TiledPlan tiled;
   MmaPlan mma;
   FmaPlan fma;
@@ -207,10 +207,10 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
   const std::string name = v ? v : "";
-  for (const char* known : {"", "stepwise", "few_rows", "persistent", "tiled", "fma", "mma"})
+  for (const char* known : {"", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma", "mma"})
     if (name == known) return name;
-  throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, few_rows, persistent, tiled, fma "
-                              "or mma (or unset), got '" + name + "'");
+  throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, few_rows, lean, persistent, tiled, "
+                              "fma or mma (or unset), got '" + name + "'");
 }
 
 // The named kernel's plan for the shape, if it can run it (else a Stepwise plan).
@@ -218,9 +218,9 @@ template <typename S>
 Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, const Device& d) {
   constexpr bool f32 = std::is_same<S, float>::value;
   Plan p;
-  if (name == "few_rows") {
-    p.few_rows = few_rows_plan<S>(batch, hidden, d);
-    if (p.few_rows.kernel) p.kind = Plan::FewRows;
+  if (name == "few_rows" || name == "lean") {
+    p.few_rows = few_rows_plan<S>(batch, hidden, name == "lean", d);
+    if (p.few_rows.kernel) p.kind = name == "lean" ? Plan::Lean : Plan::FewRows;
   } else if (name == "persistent" && !lengths) {  // no lengths in it
     p = persistent_plan<S>(batch, hidden, d);
   } else if (name == "tiled") {
@@ -317,7 +317,8 @@ template <typename S>
 void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
   const Plan& p = plan_for<S>(r.batch, r.hidden, r.lengths != nullptr);
   switch (p.kind) {
-    case Plan::FewRows: launch_few_rows(r, p.few_rows); break;
+    case Plan::FewRows:
+    case Plan::Lean: launch_few_rows(r, p.few_rows); break;
     case Plan::Persistent: run_persistent(r, p); break;
     case Plan::Tiled: launch_tiled(r, p.tiled); break;
     case Plan::Mma:
@@ -342,6 +343,7 @@ std::string plan_name(int batch, int hidden, bool lengths) {
   const Plan& p = plan_for<S>(batch, hidden, lengths);
   switch (p.kind) {
     case Plan::FewRows: return "few_rows";
+    case Plan::Lean: return "lean";
     case Plan::Persistent: return "persistent";
     case Plan::Tiled: return "tiled";
     case Plan::Mma: return "mma";
@@ -364,7 +366,7 @@ template <typename S>
 bool recurrence_beside_another(int batch, int hidden, bool lengths) {
   const Plan& p = plan_for<S>(batch, hidden, lengths);
   // no cooperative launch; two must fit at once (not on every MIG slice)
-  return p.kind == Plan::FewRows && p.few_rows.launches >= 2;
+  return (p.kind == Plan::FewRows || p.kind == Plan::Lean) && p.few_rows.launches >= 2;
 }
 
 template bool recurrence_beside_another<float>(int, int, bool);
