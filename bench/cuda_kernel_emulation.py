@@ -1,5 +1,5 @@
-"""NumPy emulations of the index arithmetic of csrc/cuda/tiled_mma.cu, tiled_fma.cu and
-few_rows.cu (a dev aid: it runs without a GPU, and checks the kernels' indexing, including
+"""NumPy emulations of the index arithmetic of csrc/cuda/tiled_mma.cu, tiled_fma.cu,
+tiled_gemm.cu and few_rows.cu (a dev aid: it runs without a GPU, and checks the kernels' indexing, including
 their reading of the PTX fragment layouts, not the hardware).
 
 tiled_mma: for one block (CT column tiles starting at column c0) and one step, every warp's lanes
@@ -147,6 +147,68 @@ def emulate_fma_block(h, W, COLS, block):
     return np.abs(out - h @ W[:, c0:c0 + ncols]).max()
 
 
+def gemm_chunk(BM, H, staged=8):
+    """tiled_gemm.cu's plan: the longest chunk of k (a multiple of 64) within the staging
+    registers (smem permitting; the emulation ignores that limit)."""
+    return min((H + 63) // 64 * 64, staged * 4 * 256 // BM)
+
+
+def emulate_gemm_block(h, W, BM, BN, block):
+    """One block of tiled_gemm<BM, BN>: each chunk's quads copied (transposed) by the
+    threads that load them, every slot of the copy written once; each thread's 4 x 4 tile
+    over its part of k; the parts' sums in the partial layout the epilogue reads; the
+    epilogue's items. Returns the error of the block's outputs against h @ W_y."""
+    B, H = h.shape
+    threads, HS = 256, BM + 4
+    slice_threads = (BM // 4) * (BN // 4)
+    parts = threads // slice_threads
+    kc = gemm_chunk(BM, H)
+    chunks, quads, per_part = (H + kc - 1) // kc, BM * kc // 4 // threads, kc // parts
+    assert quads * 4 * threads == BM * kc and per_part * parts == kc
+    row_blocks = (B + BM - 1) // BM
+    r0, c0 = block % row_blocks * BM, block // row_blocks * BN
+    ncols = min(BN, H - c0)
+    w_s = np.zeros((chunks * kc, BN))
+    w_s[:H, :ncols] = W[:, c0:c0 + ncols]
+    w_flat = w_s.reshape(-1)
+    partial = np.zeros(parts * BM * BN)
+    acc = np.zeros((threads, 4, 4))
+    for c in range(chunks):
+        buf = np.full(kc * HS, np.nan)  # slots no quad writes stay NaN (the padding, never read)
+        for tid in range(threads):
+            for u in range(quads):
+                q = tid + u * threads
+                row, k = (q >> 1) % BM, 8 * (q // (2 * BM)) + 4 * (q & 1)
+                for i in range(4):
+                    kk = c * kc + k + i
+                    slot = (k + i) * HS + row
+                    assert np.isnan(buf[slot]), "two quads write one slot"
+                    buf[slot] = h[r0 + row, kk] if r0 + row < B and kk < H else 0.0
+        for tid in range(threads):
+            part, t = divmod(tid, slice_threads)
+            tc, tr = t % (BN // 4) * 4, t // (BN // 4) * 4
+            for kk in range(per_part):
+                hb = (part * per_part + kk) * HS + tr
+                wb = (c * kc + part * per_part + kk) * BN + tc
+                acc[tid] += np.outer(buf[hb:hb + 4], w_flat[wb:wb + 4])
+    for tid in range(threads):
+        part, t = divmod(tid, slice_threads)
+        tc, tr = t % (BN // 4) * 4, t // (BN // 4) * 4
+        for i in range(4):
+            start = (part * BM + tr + i) * BN + tc
+            partial[start:start + 4] = acc[tid, i]
+    nrows = min(BM, B - r0)
+    out = np.full((nrows, ncols), np.nan)
+    items = (nrows * BN + threads - 1) // threads  # column_block::Epilogue, r0 = this block's
+    for tid in range(threads):
+        for n in range(items):
+            o = tid + n * threads
+            b, j = o // BN, o % BN
+            if r0 + b < B and j < ncols:
+                out[b, j] = sum(partial[(w * BM + b) * BN + j] for w in range(parts))
+    return np.abs(out - h[r0:r0 + nrows] @ W[:, c0:c0 + ncols]).max()
+
+
 def few_rows_layout(blocks, threads):
     """(kColumns, kParts, kPerThread) of few_rows.cu's Layout<BLOCKS, THREADS>."""
     columns = threads if threads <= 128 else 128 if blocks <= 2 else 64
@@ -200,6 +262,15 @@ if __name__ == "__main__":
             err = emulate(h, W, width, block)
             print(f"{name} B={B} H={H} width={width} block={block}: max error {err:.1e}")
             assert err < 1e-9, f"the emulated {name} does not compute h @ W_y"
+    # (B, H, BM, BN, block): one row block and several, a partial last row block and
+    # column block, H not a multiple of 4 or of the chunk, several chunks
+    for B, H, BM, BN, block in [(16, 64, 16, 32, 1), (40, 100, 32, 16, 5), (40, 100, 32, 16, 13),
+                                (70, 200, 64, 16, 25), (33, 300, 32, 32, 19), (64, 129, 64, 32, 4),
+                                (20, 700, 16, 32, 21), (256, 90, 64, 32, 2)]:
+        h, W = rng.standard_normal((B, H)), rng.standard_normal((H, H))
+        err = emulate_gemm_block(h, W, BM, BN, block)
+        print(f"tiled_gemm B={B} H={H} tile={BM}x{BN} block={block}: max error {err:.1e}")
+        assert err < 1e-9, "the emulated tiled_gemm does not compute h @ W_y"
     # (B, H, rows per group): 512 threads and the block count few_rows.cu's blocks_for
     # gives for H; one group, several, a last group with fewer rows. Then the lean kernels
     # (lean_kernel: threads and blocks by H, one row per group) at and past their limits.

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-KERNELS = {"float32": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma"],
+KERNELS = {"float32": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma", "gemm"],
            "float16": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "mma"]}
 KERNELS["bfloat16"] = KERNELS["float16"]
 TOLERANCE = {"float32": 1e-3, "float16": 3e-2, "bfloat16": 3e-2}
@@ -134,7 +134,7 @@ def table(rows, storage, shapes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int_list, default=[1, 2, 4, 16, 32, 64])
+    parser.add_argument("--batches", type=int_list, default=[1, 2, 4, 16, 32, 64, 256])
     parser.add_argument("--hidden", type=int_list, default=[64, 128, 256, 512, 1024, 1760])
     parser.add_argument("--storages", default="float32,bfloat16")
     parser.add_argument("--out", type=Path)

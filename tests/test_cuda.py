@@ -1230,7 +1230,7 @@ def test_unknown_forced_kernel_is_refused():
 
 
 @gpu
-@pytest.mark.parametrize("kernel", KERNELS + ["fma"])
+@pytest.mark.parametrize("kernel", KERNELS + ["fma", "gemm"])
 def test_forced_kernel_matches_oracle(kernel):
     """Each recurrence kernel against the oracle (float32)."""
     run_forced(kernel, "float32", [(20, 1, 64, 256, False), (20, 1, 16, 100, True), (12, 5, 30, 64, True),
@@ -1417,21 +1417,31 @@ def test_sanitizer_cases(case):
         assert_close(h, e, n, dtype=np.float32, what="step")
 
 
+# Kernels that the default choice does not take (yet), by the ELMAN_CUDA_KERNEL name that
+# forces them, on shapes no other test runs.
+FORCED_SANITIZER_CASES = {
+    # one block of 64 and of 128 threads (one barrier a step), clusters of 2 and 8 blocks of 256
+    "lean": [(3, 3, 9, 61, 1, True), (3, 2, 9, 97, 1, False), (3, 2, 9, 201, 1, True),
+             (2, 2, 9, 301, 1, False)],
+    # two row blocks, the last partial; odd H (scalar loads); several chunks of k
+    "gemm": [(2, 70, 9, 203, 1, True), (3, 33, 9, 131, 1, False), (2, 40, 9, 701, 1, False)],
+}
+
+
 @gpu
-def test_sanitizer_lean(monkeypatch):
-    """The lean few_rows kernels, which the default choice does not take, forced in this
-    process on shapes no other test runs (the choice, made once per shape and process,
-    reads ELMAN_CUDA_KERNEL then): one block of 64 and of 128 threads (one barrier a
-    step), clusters of 2 and 8 blocks of 256 (compute capability 9)."""
+@pytest.mark.parametrize("kernel", sorted(FORCED_SANITIZER_CASES))
+def test_sanitizer_forced(kernel, monkeypatch):
+    """The kernels above, forced in this process (the choice, made once per shape and
+    process, reads ELMAN_CUDA_KERNEL then), against the oracle. lean's clusters need
+    compute capability 9; elsewhere the default runs those shapes."""
     clusters = elman.cuda._cuda.recurrence_kernel(1, 200, False, "float32") == "few_rows"
-    monkeypatch.setenv("ELMAN_CUDA_KERNEL", "lean")
-    for case in [(3, 3, 9, 61, 1, True), (3, 2, 9, 97, 1, False), (3, 2, 9, 201, 1, True),
-                 (2, 2, 9, 301, 1, False)]:
-        check_small_case(case, 29, "sanitizer-lean")
+    monkeypatch.setenv("ELMAN_CUDA_KERNEL", kernel)
+    for case in FORCED_SANITIZER_CASES[kernel]:
+        check_small_case(case, 29, "sanitizer-" + kernel)
         B, H = case[1], case[3]
         for lengths in (False, True):
-            kernel = elman.cuda._cuda.recurrence_kernel(B, H, lengths, "float32")
-            assert (kernel == "lean") == (H <= 128 or clusters), f"{case}: {kernel} ran"
+            ran = elman.cuda._cuda.recurrence_kernel(B, H, lengths, "float32")
+            assert (ran == kernel) == (kernel != "lean" or H <= 128 or clusters), f"{case}: {ran} ran"
 
 
 @gpu

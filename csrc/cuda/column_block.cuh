@@ -1,7 +1,9 @@
-// What the column-block kernels (tiled_mma.cu, tiled_fma.cu) share. A block of kThreads
-// owns COLS output columns for all rows (at most kMaxRows); its warps each sum over a
-// share of k and leave kRows x COLS partial sums in shared memory; then the block finishes
-// its outputs: item n of a thread is (row o / COLS, column o % COLS), o = tid + n * kThreads.
+// What the column-block kernels (tiled_mma.cu, tiled_fma.cu) share, and the finishing of
+// tiled_gemm.cu's blocks. A block of kThreads owns COLS output columns for all rows (at
+// most kMaxRows; tiled_gemm: columns of its own rows); its warps (or parts) each sum over
+// a share of k and leave kRows x COLS partial sums in shared memory; then the block
+// finishes its outputs: item n of a thread is (row o / COLS, column o % COLS),
+// o = tid + n * kThreads.
 // Their p_t is staged kAhead steps ahead into a ring in shared memory by cp.async (a load
 // issued at the start of the step was still pending at its end).
 #pragma once
@@ -35,16 +37,18 @@ __device__ void load_columns_transposed(const Recurrence<S>& r, int c0, int ncol
       [&](int i, S w) { w_s[(i % cols) * stride + i / cols] = w; });
 }
 
-template <int COLS, typename S>
+template <int COLS, typename S, int MAX_ROWS = kMaxRows>
 class Epilogue {
  public:
-  static constexpr int kMaxItems = kMaxRows * COLS / kThreads;
+  static constexpr int kMaxItems = MAX_ROWS * COLS / kThreads;
 
+  // Rows [r0, r0 + MAX_ROWS) of the batch (those before B), columns [c0, c0 + ncols).
   // ring: kAhead x items x kThreads floats. Stages the first kAhead - 1 steps.
   // (r is passed to each call rather than kept: a reference to a kernel parameter would
   // move it to local memory.)
-  __device__ Epilogue(const Recurrence<S>& r, float* ring, int c0, int ncols)
-      : ring_(ring), c0_(c0), ncols_(ncols), items_((r.batch * COLS + kThreads - 1) / kThreads) {
+  __device__ Epilogue(const Recurrence<S>& r, float* ring, int c0, int ncols, int r0 = 0)
+      : ring_(ring), r0_(r0), c0_(c0), ncols_(ncols),
+        items_((min(MAX_ROWS, r.batch - r0) * COLS + kThreads - 1) / kThreads) {
 #pragma unroll
     for (int n = 0; n < kMaxItems; ++n) {
       const int j = (threadIdx.x + n * kThreads) % COLS;
@@ -66,8 +70,8 @@ class Epilogue {
     commit_copies();
   }
 
-  // Iteration k's outputs from the partial sums (kWarps x ROWS x COLS, complete).
-  template <int ROWS>
+  // Iteration k's outputs from the partial sums (PARTS x ROWS x COLS, complete).
+  template <int ROWS, int PARTS = kWarps>
   __device__ void finish(const Recurrence<S>& r, int k, const float* partial) {
     wait_copies<kAhead - 1>();  // this step's p_t has landed
 #pragma unroll
@@ -77,8 +81,8 @@ class Epilogue {
       const int o = threadIdx.x + n * kThreads, b = o / COLS, j = o % COLS;
       float sum = *slot(k, n) + bias_[n];
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) sum += partial[(w * ROWS + b) * COLS + j];
-      write_output(r, k, b, row, c0_ + j, sum);
+      for (int w = 0; w < PARTS; ++w) sum += partial[(w * ROWS + b) * COLS + j];
+      write_output(r, k, r0_ + b, row, c0_ + j, sum);
     }
   }
 
@@ -87,7 +91,7 @@ class Epilogue {
  private:
   // The output row of item n at iteration k (-1: none, or k < 0).
   __device__ long long row_of(const Recurrence<S>& r, int n, int k) const {
-    const int o = threadIdx.x + n * kThreads, b = o / COLS, j = o % COLS;
+    const int o = threadIdx.x + n * kThreads, b = r0_ + o / COLS, j = o % COLS;
     return k >= 0 && n < items_ && b < r.batch && j < ncols_ ? output_row(r, k, b) : -1;
   }
   __device__ float* slot(int k, int n) const {
@@ -95,7 +99,7 @@ class Epilogue {
   }
 
   float* ring_;
-  int c0_, ncols_, items_;
+  int r0_, c0_, ncols_, items_;
   float bias_[kMaxItems];
 };
 

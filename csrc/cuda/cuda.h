@@ -85,8 +85,8 @@ void swap_leading_axes(const void* in, void* out, std::int64_t d0, std::int64_t 
 
 // The recurrence kernel that a layer of `hidden` units runs on the current GPU for
 // `batch` rows (with lengths or not), in the storage type: "stepwise", "few_rows",
-// "lean", "persistent", "tiled", "fma" or "mma" (the names that ELMAN_CUDA_KERNEL takes;
-// for tests and tuning).
+// "lean", "persistent", "tiled", "fma", "gemm" or "mma" (the names that ELMAN_CUDA_KERNEL
+// takes; for tests and tuning).
 std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage);
 
 // A stack of recurrent layers on the current GPU, weights copied once (rounded to the

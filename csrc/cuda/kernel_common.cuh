@@ -65,6 +65,19 @@ __device__ inline void write_output(const Recurrence<S>& r, int k, int b, long l
   if (k == length_of(r, b) - 1) r.h_n[(size_t)b * r.hidden + c] = v;
 }
 
+// Values k .. k+3 of a state row (zeros past H, or for an ended row), from L2: other blocks
+// wrote them, and L1 is not coherent. vec: 16-byte aligned rows and H a multiple of 4.
+__device__ __forceinline__ float4 load4(const float* row, int k, int hidden, bool vec) {
+  float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (!row || k >= hidden) return v;
+  if (vec) return __ldcg(reinterpret_cast<const float4*>(row + k));
+  v.x = __ldcg(row + k);
+  if (k + 1 < hidden) v.y = __ldcg(row + k + 1);
+  if (k + 2 < hidden) v.z = __ldcg(row + k + 2);
+  if (k + 3 < hidden) v.w = __ldcg(row + k + 3);
+  return v;
+}
+
 // Staging p_t a few steps ahead (a global load issued one step ahead was still pending when
 // needed): cp.async (sm_80+) copies 4 bytes from global to shared memory without waiting;
 // each thread commits one group of copies per step (maybe empty, so that counts agree) and

@@ -1,7 +1,7 @@
 // The recurrence kernels of one layer and direction (see recurrence.h): the per-step
 // fallback, the B = 1 kernel with warp dot products over the whole GPU, and
-// the choice among them and the kernels of few_rows.cu, tiled.cu, tiled_fma.cu and
-// tiled_mma.cu, cached per GPU and size (ELMAN_CUDA_KERNEL forces one by name).
+// the choice among them and the kernels of few_rows.cu, tiled.cu, tiled_fma.cu,
+// tiled_gemm.cu and tiled_mma.cu, cached per GPU and size (ELMAN_CUDA_KERNEL forces one by name).
 #include <cooperative_groups.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include "cuda/few_rows.h"
 #include "cuda/tiled.h"
 #include "cuda/tiled_fma.h"
+#include "cuda/tiled_gemm.h"
 #include "cuda/tiled_mma.h"
 
 namespace cg = cooperative_groups;
@@ -179,7 +180,7 @@ namespace {
 // How one (batch, H, lengths or not, storage) runs, found once, since the checks
 // (attributes, occupancy) cost far more than a short sequence's launch.
 struct Plan {
-  enum Kind { Stepwise, FewRows, Lean, Persistent, Tiled, Mma, Fma } kind = Stepwise;
+  enum Kind { Stepwise, FewRows, Lean, Persistent, Tiled, Mma, Fma, Gemm } kind = Stepwise;
   const void* kernel = nullptr;  // these four: Persistent
   int blocks = 0, cols = 0;
   size_t smem = 0;
@@ -187,6 +188,7 @@ struct Plan {
   TiledPlan tiled;
   MmaPlan mma;
   FmaPlan fma;
+  GemmPlan gemm;
 };
 
 // The whole GPU, if every block (one per W_y slice) can be resident at once, as a grid
@@ -207,10 +209,10 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
   const std::string name = v ? v : "";
-  for (const char* known : {"", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma", "mma"})
+  for (const char* known : {"", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma", "gemm", "mma"})
     if (name == known) return name;
   throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, few_rows, lean, persistent, tiled, "
-                              "fma or mma (or unset), got '" + name + "'");
+                              "fma, gemm or mma (or unset), got '" + name + "'");
 }
 
 // The named kernel's plan for the shape, if it can run it (else a Stepwise plan).
@@ -229,6 +231,9 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
   } else if (name == "fma" && f32) {
     p.fma = fma_plan(batch, hidden, d);
     if (p.fma.kernel) p.kind = Plan::Fma;
+  } else if (name == "gemm" && f32) {
+    p.gemm = gemm_plan(batch, hidden, d);
+    if (p.gemm.kernel) p.kind = Plan::Gemm;
   } else if (name == "mma" && !f32) {
     if constexpr (!f32) p.mma = mma_plan<S>(batch, hidden, d);
     if (p.mma.kernel) p.kind = Plan::Mma;
@@ -327,6 +332,9 @@ void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float
     case Plan::Fma:
       if constexpr (std::is_same<S, float>::value) launch_fma(r, p.fma);
       break;
+    case Plan::Gemm:
+      if constexpr (std::is_same<S, float>::value) launch_gemm(r, p.gemm);
+      break;
     default: run_stepwise(r, blas, state, product);
   }
   if (r.lengths) {
@@ -348,6 +356,7 @@ std::string plan_name(int batch, int hidden, bool lengths) {
     case Plan::Tiled: return "tiled";
     case Plan::Mma: return "mma";
     case Plan::Fma: return "fma";
+    case Plan::Gemm: return "gemm";
     default: return "stepwise";
   }
 }

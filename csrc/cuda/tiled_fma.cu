@@ -28,19 +28,6 @@ using column_block::kWarps;
 constexpr int kChunk = 32;          // k per chunk: 8 lanes x 4
 constexpr int kLoadsInFlight = 16;  // per thread: float4 state loads issued before the products
 
-// Values k .. k+3 of a state row (zeros past H, or for an ended row), from L2: other blocks
-// wrote them, and L1 is not coherent. vec: 16-byte aligned rows and H a multiple of 4.
-__device__ __forceinline__ float4 load4(const float* row, int k, int hidden, bool vec) {
-  float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-  if (!row || k >= hidden) return v;
-  if (vec) return __ldcg(reinterpret_cast<const float4*>(row + k));
-  v.x = __ldcg(row + k);
-  if (k + 1 < hidden) v.y = __ldcg(row + k + 1);
-  if (k + 2 < hidden) v.z = __ldcg(row + k + 2);
-  if (k + 3 < hidden) v.w = __ldcg(row + k + 3);
-  return v;
-}
-
 // One level of reduce_scatter: a lane holds 2 * HALF values; the half that its lane bit
 // BIT selects stays (in v[0 .. HALF)), the other half goes to the partner, whose matching
 // half is added.
