@@ -24,7 +24,7 @@
 # GPU_CHECK_SANITIZERS="memcheck" (or "") picks the sanitizer tools, GPU_CHECK_CPU=0 skips
 # the CPU subset. GPU_CHECK_TUNE=1 also times every kernel on a grid of shapes, after the
 # sanitizers (bench/gpu_tune.py: tune.log, gpu-tune.json, gpu-tune.md; give it a budget of
-# ~560 s).
+# ~560 s), with GPU_CHECK_TUNE_ARGS added to its command line (e.g. "--storages float32").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -126,7 +126,7 @@ fi
 
 # -- every kernel on a grid of shapes, beside torch (GPU_CHECK_TUNE=1; a few minutes) -----
 [[ ${GPU_CHECK_TUNE:-0} == 1 ]] && step "bench/gpu_tune.py" 300 "$OUT/tune.log" \
-  "python3 bench/gpu_tune.py --out '$OUT'"
+  "python3 bench/gpu_tune.py --out '$OUT' ${GPU_CHECK_TUNE_ARGS:-}"
 
 # -- a fast subset of the CPU tests (last: CI runs them all anyway) ----------------------
 [[ ${GPU_CHECK_CPU:-1} == 1 ]] && step "pytest CPU subset" 60 "$TEST_LOG" \
