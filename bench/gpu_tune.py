@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 KERNELS = {"float32": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma", "gemm"],
-           "float16": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "mma"]}
+           "float16": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "gemm", "mma"]}
 KERNELS["bfloat16"] = KERNELS["float16"]
 TOLERANCE = {"float32": 1e-3, "float16": 3e-2, "bfloat16": 3e-2}
 SHORT, LONG, WARMUP, REPEATS = 20, 100, 3, 15

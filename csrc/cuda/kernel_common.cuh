@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/check.h"
 #include "cuda/recurrence.h"
@@ -65,16 +66,26 @@ __device__ inline void write_output(const Recurrence<S>& r, int k, int b, long l
   if (k == length_of(r, b) - 1) r.h_n[(size_t)b * r.hidden + c] = v;
 }
 
-// Values k .. k+3 of a state row (zeros past H, or for an ended row), from L2: other blocks
-// wrote them, and L1 is not coherent. vec: 16-byte aligned rows and H a multiple of 4.
-__device__ __forceinline__ float4 load4(const float* row, int k, int hidden, bool vec) {
+// Values k .. k+3 of a state row as floats (zeros past H, or for an ended row), from L2:
+// other blocks wrote them, and L1 is not coherent. vec: 16-byte aligned rows and H a
+// multiple of 4, so one 16-byte (float) or 8-byte (16-bit S) load.
+template <typename S>
+__device__ __forceinline__ float4 load4(const S* row, int k, int hidden, bool vec) {
   float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
   if (!row || k >= hidden) return v;
-  if (vec) return __ldcg(reinterpret_cast<const float4*>(row + k));
-  v.x = __ldcg(row + k);
-  if (k + 1 < hidden) v.y = __ldcg(row + k + 1);
-  if (k + 2 < hidden) v.z = __ldcg(row + k + 2);
-  if (k + 3 < hidden) v.w = __ldcg(row + k + 3);
+  if (vec) {
+    if constexpr (std::is_same<S, float>::value) {
+      return __ldcg(reinterpret_cast<const float4*>(row + k));
+    } else {
+      const uint2 bits = __ldcg(reinterpret_cast<const uint2*>(row + k));
+      const S* four = reinterpret_cast<const S*>(&bits);
+      return make_float4(to_float(four[0]), to_float(four[1]), to_float(four[2]), to_float(four[3]));
+    }
+  }
+  v.x = load_cg(row + k);
+  if (k + 1 < hidden) v.y = load_cg(row + k + 1);
+  if (k + 2 < hidden) v.z = load_cg(row + k + 2);
+  if (k + 3 < hidden) v.w = load_cg(row + k + 3);
   return v;
 }
 

@@ -231,8 +231,8 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
   } else if (name == "fma" && f32) {
     p.fma = fma_plan(batch, hidden, d);
     if (p.fma.kernel) p.kind = Plan::Fma;
-  } else if (name == "gemm" && f32) {
-    p.gemm = gemm_plan(batch, hidden, d);
+  } else if (name == "gemm") {
+    p.gemm = gemm_plan<S>(batch, hidden, d);
     if (p.gemm.kernel) p.kind = Plan::Gemm;
   } else if (name == "mma" && !f32) {
     if constexpr (!f32) p.mma = mma_plan<S>(batch, hidden, d);
@@ -332,9 +332,7 @@ void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float
     case Plan::Fma:
       if constexpr (std::is_same<S, float>::value) launch_fma(r, p.fma);
       break;
-    case Plan::Gemm:
-      if constexpr (std::is_same<S, float>::value) launch_gemm(r, p.gemm);
-      break;
+    case Plan::Gemm: launch_gemm(r, p.gemm); break;
     default: run_stepwise(r, blas, state, product);
   }
   if (r.lengths) {

@@ -1,5 +1,5 @@
-// The recurrence for large float32 batches in one cooperative launch, each step cut like
-// an SGEMM (not yet measured on a GPU: taken only with ELMAN_CUDA_KERNEL=gemm). The B x H
+// The recurrence for large batches in one cooperative launch, each step cut like an
+// SGEMM (float32 arithmetic for every storage type) (not yet measured on a GPU: taken only with ELMAN_CUDA_KERNEL=gemm). The B x H
 // output of a step is cut into BM x BN tiles, one per block; block (i, j) keeps W_y's
 // columns [j BN, j BN + BN) in shared memory for the whole sequence. Per step it copies its
 // BM rows of the previous states from L2 in chunks of k, transposed (k-major) into shared
@@ -39,8 +39,8 @@ struct Tile {
   static_assert(BM % 16 == 0 && BN % 4 == 0, "a copy warp covers 16 rows");
 };
 
-template <int BM, int BN>
-__global__ void __launch_bounds__(kThreads, 1) tiled_gemm(Recurrence<float> r, GemmShape s) {
+template <int BM, int BN, typename S>
+__global__ void __launch_bounds__(kThreads, 1) tiled_gemm(Recurrence<S> r, GemmShape s) {
   using T = Tile<BM, BN>;
   constexpr int kParts = T::kParts, HS = T::kStride, kItems = BM * BN / kThreads;
   extern __shared__ float4 smem4[];
@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_gemm(Recurrence<float> r, G
   float* h_s = w_s + (size_t)s.chunks * kc * BN;              // 2 x kc x HS
   float* partial = h_s + 2 * (size_t)kc * HS;                 // kParts x BM x BN
   float* ring = partial + kParts * BM * BN;                   // the epilogue's
-  const float** src = reinterpret_cast<const float**>(ring + column_block::kAhead * kItems * kThreads);
+  const S** src = reinterpret_cast<const S**>(ring + column_block::kAhead * kItems * kThreads);
 
   const int part = tid / T::kSliceThreads, t = tid % T::kSliceThreads;
   const int tc = t % (BN / 4) * 4, tr = t / (BN / 4) * 4;  // this thread's tile
@@ -61,10 +61,10 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_gemm(Recurrence<float> r, G
       s.chunks * kc * BN,
       [&](int i) {
         const int k = i / BN, j = i % BN;
-        return k < H && j < ncols ? r.w_y[(size_t)k * H + c0 + j] : 0.f;
+        return k < H && j < ncols ? to_float(r.w_y[(size_t)k * H + c0 + j]) : 0.f;
       },
       [&](int i, float w) { w_s[i] = w; });
-  column_block::Epilogue<BN, float, BM> epilogue(r, ring, c0, ncols, r0);
+  column_block::Epilogue<BN, S, BM> epilogue(r, ring, c0, ncols, r0);
 
   // Quad q of a chunk (4 consecutive k of one row): row (q / 2) % BM, k 8 (q / 2BM) + 4 (q % 2),
   // so that two lanes read a row's 32 contiguous bytes and a warp 16 rows.
@@ -138,19 +138,21 @@ struct Config {
   const void* kernel;
 };
 
-const Config kConfigs[] = {{16, 32, address(tiled_gemm<16, 32>)}, {32, 16, address(tiled_gemm<32, 16>)},
-                           {32, 32, address(tiled_gemm<32, 32>)}, {64, 16, address(tiled_gemm<64, 16>)},
-                           {64, 32, address(tiled_gemm<64, 32>)}};
+template <typename S>
+const Config kConfigs[] = {{16, 32, address(tiled_gemm<16, 32, S>)}, {32, 16, address(tiled_gemm<32, 16, S>)},
+                           {32, 32, address(tiled_gemm<32, 32, S>)}, {64, 16, address(tiled_gemm<64, 16, S>)},
+                           {64, 32, address(tiled_gemm<64, 32, S>)}};
 
 int ceil_div(int n, int m) { return (n + m - 1) / m; }
 
 }  // namespace
 
+template <typename S>
 GemmPlan gemm_plan(int batch, int hidden, const Device& d) {
   GemmPlan best;
   if (d.major < 8) return best;  // cp.async
   double best_cost = INFINITY;
-  for (const Config& c : kConfigs) {
+  for (const Config& c : kConfigs<S>) {
     const int row_blocks = ceil_div(batch, c.rows), blocks = row_blocks * ceil_div(hidden, c.cols);
     if (blocks > d.sms) continue;
     const int parts = kThreads / (c.rows / 4 * c.cols / 4), items = c.rows * c.cols / kThreads;
@@ -161,7 +163,7 @@ GemmPlan gemm_plan(int batch, int hidden, const Device& d) {
       const int chunks = ceil_div(hidden, chunk);
       const std::size_t floats = (std::size_t)chunks * chunk * c.cols + 2 * chunk * (c.rows + 4) +
                                  (std::size_t)parts * c.rows * c.cols + column_block::kAhead * items * kThreads;
-      const std::size_t smem = floats * sizeof(float) + c.rows * sizeof(const float*);
+      const std::size_t smem = floats * sizeof(float) + c.rows * sizeof(const S*);
       if (smem > (std::size_t)d.smem_per_block) continue;
       // ns per step, rough: the products at half the FMA rate (128 per clock per SM), a
       // chunk's load latency (~1000 clocks) exposed once, ~200 clocks of barriers per
@@ -179,13 +181,21 @@ GemmPlan gemm_plan(int batch, int hidden, const Device& d) {
   return best.kernel && all_resident(best.kernel, kThreads, best.smem, best.blocks, d) ? best : GemmPlan{};
 }
 
-void launch_gemm(const Recurrence<float>& r, const GemmPlan& p) {
-  Recurrence<float> args = r;
+template <typename S>
+void launch_gemm(const Recurrence<S>& r, const GemmPlan& p) {
+  Recurrence<S> args = r;
   GemmShape shape = p.shape;
   shape.vector_loads = vector_rows(r, 4);
   void* params[] = {&args, &shape};
   check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
         "tiled GEMM kernel launch");
 }
+
+template GemmPlan gemm_plan<float>(int, int, const Device&);
+template GemmPlan gemm_plan<__half>(int, int, const Device&);
+template GemmPlan gemm_plan<__nv_bfloat16>(int, int, const Device&);
+template void launch_gemm(const Recurrence<float>&, const GemmPlan&);
+template void launch_gemm(const Recurrence<__half>&, const GemmPlan&);
+template void launch_gemm(const Recurrence<__nv_bfloat16>&, const GemmPlan&);
 
 }  // namespace elman::cuda

@@ -1,5 +1,5 @@
-// The on-chip recurrence for large float32 batches, each step cut like an SGEMM into
-// output tiles (tiled_gemm.cu), used by recurrence.cu.
+// The on-chip recurrence for large batches, each step cut like an SGEMM into output tiles
+// (tiled_gemm.cu), used by recurrence.cu.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +11,7 @@ namespace elman::cuda {
 struct GemmShape {
   int row_blocks;     // blocks along B; the grid is row_blocks x ceil(H / the tile's columns)
   int chunk, chunks;  // k per copy of the previous states, and copies per step
-  bool vector_loads;  // rows of y and h0 16-byte aligned, H a multiple of 4: float4 loads
+  bool vector_loads;  // rows of y and h0 16-byte aligned, H a multiple of 4: 4 values a load
 };
 
 struct GemmPlan {
@@ -24,9 +24,11 @@ struct GemmPlan {
 // The tiling with the shortest step by a rough model (an estimate, not a measurement), if
 // one block per tile can be resident on every SM at once and W_y's slices fit in shared
 // memory.
+template <typename S>
 GemmPlan gemm_plan(int batch, int hidden, const Device& d);
 
 // One cooperative launch on r.stream.
-void launch_gemm(const Recurrence<float>& r, const GemmPlan& p);
+template <typename S>
+void launch_gemm(const Recurrence<S>& r, const GemmPlan& p);
 
 }  // namespace elman::cuda
