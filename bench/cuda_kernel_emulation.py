@@ -147,13 +147,28 @@ def emulate_fma_block(h, W, COLS, block):
     return np.abs(out - h @ W[:, c0:c0 + ncols]).max()
 
 
-def gemm_chunk(BM, H, staged=8):
-    """tiled_gemm.cu's plan: the longest chunk of k (a multiple of 64) within the staging
-    registers (smem permitting; the emulation ignores that limit)."""
-    return min((H + 63) // 64 * 64, staged * 4 * 256 // BM)
+def gemm_plan(B, H, sms=132, smem_per_block=227 * 1024):
+    """tiled_gemm.cu's gemm_plan (float32; an H200's SMs and shared memory by default):
+    the (BM, BN, chunk) of the cheapest tiling by its model, or None."""
+    best, best_cost = None, np.inf
+    for BM, BN in [(16, 32), (32, 16), (32, 32), (64, 16), (64, 32)]:
+        blocks = -(-B // BM) * -(-H // BN)
+        if blocks > sms:
+            continue
+        parts, items = 256 // (BM // 4 * BN // 4), BM * BN // 256
+        for chunk in range(min(-(-H // 64) * 64, 8 * 4 * 256 // BM), 63, -64):
+            chunks = -(-H // chunk)
+            floats = chunks * chunk * BN + 2 * chunk * (BM + 4) + parts * BM * BN + 4 * items * 256
+            if floats * 4 + BM * 8 > smem_per_block:
+                continue
+            compute = BM * BN * chunks * chunk / 64 + 1000 + 200 * chunks
+            cost = max(compute / 1.9, 4.0 * blocks * BM * H / 5000)
+            if cost < best_cost:
+                best, best_cost = (BM, BN, chunk), cost
+    return best
 
 
-def emulate_gemm_block(h, W, BM, BN, block):
+def emulate_gemm_block(h, W, BM, BN, kc, block):
     """One block of tiled_gemm<BM, BN>: each chunk's quads copied (transposed) by the
     threads that load them, every slot of the copy written once; each thread's 4 x 4 tile
     over its part of k; the parts' sums in the partial layout the epilogue reads; the
@@ -162,7 +177,6 @@ def emulate_gemm_block(h, W, BM, BN, block):
     threads, HS = 256, BM + 4
     slice_threads = (BM // 4) * (BN // 4)
     parts = threads // slice_threads
-    kc = gemm_chunk(BM, H)
     chunks, quads, per_part = (H + kc - 1) // kc, BM * kc // 4 // threads, kc // parts
     assert quads * 4 * threads == BM * kc and per_part * parts == kc
     row_blocks = (B + BM - 1) // BM
@@ -171,7 +185,7 @@ def emulate_gemm_block(h, W, BM, BN, block):
     w_s = np.zeros((chunks * kc, BN))
     w_s[:H, :ncols] = W[:, c0:c0 + ncols]
     w_flat = w_s.reshape(-1)
-    partial = np.zeros(parts * BM * BN)
+    partial = np.full(parts * BM * BN, np.nan)  # a slot no thread writes stays NaN
     acc = np.zeros((threads, 4, 4))
     for c in range(chunks):
         buf = np.full(kc * HS, np.nan)  # slots no quad writes stay NaN (the padding, never read)
@@ -262,15 +276,18 @@ if __name__ == "__main__":
             err = emulate(h, W, width, block)
             print(f"{name} B={B} H={H} width={width} block={block}: max error {err:.1e}")
             assert err < 1e-9, f"the emulated {name} does not compute h @ W_y"
-    # (B, H, BM, BN, block): one row block and several, a partial last row block and
-    # column block, H not a multiple of 4 or of the chunk, several chunks
-    for B, H, BM, BN, block in [(16, 64, 16, 32, 1), (40, 100, 32, 16, 5), (40, 100, 32, 16, 13),
-                                (70, 200, 64, 16, 25), (33, 300, 32, 32, 19), (64, 129, 64, 32, 4),
-                                (20, 700, 16, 32, 21), (256, 90, 64, 32, 2)]:
+    # (B, H): the tiling gemm_plan picks on an H200 (all five tile shapes; chunks of 64 to
+    # 512, odd ones among them), its first block and its last (the last row block and
+    # column block, partial where B and H are not multiples of the tile); H not a multiple
+    # of 4 or of the chunk
+    for B, H in [(16, 64), (40, 100), (70, 203), (33, 300), (20, 600), (40, 701), (60, 1700),
+                 (129, 901), (256, 512), (64, 1024), (20, 1760)]:
+        BM, BN, kc = gemm_plan(B, H)
         h, W = rng.standard_normal((B, H)), rng.standard_normal((H, H))
-        err = emulate_gemm_block(h, W, BM, BN, block)
-        print(f"tiled_gemm B={B} H={H} tile={BM}x{BN} block={block}: max error {err:.1e}")
-        assert err < 1e-9, "the emulated tiled_gemm does not compute h @ W_y"
+        for block in (0, -(-B // BM) * -(-H // BN) - 1):
+            err = emulate_gemm_block(h, W, BM, BN, kc, block)
+            print(f"tiled_gemm B={B} H={H} tile={BM}x{BN} chunk={kc} block={block}: max error {err:.1e}")
+            assert err < 1e-9, "the emulated tiled_gemm does not compute h @ W_y"
     # (B, H, rows per group): 512 threads and the block count few_rows.cu's blocks_for
     # gives for H; one group, several, a last group with fewer rows. Then the lean kernels
     # (lean_kernel: threads and blocks by H, one row per group) at and past their limits.

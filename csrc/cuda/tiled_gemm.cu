@@ -119,16 +119,20 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_gemm(Recurrence<S> r, GemmS
       const bool next = c + 1 < s.chunks;
       if (next) load_chunk(c + 1, staged);  // in flight during the products
       multiply(h_s + (c & 1) * kc * HS, c, acc);
-      if (next) store_chunk(staged, h_s + ((c + 1) & 1) * kc * HS);  // last read a chunk ago
-      __syncthreads();
+      if (next) {
+        store_chunk(staged, h_s + ((c + 1) & 1) * kc * HS);  // last read a chunk ago
+        __syncthreads();
+      }
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i)
       *reinterpret_cast<float4*>(partial + (part * BM + tr + i) * BN + tc) =
           make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
     __syncthreads();
+    // (The barrier above also keeps the next step's first copy from overwriting a buffer
+    // that slower threads are still multiplying.)
     epilogue.template finish<BM, kParts>(r, k, partial);
-    grid.sync();  // also keeps src, h_s and partial from being overwritten before they are read
+    grid.sync();  // this step's outputs, the states of the next, are visible to all blocks
   }
   epilogue.drain();
 }
@@ -156,8 +160,9 @@ GemmPlan gemm_plan(int batch, int hidden, const Device& d) {
     const int row_blocks = ceil_div(batch, c.rows), blocks = row_blocks * ceil_div(hidden, c.cols);
     if (blocks > d.sms) continue;
     const int parts = kThreads / (c.rows / 4 * c.cols / 4), items = c.rows * c.cols / kThreads;
-    // The longest chunk of k (a multiple of 64: every part's share a multiple of 8) whose
-    // copy fits in the staging registers and whose buffers fit beside W_y's slice.
+    // Every chunk of k (a multiple of 64: every part's share a multiple of 8) whose copy
+    // fits in the staging registers and whose buffers fit beside W_y's slice; the model
+    // weighs fewer chunks (barriers) against less padding past H.
     for (int chunk = std::min(ceil_div(hidden, 64) * 64, kMaxStaged * 4 * kThreads / c.rows); chunk >= 64;
          chunk -= 64) {
       const int chunks = ceil_div(hidden, chunk);
@@ -175,7 +180,6 @@ GemmPlan gemm_plan(int batch, int hidden, const Device& d) {
         best_cost = cost;
         best = {{row_blocks, chunk, chunks, false}, blocks, smem, c.kernel};
       }
-      break;
     }
   }
   return best.kernel && all_resident(best.kernel, kThreads, best.smem, best.blocks, d) ? best : GemmPlan{};
