@@ -118,8 +118,9 @@ if [[ -z $SANITIZER ]]; then
   note "FAIL  compute-sanitizer: not found"; FAILED+=("compute-sanitizer")
 else
   for tool in ${GPU_CHECK_SANITIZERS-memcheck racecheck}; do
-    # racecheck took 74 s on an H200 (bench/results/gpu-check-h200-20261126-10)
-    step "compute-sanitizer --tool $tool" 150 "$OUT/$tool.log" \
+    # racecheck took 74 s on an H200 (bench/results/gpu-check-h200-20261126-10), before the
+    # forced lean and gemm cases were added
+    step "compute-sanitizer --tool $tool" 240 "$OUT/$tool.log" \
       "ELMAN_REQUIRE_CUDA=1 '$SANITIZER' --tool $tool --error-exitcode 99 --print-limit 50 python3 -m pytest -q -p no:cacheprovider -x -rfEs tests/test_cuda.py -k sanitizer"
   done
 fi

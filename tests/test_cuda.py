@@ -1426,7 +1426,7 @@ FORCED_SANITIZER_CASES = {
     "lean": [(3, 3, 9, 61, 1, True), (3, 2, 9, 97, 1, False), (3, 2, 9, 201, 1, True),
              (2, 2, 9, 301, 1, False)],
     # several row blocks, the last partial; odd H (scalar loads); several chunks of k
-    "gemm": [(2, 70, 9, 203, 1, True), (3, 33, 9, 131, 1, False), (2, 40, 9, 701, 1, False)],
+    "gemm": [(2, 40, 9, 203, 1, True), (2, 33, 9, 131, 1, False), (2, 20, 9, 701, 1, False)],
 }
 
 
