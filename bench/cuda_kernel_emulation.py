@@ -151,7 +151,7 @@ def gemm_plan(B, H, sms=132, smem_per_block=227 * 1024):
     """tiled_gemm.cu's gemm_plan (float32; an H200's SMs and shared memory by default):
     the (BM, BN, chunk) of the cheapest tiling by its model, or None."""
     best, best_cost = None, np.inf
-    for BM, BN in [(16, 32), (32, 16), (32, 32), (64, 16), (64, 32)]:
+    for BM, BN in [(16, 16), (16, 32), (32, 16), (32, 32), (64, 16), (64, 32)]:
         blocks = -(-B // BM) * -(-H // BN)
         if blocks > sms:
             continue
@@ -276,12 +276,12 @@ if __name__ == "__main__":
             err = emulate(h, W, width, block)
             print(f"{name} B={B} H={H} width={width} block={block}: max error {err:.1e}")
             assert err < 1e-9, f"the emulated {name} does not compute h @ W_y"
-    # (B, H): the tiling gemm_plan picks on an H200 (all five tile shapes; chunks of 64 to
+    # (B, H): the tiling gemm_plan picks on an H200 (all six tile shapes; chunks of 64 to
     # 512, odd ones among them), its first block and its last (the last row block and
     # column block, partial where B and H are not multiples of the tile); H not a multiple
     # of 4 or of the chunk
     for B, H in [(16, 64), (40, 100), (70, 203), (33, 300), (20, 600), (40, 701), (60, 1700),
-                 (129, 901), (256, 512), (64, 1024), (20, 1760)]:
+                 (129, 901), (256, 512), (64, 1024), (20, 1760), (16, 1760)]:
         BM, BN, kc = gemm_plan(B, H)
         h, W = rng.standard_normal((B, H)), rng.standard_normal((H, H))
         for block in (0, -(-B // BM) * -(-H // BN) - 1):

@@ -35,7 +35,9 @@ struct Tile {
   // Floats per k of the copied states: 16-byte aligned, and 4 * kStride = 16 (mod 32), so
   // that the copy's two lanes per row (k 4 apart) store to different banks.
   static constexpr int kStride = BM + 4;
-  static_assert(kSliceThreads >= 32 && kThreads % kSliceThreads == 0, "a warp within one part");
+  // A warp spans at most two parts (16 x 16: two k rows of the copy at once, at worst a
+  // two-way bank conflict).
+  static_assert(kSliceThreads >= 16 && kThreads % kSliceThreads == 0, "a warp within two parts");
   static_assert(BM % 16 == 0 && BN % 4 == 0, "a copy warp covers 16 rows");
 };
 
@@ -143,9 +145,9 @@ struct Config {
 };
 
 template <typename S>
-const Config kConfigs[] = {{16, 32, address(tiled_gemm<16, 32, S>)}, {32, 16, address(tiled_gemm<32, 16, S>)},
-                           {32, 32, address(tiled_gemm<32, 32, S>)}, {64, 16, address(tiled_gemm<64, 16, S>)},
-                           {64, 32, address(tiled_gemm<64, 32, S>)}};
+const Config kConfigs[] = {{16, 16, address(tiled_gemm<16, 16, S>)}, {16, 32, address(tiled_gemm<16, 32, S>)},
+                           {32, 16, address(tiled_gemm<32, 16, S>)}, {32, 32, address(tiled_gemm<32, 32, S>)},
+                           {64, 16, address(tiled_gemm<64, 16, S>)}, {64, 32, address(tiled_gemm<64, 32, S>)}};
 
 int ceil_div(int n, int m) { return (n + m - 1) / m; }
 
