@@ -277,7 +277,7 @@ if __name__ == "__main__":
             print(f"{name} B={B} H={H} width={width} block={block}: max error {err:.1e}")
             assert err < 1e-9, f"the emulated {name} does not compute h @ W_y"
     # (B, H): the tiling gemm_plan picks on an H200 (all six tile shapes; chunks of 64 to
-    # 512, odd ones among them), its first block and its last (the last row block and
+    # 448, odd multiples of 64 among them), its first block and its last (the last row block and
     # column block, partial where B and H are not multiples of the tile); H not a multiple
     # of 4 or of the chunk
     for B, H in [(16, 64), (40, 100), (70, 203), (33, 300), (20, 600), (40, 701), (60, 1700),

@@ -1395,16 +1395,19 @@ SANITIZER_CASES = [(5, 1, 7, 33, 1, False), (4, 1, 64, 256, 1, True), (3, 1, 20,
                    (2, 21, 9, 300, 1, True), (2, 40, 9, 300, 1, False)]  # few_rows: groups of 2, 4 rows on 132 SMs
 
 
-def check_small_case(case, seed, label):
+def check_small_case(case, seed, label, storage="float32"):
     """One (T, B, I, H, layers, bidirectional) case against the oracle, without and with h0
     and lengths; returns the layer and its input."""
     T, B, I, H, L, bidir = case
     D = 2 if bidir else 1
-    layer = elman.RNN(I, H, L, bidirectional=bidir, seed=seed, device="cuda")
-    rng = rng_for(label, case)
+    layer = elman.RNN(I, H, L, bidirectional=bidir, seed=seed, device="cuda", storage=storage)
+    rng = rng_for(label, case, storage)
     x = make_input(rng, T, B, I, H)
-    check_layer(layer, x)
-    check_layer(layer, x, uniform(rng, (D * L, B, H)), random_lengths(rng, T, B))
+    for args in ((x, None, None), (x, uniform(rng, (D * L, B, H)), random_lengths(rng, T, B))):
+        if storage == "float32":
+            check_layer(layer, *args)
+        else:
+            check_storage_layer(layer, *args, layer(*args))
     return layer, x
 
 
@@ -1423,10 +1426,13 @@ def test_sanitizer_cases(case):
 # forces them, on shapes no other test runs.
 FORCED_SANITIZER_CASES = {
     # one block of 64 and of 128 threads (one barrier a step), clusters of 2 and 8 blocks of 256
-    "lean": [(3, 3, 9, 61, 1, True), (3, 2, 9, 97, 1, False), (3, 2, 9, 201, 1, True),
-             (2, 2, 9, 301, 1, False)],
-    # several row blocks, the last partial; odd H (scalar loads); several chunks of k
-    "gemm": [(2, 40, 9, 203, 1, True), (2, 33, 9, 131, 1, False), (2, 20, 9, 701, 1, False)],
+    "lean": [((3, 3, 9, 61, 1, True), "float32"), ((3, 2, 9, 97, 1, False), "float32"),
+             ((3, 2, 9, 201, 1, True), "float32"), ((2, 2, 9, 301, 1, False), "float32")],
+    # several row blocks, the last partial; odd H (scalar loads); several chunks of k, odd H
+    # and H a multiple of 4 (vector loads: 16 bytes in float32, 8 in bfloat16)
+    "gemm": [((2, 40, 9, 203, 1, True), "float32"), ((2, 33, 9, 131, 1, False), "float32"),
+             ((2, 20, 9, 701, 1, False), "float32"), ((2, 20, 9, 700, 1, False), "float32"),
+             ((2, 20, 9, 700, 1, False), "bfloat16")],
 }
 
 
@@ -1439,10 +1445,10 @@ def test_sanitizer_forced(kernel, monkeypatch):
     the default runs it; the test fails if the forced kernel never ran."""
     monkeypatch.setenv("ELMAN_CUDA_KERNEL", kernel)
     ran = set()
-    for case in FORCED_SANITIZER_CASES[kernel]:
-        check_small_case(case, 29, "sanitizer-" + kernel)
+    for case, storage in FORCED_SANITIZER_CASES[kernel]:
+        check_small_case(case, 29, "sanitizer-" + kernel, storage)
         B, H = case[1], case[3]
-        ran |= {elman.cuda._cuda.recurrence_kernel(B, H, lengths, "float32") for lengths in (False, True)}
+        ran |= {elman.cuda._cuda.recurrence_kernel(B, H, lengths, storage) for lengths in (False, True)}
     assert kernel in ran, f"ELMAN_CUDA_KERNEL={kernel} never ran (ran: {ran})"
 
 

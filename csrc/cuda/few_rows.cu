@@ -198,7 +198,9 @@ const void* wide_kernel(int blocks) {
 // The 512-thread kernel for groups of `rows` rows (1, 2 or 4) in `blocks`.
 template <typename S>
 const void* wide_kernel(int rows, int blocks) {
-  return rows == 1 ? wide_kernel<S, 1>(blocks) : rows == 2 ? wide_kernel<S, 2>(blocks) : wide_kernel<S, 4>(blocks);
+  return rows == 1   ? wide_kernel<S, 1>(blocks)
+         : rows == 2 ? wide_kernel<S, 2>(blocks)
+                     : wide_kernel<S, 4>(blocks);
 }
 
 // The lean kernel for H, one row per group (kernel null past H = 512).

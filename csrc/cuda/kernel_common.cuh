@@ -67,8 +67,8 @@ __device__ inline void write_output(const Recurrence<S>& r, int k, int b, long l
 }
 
 // Values k .. k+3 of a state row as floats (zeros past H, or for an ended row), from L2:
-// other blocks wrote them, and L1 is not coherent. vec: 16-byte aligned rows and H a
-// multiple of 4, so one 16-byte (float) or 8-byte (16-bit S) load.
+// other blocks wrote them, and L1 is not coherent. vec: vector_rows(r, 4) (H a multiple of
+// 4, rows aligned to 4 values), so one 16-byte (float) or 8-byte (16-bit S) load.
 template <typename S>
 __device__ __forceinline__ float4 load4(const S* row, int k, int hidden, bool vec) {
   float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -136,11 +136,12 @@ bool has_clusters(const void* kernel);
 // of `threads` with `smem` bytes each can all be resident, as a grid barrier requires.
 bool all_resident(const void* kernel, int threads, std::size_t smem, int blocks, const Device& d);
 
-// Whether the rows of y and h0 suit 16-byte vector accesses of `per_vector` values each:
-// H and y's row stride are multiples of it, and y and h0 are 16-byte aligned.
+// Whether the rows of y and h0 suit vector accesses of `per_vector` values each: H and y's
+// row stride are multiples of it, and y and h0 are aligned to a vector's bytes.
 template <typename S>
 bool vector_rows(const Recurrence<S>& r, int per_vector) {
-  const auto aligned = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 16 == 0; };
+  const std::uintptr_t bytes = per_vector * sizeof(S);
+  const auto aligned = [&](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % bytes == 0; };
   return r.hidden % per_vector == 0 && r.ldy % per_vector == 0 && aligned(r.y) && aligned(r.h0);
 }
 

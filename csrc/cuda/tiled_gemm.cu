@@ -1,15 +1,17 @@
 // The recurrence for large batches in one cooperative launch, each step cut like an
-// SGEMM (float32 arithmetic for every storage type) (not yet measured on a GPU: taken only with ELMAN_CUDA_KERNEL=gemm). The B x H
-// output of a step is cut into BM x BN tiles, one per block; block (i, j) keeps W_y's
-// columns [j BN, j BN + BN) in shared memory for the whole sequence. Per step it copies its
-// BM rows of the previous states from L2 in chunks of k, transposed (k-major) into shared
-// memory, double-buffered: the next chunk's loads are issued before this chunk's products
-// and stored after them. Each thread owns a 4 x 4 register tile of the output and one part
-// of each chunk's k: per k two 16-byte shared loads (4 states, 4 weights) feed 16 FMAs,
-// where tiled.cu's threads load 5 values for at most 16. The parts' sums meet in shared
-// memory, the block finishes its outputs as column_block.cuh describes (p_t staged ahead),
-// and a grid barrier separates the steps. Rows with lengths run from their own first (or,
-// reversed, last) valid step.
+// SGEMM, in float32 arithmetic for every storage type. Not yet measured on a GPU: taken
+// only with ELMAN_CUDA_KERNEL=gemm.
+//
+// The B x H output of a step is cut into BM x BN tiles, one per block; block (i, j) keeps
+// W_y's columns [j BN, j BN + BN) in shared memory for the whole sequence. Per step it
+// copies its BM rows of the previous states from L2 in chunks of k, transposed (k-major)
+// into shared memory, double-buffered: the next chunk's loads are issued before this
+// chunk's products and stored after them. Each thread owns a 4 x 4 register tile of the
+// output and one part of each chunk's k: per k two 16-byte shared loads (4 states, 4
+// weights) feed 16 FMAs, where tiled.cu's threads load 5 values for at most 16. The parts'
+// sums meet in shared memory, the block finishes its outputs as column_block.cuh
+// describes (p_t staged ahead), and a grid barrier separates the steps. Rows with lengths
+// run from their own first (or, reversed, last) valid step.
 #include <cooperative_groups.h>
 
 #include <algorithm>
@@ -145,9 +147,10 @@ struct Config {
 };
 
 template <typename S>
-const Config kConfigs[] = {{16, 16, address(tiled_gemm<16, 16, S>)}, {16, 32, address(tiled_gemm<16, 32, S>)},
-                           {32, 16, address(tiled_gemm<32, 16, S>)}, {32, 32, address(tiled_gemm<32, 32, S>)},
-                           {64, 16, address(tiled_gemm<64, 16, S>)}, {64, 32, address(tiled_gemm<64, 32, S>)}};
+const Config kConfigs[] = {
+    {16, 16, address(tiled_gemm<16, 16, S>)}, {16, 32, address(tiled_gemm<16, 32, S>)},
+    {32, 16, address(tiled_gemm<32, 16, S>)}, {32, 32, address(tiled_gemm<32, 32, S>)},
+    {64, 16, address(tiled_gemm<64, 16, S>)}, {64, 32, address(tiled_gemm<64, 32, S>)}};
 
 int ceil_div(int n, int m) { return (n + m - 1) / m; }
 
@@ -162,14 +165,15 @@ GemmPlan gemm_plan(int batch, int hidden, const Device& d) {
     const int row_blocks = ceil_div(batch, c.rows), blocks = row_blocks * ceil_div(hidden, c.cols);
     if (blocks > d.sms) continue;
     const int parts = kThreads / (c.rows / 4 * c.cols / 4), items = c.rows * c.cols / kThreads;
-    // Every chunk of k (a multiple of 64: every part's share a multiple of 8) whose copy
+    // Every chunk of k (a multiple of 64: every part's share a multiple of 4) whose copy
     // fits in the staging registers and whose buffers fit beside W_y's slice; the model
     // weighs fewer chunks (barriers) against less padding past H.
     for (int chunk = std::min(ceil_div(hidden, 64) * 64, kMaxStaged * 4 * kThreads / c.rows); chunk >= 64;
          chunk -= 64) {
       const int chunks = ceil_div(hidden, chunk);
       const std::size_t floats = (std::size_t)chunks * chunk * c.cols + 2 * chunk * (c.rows + 4) +
-                                 (std::size_t)parts * c.rows * c.cols + column_block::kAhead * items * kThreads;
+                                 (std::size_t)parts * c.rows * c.cols +
+                                 column_block::kAhead * items * kThreads;
       const std::size_t smem = floats * sizeof(float) + c.rows * sizeof(const S*);
       if (smem > (std::size_t)d.smem_per_block) continue;
       // ns per step, rough: the products at half the FMA rate (128 per clock per SM), a
