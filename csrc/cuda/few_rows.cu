@@ -203,14 +203,18 @@ const void* wide_kernel(int rows, int blocks) {
                      : wide_kernel<S, 4>(blocks);
 }
 
-// The lean kernel for H, one row per group (kernel null past H = 512).
+// The lean kernel for H, one row per group, in the blocks blocks_for gives (kernel null
+// past H = 512): one block of 64 threads up to H = 64.
 template <typename S>
 FewRowsPlan lean_kernel(int hidden) {
-  if (hidden <= 64) return {address(few_rows<1, 64, 1, S>), 1, 64};
-  if (hidden <= 128) return {address(few_rows<1, 128, 1, S>), 1, 128};
-  if (hidden <= 256) return {address(few_rows<2, 256, 1, S>), 2, 256};
-  if (hidden <= 512) return {address(few_rows<8, 256, 1, S>), 8, 256};
-  return {};
+  switch (blocks_for(hidden)) {
+    case 1:
+      return hidden <= 64 ? FewRowsPlan{address(few_rows<1, 64, 1, S>), 1, 64}
+                          : FewRowsPlan{address(few_rows<1, 128, 1, S>), 1, 128};
+    case 2: return {address(few_rows<2, 256, 1, S>), 2, 256};
+    case 8: return {address(few_rows<8, 256, 1, S>), 8, 256};
+    default: return {};
+  }
 }
 
 // How many groups (clusters of p.blocks) of p.kernel can be resident at once (not under
