@@ -136,6 +136,25 @@ bool has_clusters(const void* kernel);
 // of `threads` with `smem` bytes each can all be resident, as a grid barrier requires.
 bool all_resident(const void* kernel, int threads, std::size_t smem, int blocks, const Device& d);
 
+// How a cooperative kernel (recurrence, shape) runs a case: its shape, grid and dynamic
+// shared memory per block.
+template <typename Shape>
+struct CooperativePlan {
+  Shape shape{};
+  int blocks = 0;
+  std::size_t smem = 0;
+  const void* kernel = nullptr;  // null: does not fit
+};
+
+// One cooperative launch of kernel(r, shape) on r.stream; `what` names it in errors.
+template <typename S, typename Shape>
+void launch_cooperative(const void* kernel, int blocks, int threads, std::size_t smem,
+                        const Recurrence<S>& r, Shape shape, const char* what) {
+  Recurrence<S> args = r;
+  void* params[] = {&args, &shape};
+  check(cudaLaunchCooperativeKernel(kernel, blocks, threads, params, smem, r.stream), what);
+}
+
 // Whether the rows of y and h0 suit vector accesses of `per_vector` values each: H and y's
 // row stride are multiples of it, and y and h0 are aligned to a vector's bytes.
 template <typename S>

@@ -288,11 +288,7 @@ const Plan& plan_for(int batch, int hidden, bool lengths) {
 
 template <typename S>
 void run_persistent(const Recurrence<S>& r, const Plan& p) {
-  Recurrence<S> args = r;
-  int cols = p.cols;
-  void* params[] = {&args, &cols};
-  check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
-        "persistent kernel launch");
+  launch_cooperative(p.kernel, p.blocks, kThreads, p.smem, r, p.cols, "persistent kernel launch");
 }
 
 template <typename S>

@@ -240,13 +240,10 @@ TiledPlan tiled_plan(int batch, int hidden, const Device& d) {
 
 template <typename S>
 void launch_tiled(const Recurrence<S>& r, const TiledPlan& p) {
-  Recurrence<S> args = r;
   TileShape shape = p.shape;
   // float4 copies need 16-byte aligned rows and chunks (chunk is a multiple of 4).
   shape.vector_copy = vector_rows(r, 4);
-  void* params[] = {&args, &shape};
-  check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
-        "tiled kernel launch");
+  launch_cooperative(p.kernel, p.blocks, kThreads, p.smem, r, shape, "tiled kernel launch");
 }
 
 template TiledPlan tiled_plan<float>(int, int, const Device&);

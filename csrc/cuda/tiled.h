@@ -17,11 +17,7 @@ struct TileShape {
   bool vector_copy;     // float rows of y and h0 16-byte aligned: copy states with float4
 };
 
-struct TiledPlan {
-  TileShape shape{};
-  int blocks = 0;
-  std::size_t smem = 0;
-  const void* kernel = nullptr;  // null: does not fit on chip
+struct TiledPlan : CooperativePlan<TileShape> {  // kernel null: does not fit on chip
   double cost = 0;  // the cost model's estimate, ns per step (barrier not included)
 };
 

@@ -147,12 +147,9 @@ FmaPlan fma_plan(int batch, int hidden, const Device& d) {
 }
 
 void launch_fma(const Recurrence<float>& r, const FmaPlan& p) {
-  Recurrence<float> args = r;
   FmaShape shape = p.shape;
   shape.vector_loads = vector_rows(r, 4);
-  void* params[] = {&args, &shape};
-  check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
-        "CUDA-core kernel launch");
+  launch_cooperative(p.kernel, p.blocks, kThreads, p.smem, r, shape, "CUDA-core kernel launch");
 }
 
 }  // namespace elman::cuda

@@ -15,12 +15,7 @@ struct FmaShape {
   bool vector_loads;  // rows of y and h0 16-byte aligned, H a multiple of 4: float4 loads
 };
 
-struct FmaPlan {
-  FmaShape shape{};
-  int blocks = 0;
-  std::size_t smem = 0;
-  const void* kernel = nullptr;  // null: does not fit
-};
+using FmaPlan = CooperativePlan<FmaShape>;
 
 // For float32 storage and at most 32 rows, if the W_y slices fit in shared memory.
 FmaPlan fma_plan(int batch, int hidden, const Device& d);

@@ -193,12 +193,9 @@ GemmPlan gemm_plan(int batch, int hidden, const Device& d) {
 
 template <typename S>
 void launch_gemm(const Recurrence<S>& r, const GemmPlan& p) {
-  Recurrence<S> args = r;
   GemmShape shape = p.shape;
   shape.vector_loads = vector_rows(r, 4);
-  void* params[] = {&args, &shape};
-  check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
-        "tiled GEMM kernel launch");
+  launch_cooperative(p.kernel, p.blocks, kThreads, p.smem, r, shape, "tiled GEMM kernel launch");
 }
 
 template GemmPlan gemm_plan<float>(int, int, const Device&);

@@ -14,12 +14,7 @@ struct GemmShape {
   bool vector_loads;  // rows of y and h0 16-byte aligned, H a multiple of 4: 4 values a load
 };
 
-struct GemmPlan {
-  GemmShape shape{};
-  int blocks = 0;
-  std::size_t smem = 0;
-  const void* kernel = nullptr;  // null: does not fit
-};
+using GemmPlan = CooperativePlan<GemmShape>;
 
 // The tiling with the shortest step by a rough model (an estimate, not a measurement), if
 // one block per tile can be resident on every SM at once and W_y's slices fit in shared

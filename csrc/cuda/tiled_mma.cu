@@ -189,12 +189,9 @@ MmaPlan mma_plan(int batch, int hidden, const Device& d) {
 
 template <typename S>
 void launch_mma(const Recurrence<S>& r, const MmaPlan& p) {
-  Recurrence<S> args = r;
   MmaShape shape = p.shape;
   shape.vector_loads = vector_rows(r, 8);
-  void* params[] = {&args, &shape};
-  check(cudaLaunchCooperativeKernel(p.kernel, p.blocks, kThreads, params, p.smem, r.stream),
-        "tensor-core kernel launch");
+  launch_cooperative(p.kernel, p.blocks, kThreads, p.smem, r, shape, "tensor-core kernel launch");
 }
 
 template MmaPlan mma_plan<__half>(int, int, const Device&);

@@ -16,12 +16,7 @@ struct MmaShape {
   bool vector_loads;  // rows of y and h0 16-byte aligned, H a multiple of 8: 16-byte loads
 };
 
-struct MmaPlan {
-  MmaShape shape{};
-  int blocks = 0;
-  std::size_t smem = 0;
-  const void* kernel = nullptr;  // null: does not fit
-};
+using MmaPlan = CooperativePlan<MmaShape>;
 
 // For batches of at most kMmaMaxRows rows: every block holds its W_y columns for all k.
 constexpr int kMmaMaxRows = 32;
