@@ -1,7 +1,8 @@
 // The recurrence kernels of one layer and direction (see recurrence.h): the per-step
 // fallback, the B = 1 kernel with warp dot products over the whole GPU, and
 // the choice among them and the kernels of few_rows.cu, tiled.cu, tiled_fma.cu,
-// tiled_gemm.cu and tiled_mma.cu, cached per GPU and size (ELMAN_CUDA_KERNEL forces one by name).
+// tiled_gemm.cu and tiled_mma.cu, cached per GPU and size (ELMAN_CUDA_KERNEL forces one
+// by name).
 #include <cooperative_groups.h>
 
 #include <algorithm>
