@@ -114,6 +114,7 @@ class DeviceArray {
     void* host = out.mutable_data();
     {
       py::gil_scoped_release release;
+      const elman::cuda::CurrentDevice on(device_);  // bfloat16 is widened by a kernel there
       if (ready_) ready_->synchronize();
       if (storage_ == Storage::BF16)
         elman::cuda::download(data(), static_cast<float*>(host), count_, storage_);
@@ -160,13 +161,17 @@ elman::ActivationParams activation(py::tuple t) {
 
 std::unique_ptr<elman::cuda::Network> make_network(int64_t input_size, int64_t hidden_size,
                                                    int64_t num_layers, int64_t num_directions,
-                                                   py::list cells, const std::string& storage) {
+                                                   py::list cells, const std::string& storage,
+                                                   std::optional<int> device) {
+  require(!device || (*device >= 0 && *device < elman::cuda::device_count()),
+          "device: no such GPU");
   std::vector<HostArray> keep;  // holds the arrays alive while the network copies them
   const auto weights = elman::binding::cell_weights<float>(
       cells, input_size, hidden_size, num_layers, num_directions, keep,
       [](py::handle a) { return activation(a.cast<py::tuple>()); });
   const elman::Shape sizes{0, 0, input_size, hidden_size, num_layers, num_directions};
-  return std::make_unique<elman::cuda::Network>(sizes, weights, storage_named(storage));
+  return std::make_unique<elman::cuda::Network>(sizes, weights, storage_named(storage),
+                                                device.value_or(elman::cuda::kAnyDevice));
 }
 
 void check_lengths(const std::optional<Lengths>& lengths, int64_t steps, int64_t batch) {
@@ -193,6 +198,7 @@ py::tuple forward_host(const elman::cuda::Network& net, const HostArray& x,
   HostArray h_n({states, batch, s.hidden_size});
   {
     py::gil_scoped_release release;
+    const elman::cuda::CurrentDevice on(net.device());  // the copies go to the layer's GPU
     const Storage storage = net.storage();
     const size_t bytes = elman::cuda::storage_bytes(storage);
     auto x_d = elman::cuda::upload(x.data(), x.size(), storage);
@@ -207,8 +213,8 @@ py::tuple forward_host(const elman::cuda::Network& net, const HostArray& x,
 }
 
 // Device pointers in (x (T, B, I) or batch_first (B, T, I), h0 (L*D, B, H) or 0, dense,
-// in the network's storage, on the current device), DeviceArrays out. stream 0:
-// synchronous (see Network::forward), else a cudaStream_t the work is queued on.
+// in the network's storage, on the network's GPU), DeviceArrays out, there too. stream 0:
+// synchronous (see Network::forward), else a cudaStream_t of that GPU the work is queued on.
 py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int64_t steps,
                          int64_t batch, std::uintptr_t h0, std::optional<Lengths> lengths,
                          std::uintptr_t stream, bool batch_first) {
@@ -217,6 +223,7 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
   require(steps >= 1 && batch >= 1, "x: T and B must be >= 1");
   check_lengths(lengths, steps, batch);
   const auto on = reinterpret_cast<elman::cuda::Stream>(stream);
+  const elman::cuda::CurrentDevice gpu(net.device());  // where the outputs are allocated
   const int64_t features = s.num_directions * s.hidden_size;
   DeviceArray y(batch_first ? std::vector<int64_t>{batch, steps, features}
                             : std::vector<int64_t>{steps, batch, features},
@@ -239,6 +246,7 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "elman's CUDA backend; use the elman package, not this module.";
   m.def("device_count", &elman::cuda::device_count);
+  m.def("current_device", &elman::cuda::current_device_id, "The calling thread's current GPU");
   m.def("recurrence_kernel", [](int64_t batch, int64_t hidden, bool lengths, const std::string& storage) {
     require(batch >= 1 && batch <= INT_MAX && hidden >= 1 && hidden <= INT_MAX,
             "recurrence_kernel: batch and hidden must be in [1, 2**31)");
@@ -249,11 +257,25 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
         "(pointer, shape, strides or None, (code, bits, lanes), (device type, id)) of an "
         "unconsumed DLPack capsule, which stays its producer's");
-  m.def("stream_wait", [](std::uintptr_t consumer, int64_t producer) {
+  m.def("memory_device", [](std::uintptr_t pointer) {
+    return elman::cuda::memory_device(reinterpret_cast<const void*>(pointer));
+  }, py::arg("pointer"),
+        "The GPU holding the memory at `pointer`; ANY_DEVICE for managed or registered host "
+        "memory, NOT_DEVICE_MEMORY for memory CUDA does not know");
+  m.attr("ANY_DEVICE") = elman::cuda::kAnyDevice;
+  m.attr("NOT_DEVICE_MEMORY") = elman::cuda::kNotDeviceMemory;
+  m.def("stream_device", [](std::uintptr_t stream) {
+    return elman::cuda::stream_device(reinterpret_cast<elman::cuda::Stream>(stream));
+  }, py::arg("stream"),
+        "The GPU of a cudaStream_t (0, 1, 2: the current GPU's default streams); the current "
+        "GPU where the CUDA runtime cannot say (before 12.8)");
+  m.def("stream_wait", [](std::uintptr_t consumer, int64_t producer, int device) {
+    const elman::cuda::CurrentDevice on(device);  // whose default streams 0, 1 and 2 are
     elman::cuda::stream_wait(reinterpret_cast<elman::cuda::Stream>(consumer), as_stream(producer));
-  }, py::arg("consumer"), py::arg("producer"),
+  }, py::arg("consumer"), py::arg("producer"), py::arg("device"),
         "Work queued later on `consumer` (0: the legacy default stream) waits for the work on "
-        "`producer` (1: the legacy default stream, 2: per-thread default, else a handle) so far");
+        "`producer` (1: the legacy default stream, 2: per-thread default, else a handle) so "
+        "far; both of GPU `device`");
   py::class_<DeviceArray>(m, "DeviceArray",
                           "values on the GPU (float32, float16 or bfloat16), readable through "
                           "DLPack and (but bfloat16) __cuda_array_interface__")
@@ -280,7 +302,8 @@ PYBIND11_MODULE(_cuda, m) {
   py::class_<elman::cuda::Network>(m, "Network")
       .def(py::init(&make_network), py::arg("input_size"), py::arg("hidden_size"),
            py::arg("num_layers"), py::arg("num_directions"), py::arg("cells"),
-           py::arg("storage") = "float32")
+           py::arg("storage") = "float32", py::arg("device") = py::none(),
+           "A layer stack on GPU `device` (None: the current GPU)")
       .def("forward", &forward_host, py::arg("x"), py::arg("h0") = py::none(),
            py::arg("lengths") = py::none())
       .def("forward_device", &forward_device, py::arg("x"), py::arg("steps"), py::arg("batch"),
@@ -289,6 +312,7 @@ PYBIND11_MODULE(_cuda, m) {
       .def_property_readonly("storage", [](const elman::cuda::Network& n) {
         return kStorageNames[static_cast<int>(n.storage())];
       })
+      .def_property_readonly("device", &elman::cuda::Network::device)
       .def_property_readonly("input_size", [](const elman::cuda::Network& n) { return n.sizes().input_size; })
       .def_property_readonly("hidden_size", [](const elman::cuda::Network& n) { return n.sizes().hidden_size; })
       .def_property_readonly("num_layers", [](const elman::cuda::Network& n) { return n.sizes().num_layers; })

@@ -116,20 +116,20 @@ def test_device_input_views_without_a_gpu():
     """elman.cuda's reading of __cuda_array_interface__ and DLPack descriptions: pointer,
     shape, dtype by storage, contiguity; refusals name the argument."""
     view = elman.cuda._view
-    assert view("x", _FakeCUDA((2, 3, 4)), None, 0, "float32")[:2] == (4096, (2, 3, 4))
-    assert view("x", _FakeCUDA((2, 3, 4), strides=(48, 16, 4)), (2, 3, 4), 0, "float32")[0] == 4096
-    assert view("x", _FakeCUDA((2, 1, 4), strides=(16, 999, 4)), None, 0, "float32")[1] == (2, 1, 4)
-    assert view("x", _FakeCUDA((2, 3), typestr="<f2", strides=(6, 2)), None, 0, "float16")[1] == (2, 3)
+    assert view("x", _FakeCUDA((2, 3, 4)), None, 0, "float32", 0)[:2] == (4096, (2, 3, 4))
+    assert view("x", _FakeCUDA((2, 3, 4), strides=(48, 16, 4)), (2, 3, 4), 0, "float32", 0)[0] == 4096
+    assert view("x", _FakeCUDA((2, 1, 4), strides=(16, 999, 4)), None, 0, "float32", 0)[1] == (2, 1, 4)
+    assert view("x", _FakeCUDA((2, 3), typestr="<f2", strides=(6, 2)), None, 0, "float16", 0)[1] == (2, 3)
     with pytest.raises(TypeError, match="x: expected a float32 CUDA array.*<f8"):
-        view("x", _FakeCUDA((2, 3), typestr="<f8"), None, 0, "float32")
+        view("x", _FakeCUDA((2, 3), typestr="<f8"), None, 0, "float32", 0)
     with pytest.raises(TypeError, match="h0: expected a bfloat16 CUDA array.*<f4"):
-        view("h0", _FakeCUDA((2, 3)), None, 0, "bfloat16")
+        view("h0", _FakeCUDA((2, 3)), None, 0, "bfloat16", 0)
     with pytest.raises(ValueError, match="h0: expected shape \\(1, 2, 3\\)"):
-        view("h0", _FakeCUDA((2, 3)), (1, 2, 3), 0, "float32")
+        view("h0", _FakeCUDA((2, 3)), (1, 2, 3), 0, "float32", 0)
     with pytest.raises(ValueError, match="x: expected a C-contiguous"):
-        view("x", _FakeCUDA((2, 3), strides=(4, 8)), None, 0, "float32")
+        view("x", _FakeCUDA((2, 3), strides=(4, 8)), None, 0, "float32", 0)
     with pytest.raises(TypeError, match="x: expected a CUDA array"):
-        view("x", np.zeros((2, 3), np.float32), None, 0, "float32")
+        view("x", np.zeros((2, 3), np.float32), None, 0, "float32", 0)
 
     # DLPack: the C++ reader of the capsule, on host arrays (device type 1)
     a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
@@ -149,7 +149,7 @@ def test_device_input_views_without_a_gpu():
             return (2, 0)
 
     with pytest.raises(TypeError, match="x: expected a CUDA array, got a DLPack array on device"):
-        view("x", HostDLPack(), None, 0, "float32")
+        view("x", HostDLPack(), None, 0, "float32", 0)
     assert elman.cuda.on_device(HostDLPack()) and not elman.cuda.on_device(a)
 
     class OpaqueBytes(HostDLPack):                 # torch's bfloat16: typestr "<V2"
@@ -177,12 +177,12 @@ def test_gpu_array_that_refuses_to_be_read_names_the_argument():
     assert elman.cuda.on_device(RequiresGrad())
     for name in ("x", "h0"):
         with pytest.raises(TypeError, match=f"{name}: could not be read through DLPack.*detach"):
-            elman.cuda._view(name, RequiresGrad(), None, 0, "float32")
+            elman.cuda._view(name, RequiresGrad(), None, 0, "float32", 0)
 
 
 class _FakeNetwork:
     """elman._cuda.Network's face to the device path, recording forward_device calls."""
-    storage, input_size, hidden_size, num_layers, num_directions = "float32", 4, 5, 2, 1
+    storage, input_size, hidden_size, num_layers, num_directions, device = "float32", 4, 5, 2, 1, 0
 
     def __init__(self):
         self.calls = []
@@ -192,9 +192,20 @@ class _FakeNetwork:
         return "y", "h_n"
 
 
-def test_device_step_and_chunks_without_a_gpu():
+def _fake_module(monkeypatch, memory, streams=None):
+    """Replaces elman._cuda where the device path asks where memory and streams are:
+    memory maps a pointer to its GPU (or ANY_DEVICE, NOT_DEVICE_MEMORY), streams a handle
+    to its GPU."""
+    fake = types.SimpleNamespace(ANY_DEVICE=-1, NOT_DEVICE_MEMORY=-2, memory_device=memory.__getitem__,
+                                 stream_device=(streams or {}).__getitem__)
+    monkeypatch.setattr(elman.cuda, "_cuda", fake)
+    return fake
+
+
+def test_device_step_and_chunks_without_a_gpu(monkeypatch):
     """step_device reads x_t (B, I) as one step of (1, B, I) and h (L, B, H); run_device
     checks a stream's batch size; refusals name the argument."""
+    _fake_module(monkeypatch, {4096: 0, 8192: 0})
     net = _FakeNetwork()
     state = _FakeCUDA((2, 3, 5))
     state.__cuda_array_interface__["data"] = (8192, False)  # told apart from x's pointer
@@ -222,7 +233,43 @@ def test_device_step_and_chunks_without_a_gpu():
                               batch_first=False, names=names, batch=3)
 
 
-@pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda"])
+def test_device_path_refuses_memory_and_streams_of_another_gpu(monkeypatch):
+    """A kernel must never be given memory its GPU cannot read (another GPU's, or host
+    memory CUDA does not know): reading it would be an illegal address, which breaks the
+    process's CUDA context. Each refusal names the argument and both GPUs; managed or
+    registered host memory (ANY_DEVICE) is taken. The GPU side of this (where memory
+    really is) is test_host_memory_as_cuda_array_refused and test_layer_on_second_gpu."""
+    def at(shape, pointer):
+        a = _FakeCUDA(shape)
+        a.__cuda_array_interface__["data"] = (pointer, False)
+        return a
+
+    _fake_module(monkeypatch, {100: 1, 200: 0, 300: -1, 400: -2, 500: 1}, streams={7: 1, 9: 0})
+    net = _FakeNetwork()
+    net.device = 1
+    assert elman.cuda.step_device(net, at((3, 4), 100), at((2, 3, 5), 300)) == "h_n"
+    with pytest.raises(ValueError, match=r"x_t: on GPU 0 \(cuda:0\), but the layer is on GPU 1"):
+        elman.cuda.step_device(net, at((3, 4), 200), None)
+    with pytest.raises(ValueError, match=r"h: on GPU 0 \(cuda:0\), but the layer is on GPU 1"):
+        elman.cuda.step_device(net, at((3, 4), 100), at((2, 3, 5), 200))
+    with pytest.raises(TypeError, match="x_t: its data is not GPU memory"):
+        elman.cuda.step_device(net, at((3, 4), 400), None)
+    assert elman.cuda.run_device(net, at((6, 3, 4), 100), at((2, 3, 5), 500), None,
+                                 batch_first=False, stream=7) == ("y", "h_n")
+    assert net.calls[-1] == (100, 6, 3, 500, None, 7, False)
+    for handle in (0, 1, 2):  # the default streams: the layer's GPU's during its call
+        elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False, stream=handle)
+    with pytest.raises(ValueError, match="stream: belongs to GPU 0, but the layer is on GPU 1"):
+        elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False, stream=9)
+    with pytest.raises(ValueError, match=r"state: on GPU 0 .*layer.to\('cuda:0'\)"):
+        elman.cuda.run_device(net, at((6, 3, 4), 100), at((2, 3, 5), 200), None, batch_first=False,
+                              names=("x_chunk", "state", "T_c"))
+    with pytest.raises(TypeError, match="x: its data is not GPU memory"):
+        elman.cuda.run_device(net, at((6, 3, 4), 400), None, None, batch_first=False)
+
+
+@pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda", "CUDA", "cuda:", "cuda:-1",
+                                    "cuda:01", "cuda:x", "cuda:0 ", " cuda", "cpu:0", None, 0, 1.0])
 def test_unknown_device_string_is_value_error(device):
     with pytest.raises(ValueError, match="device"):
         elman.RNN(3, 4, device=device)
@@ -233,18 +280,54 @@ def test_unknown_device_string_is_value_error(device):
     check_layer(layer, uniform(rng_for("bad-dev"), (4, 2, 3)))   # still works
 
 
+class _TorchLikeDevice:
+    """What torch.device offers elman: type, index and str()."""
+
+    def __init__(self, type, index=None):
+        self.type, self.index = type, index
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+def test_device_names():
+    """"cpu", "cuda" and "cuda:N" are the names; a torch.device-like object is read by its
+    str(). Checked without a GPU: the names themselves, and which GPU each means with the
+    GPU count and current GPU replaced."""
+    assert [elman.cuda.check_device(d) for d in ("cpu", "cuda", "cuda:0", "cuda:12")] == \
+        ["cpu", "cuda", "cuda:0", "cuda:12"]
+    assert elman.cuda.check_device(_TorchLikeDevice("cuda", 3)) == "cuda:3"
+    assert elman.cuda.check_device(_TorchLikeDevice("cpu")) == "cpu"
+    assert elman.RNN(3, 4, device=_TorchLikeDevice("cpu")).device == "cpu"
+    with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda' or 'cuda:N'.*'xla:0'"):
+        elman.cuda.check_device(_TorchLikeDevice("xla", 0))
+
+
+def test_gpu_number_of_a_device(monkeypatch):
+    monkeypatch.setattr(elman.cuda, "require", lambda: None)
+    monkeypatch.setattr(elman.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(elman.cuda, "_cuda", types.SimpleNamespace(current_device=lambda: 1))
+    assert [elman.cuda.gpu_number(d) for d in ("cuda:0", "cuda:1", "cuda")] == [0, 1, 1]
+    with pytest.raises(ValueError, match="device: no GPU 'cuda:2'; this process sees only cuda:0 to cuda:1"):
+        elman.cuda.gpu_number("cuda:2")
+    monkeypatch.setattr(elman.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="device: no GPU 'cuda:1'; this process sees only cuda:0$"):
+        elman.cuda.gpu_number("cuda:1")
+
+
 def check_refused(message, key):
-    """No GPU to use: 0 devices, moves to "cuda" refused with `message`, the layer left
-    usable on the CPU."""
+    """No GPU to use: 0 devices, moves to "cuda", "cuda:0" (or a torch.device-like
+    object) refused with `message`, the layer left usable on the CPU."""
     assert elman.cuda.is_available() is False
     assert elman.cuda.device_count() == 0
-    with pytest.raises(RuntimeError, match=message):
-        elman.RNN(3, 4, device="cuda")
-    layer = elman.RNN(3, 4, seed=2)
-    with pytest.raises(RuntimeError, match=message):
-        layer.to("cuda")
-    assert layer.device == "cpu"
-    check_layer(layer, uniform(rng_for(key), (4, 2, 3)))   # the failed move left it usable
+    for device in ("cuda", "cuda:0", "cuda:1", _TorchLikeDevice("cuda", 0)):
+        with pytest.raises(RuntimeError, match=message):
+            elman.RNN(3, 4, device=device)
+        layer = elman.RNN(3, 4, seed=2)
+        with pytest.raises(RuntimeError, match=message):
+            layer.to(device)
+        assert layer.device == "cpu"
+        check_layer(layer, uniform(rng_for(key), (4, 2, 3)))   # the failed move left it usable
 
 
 @pytest.mark.skipif(BUILT, reason="elman.cuda is built in; this checks a build without CUDA")
@@ -732,6 +815,81 @@ def test_weight_assignment_on_cuda_layer_takes_effect():
     y1, _ = check_layer(layer, x)                             # the new weights are used
     assert not np.allclose(y0, y1)
     assert layer.device == "cuda"
+
+
+@gpu
+def test_layer_on_numbered_gpu():
+    """"cuda:0" (or a torch.device) is GPU 0: the same results as "cuda" with GPU 0
+    current; a GPU past the last is refused with ValueError, the layer left as it was."""
+    T, B, I, H = 7, 3, 9, 48
+    x = make_input(rng_for("cuda-n"), T, B, I, H)
+    layer = elman.RNN(I, H, seed=21, device="cuda:0")
+    assert layer.device == "cuda:0"
+    y, h_n = layer(x)
+    check_layer(layer, x, result=(y, h_n))
+    same = elman.RNN(I, H, seed=21).to("cuda")  # GPU 0 is current: nothing here changes it
+    assert all(np.array_equal(a, b) for a, b in zip(same(x), (y, h_n)))
+    count = elman.cuda.device_count()
+    with pytest.raises(ValueError, match=f"device: no GPU 'cuda:{count}'; this process sees only cuda:0"):
+        layer.to(f"cuda:{count}")
+    with pytest.raises(ValueError, match=f"no GPU 'cuda:{count}'"):
+        elman.RNN(I, H, device=f"cuda:{count}")
+    assert layer.device == "cuda:0" and all(np.array_equal(a, b) for a, b in zip(layer(x), (y, h_n)))
+    torch = pytest.importorskip("torch")
+    assert elman.RNN(I, H, seed=21, device=torch.device("cuda", 0)).device == "cuda:0"
+
+
+@gpu
+def test_host_memory_as_cuda_array_refused():
+    """A __cuda_array_interface__ pointing at plain host memory is refused with TypeError
+    before a kernel reads it (an illegal address would break the CUDA context), and the
+    layer works after."""
+    T, B, I, H = 3, 2, 4, 8
+    layer = elman.RNN(I, H, seed=22, device="cuda")
+    host = np.zeros((T, B, I), np.float32)
+    fake = _FakeCUDA((T, B, I))
+    fake.__cuda_array_interface__["data"] = (host.ctypes.data, False)
+    with pytest.raises(TypeError, match="x: its data is not GPU memory"):
+        layer(fake)
+    step = _FakeCUDA((B, I))
+    step.__cuda_array_interface__["data"] = (host.ctypes.data, False)
+    with pytest.raises(TypeError, match="x_t: its data is not GPU memory"):
+        layer.step(step)
+    check_layer(layer, make_input(rng_for("host-as-cuda"), T, B, I, H))
+
+
+@gpu
+def test_layer_on_second_gpu():
+    """A layer on "cuda:1" runs there whatever GPU is current, leaves the current GPU as it
+    was, gives outputs on GPU 1, and refuses arrays and streams of GPU 0."""
+    count = elman.cuda.device_count()
+    if count < 2:
+        pytest.skip(f"needs two GPUs; this machine has {count}")
+    torch = _torch_cuda()
+    T, B, I, H = 6, 3, 5, 40
+    x_np = make_input(rng_for("second-gpu"), T, B, I, H)
+    torch.cuda.set_device(0)
+    layer = elman.RNN(I, H, seed=23, device="cuda:1")
+    y, h_n = layer(x_np)
+    check_layer(layer, x_np, result=(y, h_n))
+    x1 = torch.from_numpy(x_np).to("cuda:1")
+    y1, h1 = layer(x1)
+    assert y1.__dlpack_device__() == (2, 1) and torch.cuda.current_device() == 0
+    assert np.array_equal(y1.numpy(), y) and np.array_equal(h1.numpy(), h_n)
+    with pytest.raises(ValueError, match=r"x: on GPU 0 \(cuda:0\), but the layer is on GPU 1"):
+        layer(torch.from_numpy(x_np).to("cuda:0"))
+    with pytest.raises(ValueError, match="h0: on GPU 0"):
+        layer(x1, torch.zeros(1, B, H, device="cuda:0"))
+    with pytest.raises(ValueError, match="stream: belongs to GPU 0, but the layer is on GPU 1"):
+        layer(x1, stream=torch.cuda.Stream(device=0))
+    side = torch.cuda.Stream(device=1)
+    y2, _ = layer(x1, stream=side)
+    side.synchronize()
+    assert np.array_equal(y2.numpy(), y)
+    half = elman.RNN(I, H, seed=23, device="cuda:1", storage="bfloat16")
+    yb, hb = half(x1.bfloat16())                               # .numpy(): widened on GPU 1
+    check_storage_layer(half, x_np, None, None, (yb.numpy(), hb.numpy()))
+    assert torch.cuda.current_device() == 0
 
 
 @gpu

@@ -10,8 +10,12 @@
 namespace elman::cuda {
 
 inline void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess)
+  if (status != cudaSuccess) {
+    // Reported here: a later check(cudaGetLastError()) after a launch must not see it again
+    // (a sticky error, which breaks the context, stays whatever this does).
+    cudaGetLastError();
     throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
+  }
 }
 
 inline void check(cublasStatus_t status, const char* what) {

@@ -21,6 +21,33 @@ using Stream = CUstream_st*;
 int device_count();
 int current_device_id();
 
+// Makes `device` the calling thread's current GPU until destroyed, then restores the
+// one before: a layer's work, memory and streams belong to its own GPU, whatever the
+// caller has made current.
+class CurrentDevice {
+ public:
+  explicit CurrentDevice(int device);
+  ~CurrentDevice();
+  CurrentDevice(const CurrentDevice&) = delete;
+  CurrentDevice& operator=(const CurrentDevice&) = delete;
+
+ private:
+  int previous_;
+};
+
+// What memory_device says of memory that every GPU can read (managed memory, or host
+// memory registered with CUDA), and of memory that CUDA does not know (plain host
+// memory, or no memory at all), which no kernel may be given.
+constexpr int kAnyDevice = -1, kNotDeviceMemory = -2;
+
+// The GPU that holds the memory at `pointer`, or one of the two values above.
+int memory_device(const void* pointer);
+
+// The GPU that `stream` belongs to (null, and CUDA's handles 1 and 2 for the default
+// streams: the current GPU's). With a CUDA runtime older than 12.8, which cannot say:
+// the current GPU.
+int stream_device(Stream stream);
+
 // Work queued later on `consumer` waits for the work queued on `producer` so far (null
 // consumer: the legacy default stream; null producer: nothing to wait for).
 void stream_wait(Stream consumer, Stream producer);
@@ -28,7 +55,7 @@ void stream_wait(Stream consumer, Stream producer);
 // A point in a stream's work: the values written before it are ready after it.
 class Event {
  public:
-  explicit Event(Stream stream);  // recorded on `stream` now
+  explicit Event(Stream stream);  // recorded on `stream` now (made on the stream's GPU)
   ~Event();
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
@@ -89,12 +116,14 @@ void swap_leading_axes(const void* in, void* out, std::int64_t d0, std::int64_t 
 // takes; for tests and tuning).
 std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage);
 
-// A stack of recurrent layers on the current GPU, weights copied once (rounded to the
-// storage type).
+// A stack of recurrent layers on one GPU, weights copied once (rounded to the storage
+// type).
 class Network {
  public:
-  // Host float32 arrays with the shapes of elman.h (steps and batch of `sizes` unused).
-  Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells, Storage storage);
+  // Host float32 arrays with the shapes of elman.h (steps and batch of `sizes` unused);
+  // on GPU `device` (kAnyDevice: the current one).
+  Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells, Storage storage,
+          int device = kAnyDevice);
   ~Network();
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
@@ -105,8 +134,8 @@ class Network {
   // first (the inputs may come from any stream), runs on the legacy default stream and
   // returns when it is done. With a stream: queued on it behind the work already there,
   // returning at once. Calls from several threads take turns; a call waits for the
-  // previous call's work (it reuses its buffers) on the device, not on the host. The
-  // current GPU must be device() (else std::invalid_argument: one GPU per layer).
+  // previous call's work (it reuses its buffers) on the device, not on the host. It runs
+  // on device() whatever GPU is current; the arrays and the stream must be that GPU's.
   void forward(std::int64_t steps, std::int64_t batch, const void* x, const void* h0,
                const std::int64_t* lengths, void* y, void* h_n, Stream stream = nullptr,
                bool batch_first = false) const;

@@ -5,7 +5,6 @@
 // kernel per step.
 #include <climits>
 #include <stdexcept>
-#include <string>
 #include <type_traits>
 
 #include "cuda/check.h"
@@ -44,7 +43,8 @@ struct Network::Impl {
     if (beside) cudaStreamDestroy(beside);
   }
 
-  // The stream beside the call's, made on first use (on the network's GPU: forward checks it).
+  // The stream beside the call's, made on first use (on the network's GPU, which forward
+  // makes current).
   cudaStream_t second_stream() {
     if (!fork) check(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming), "creating an event");
     if (!join) check(cudaEventCreateWithFlags(&join, cudaEventDisableTiming), "creating an event");
@@ -179,8 +179,11 @@ void run(Network::Impl& w, const Shape& sizes, const Call& call, const void* x, 
 
 }  // namespace
 
-Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells, Storage storage)
-    : sizes_(sizes), storage_(storage), device_(current_device_id()), impl_(std::make_unique<Impl>()) {
+Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cells, Storage storage,
+                 int device)
+    : sizes_(sizes), storage_(storage), device_(device == kAnyDevice ? current_device_id() : device),
+      impl_(std::make_unique<Impl>()) {
+  const CurrentDevice on(device_);
   const std::int64_t H = sizes.hidden_size, D = sizes.num_directions;
   if (static_cast<std::int64_t>(cells.size()) != sizes.num_layers * D)
     throw std::invalid_argument("cuda::Network: need one set of weights per layer and direction");
@@ -197,17 +200,20 @@ Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cell
   }
 }
 
-Network::~Network() = default;
+Network::~Network() {
+  try {
+    const CurrentDevice on(device_);  // the cuBLAS handle, stream and events are its GPU's
+    impl_.reset();
+  } catch (const std::exception&) {  // the GPU cannot be made current: freed from here
+    impl_.reset();
+  }
+}
 
 void Network::forward(std::int64_t steps, std::int64_t batch, const void* x, const void* h0,
                       const std::int64_t* lengths, void* y, void* h_n, Stream stream,
                       bool batch_first) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (current_device_id() != device_)  // kernels there could not read these weights
-    throw std::invalid_argument("cuda forward: the layer's weights are on GPU " +
-                                std::to_string(device_) + ", but GPU " +
-                                std::to_string(current_device_id()) +
-                                " is current; make that GPU current for this layer");
+  const CurrentDevice on(device_);
   if (steps * batch > INT_MAX || batch * sizes_.hidden_size > INT_MAX)
     throw std::invalid_argument("cuda forward: T * B beyond what cuBLAS takes (int)");
   // Without a stream the inputs may come from any other: let their writes land first.

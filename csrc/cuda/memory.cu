@@ -22,12 +22,50 @@ int current_device_id() {
   return dev;
 }
 
+CurrentDevice::CurrentDevice(int device) {
+  check(cudaGetDevice(&previous_), "current device");
+  if (device != previous_) check(cudaSetDevice(device), "making the layer's GPU current");
+}
+
+CurrentDevice::~CurrentDevice() {
+  int now = previous_;
+  if (cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
+}
+
+int memory_device(const void* pointer) {
+  cudaPointerAttributes a{};
+  if (!pointer || cudaPointerGetAttributes(&a, pointer) != cudaSuccess) {
+    // CUDA before 11 refused host pointers it did not know: not an error to keep
+    cudaGetLastError();
+    return kNotDeviceMemory;
+  }
+  switch (a.type) {
+    case cudaMemoryTypeDevice: return a.device;
+    case cudaMemoryTypeManaged:
+    case cudaMemoryTypeHost: return kAnyDevice;
+    default: return kNotDeviceMemory;
+  }
+}
+
+int stream_device(Stream stream) {
+  const auto handle = reinterpret_cast<std::uintptr_t>(stream);
+  if (handle <= 2) return current_device_id();  // the default streams: the current GPU's
+#if CUDART_VERSION >= 12080
+  int device = 0;
+  check(cudaStreamGetDevice(stream, &device), "a stream's GPU");
+  return device;
+#else
+  return current_device_id();
+#endif
+}
+
 void stream_wait(Stream consumer, Stream producer) {
   if (!producer || producer == consumer) return;
   Event(producer).wait_on(consumer);  // the wait holds on after the event is destroyed
 }
 
 Event::Event(Stream stream) {
+  const CurrentDevice on(stream_device(stream));  // an event is recorded on its own GPU's streams
   cudaEvent_t e = nullptr;
   check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating an event");
   const cudaError_t status = cudaEventRecord(e, stream);
@@ -138,11 +176,11 @@ class Pool {
 
   // cudaFree on the block's own GPU, which it waits for: no work queued there still reads it.
   static void free_block(const Block& b) {
-    int current = b.device;
-    cudaGetDevice(&current);
-    if (current != b.device) cudaSetDevice(b.device);
-    cudaFree(b.data);
-    if (current != b.device) cudaSetDevice(current);
+    try {
+      const CurrentDevice on(b.device);
+      cudaFree(b.data);
+    } catch (const std::exception&) {  // from destructors: nothing to report to
+    }
   }
 
   // Frees every kept block of `device`.

@@ -43,6 +43,7 @@ class RNN:
         s(self, "_dtype", _checks.layer_dtype(dtype))
         s(self, "_net", None)
         s(self, "_device", "cpu")
+        s(self, "_gpu", None)  # the GPU's number, on a GPU
         s(self, "_storage", "float32")
         # Checked before the table of shapes exists: it has an entry per layer.
         _checks.fits_in_memory("input_size, hidden_size, num_layers", 2 * 8 * self._weight_count())
@@ -87,26 +88,28 @@ class RNN:
     storage = property(lambda self: self._storage)
 
     def to(self, device, *, storage=None) -> "RNN":
-        """Runs this layer on `device` ("cpu" or "cuda", float32 only) from now on.
+        """Runs this layer on `device` from now on: "cpu"; "cuda", the GPU current now;
+        or "cuda:N", GPU N (a torch.device works too). float32 layers only on a GPU.
 
-        storage (on "cuda"): "float32", "float16" or "bfloat16", how the GPU keeps
+        storage (on a GPU): "float32", "float16" or "bfloat16", how the GPU keeps
         weights, inputs, outputs and states (arithmetic stays float32; the layer's
-        weights stay float32 here); None keeps the current one on "cuda"."""
+        weights stay float32 here); None keeps the current one on a GPU."""
         device = cuda.check_device(device)
+        on_gpu = device != "cpu"
         if storage is None:
-            storage = self._storage if device == "cuda" else "float32"
+            storage = self._storage if on_gpu else "float32"
         storage = cuda.check_storage(storage)
-        if device == "cpu" and storage != "float32":
+        if not on_gpu and storage != "float32":
             raise ValueError(f"storage: {storage} runs on \"cuda\" only; the CPU engine "
                              f"computes in the layer's dtype ({self._dtype})")
-        if device == "cuda":
-            cuda.require()
-            if self._dtype != np.float32:
-                raise TypeError(f"device: the CUDA backend runs float32 layers, this one is {self._dtype}")
-        if (device, storage) != (self._device, self._storage):
-            object.__setattr__(self, "_device", device)
+        gpu = cuda.gpu_number(device) if on_gpu else None
+        if on_gpu and self._dtype != np.float32:
+            raise TypeError(f"device: the CUDA backend runs float32 layers, this one is {self._dtype}")
+        if (gpu, storage) != (self._gpu, self._storage):
+            object.__setattr__(self, "_gpu", gpu)
             object.__setattr__(self, "_storage", storage)
             object.__setattr__(self, "_net", None)
+        object.__setattr__(self, "_device", device)
         return self
 
     def __repr__(self):
@@ -167,8 +170,8 @@ class RNN:
                 for d, suffix in enumerate(("", "_reverse")[:self.num_directions]):
                     cells.append((self._weights[f"w_x_l{k}{suffix}"], self._weights[f"w_y_l{k}{suffix}"],
                                   self._weights.get(f"b_l{k}{suffix}"), d == 1, self._activation))
-            build = (partial(cuda.network, storage=self._storage) if self._device == "cuda"
-                     else partial(_run.network, self._dtype))
+            build = (partial(_run.network, self._dtype) if self._gpu is None
+                     else partial(cuda.network, storage=self._storage, gpu=self._gpu))
             net = build(self._input_size, self._hidden_size, self._num_layers, self.num_directions,
                         cells)
             object.__setattr__(self, "_net", net)
@@ -185,27 +188,27 @@ class RNN:
         over each sequence's own valid steps.
         y: (T, B, D*H) in x's layout, [forward, backward] on the last axis; h_n like h0,
         layer-major, direction-minor.
-        On "cuda", x on the GPU (__cuda_array_interface__ or __dlpack__, in the layer's
+        On a GPU, x on that GPU (__cuda_array_interface__ or __dlpack__, in the layer's
         storage dtype) is read in place and y, h_n are elman.cuda.DeviceArray; NumPy in
         gives NumPy out.
         stream (GPU input only): the CUDA stream to queue the work on, returning at once
         (see elman.cuda); None: wait for the device, run, return complete outputs.
         """
-        if self._device == "cuda" and cuda.on_device(x):
+        if self._gpu is not None and cuda.on_device(x):
             return cuda.run_device(self._network(), x, h0, lengths, batch_first=self._batch_first,
                                    stream=stream)
         if stream is not None:
-            raise ValueError("stream: only for input on the GPU to a layer on \"cuda\" "
+            raise ValueError("stream: only for input on the GPU to a layer on a GPU "
                              f"(this layer is on {self._device!r}, x is {type(x).__name__})")
         return _run.run(self._network(), self._dtype, x, h0, lengths, batch_first=self._batch_first)
 
     def step(self, x_t, h=None):
         """One time step through every layer: x_t (B, I) or (I,); h (L, B, H) or (L, H),
         None = zeros. Returns the new h; h[-1] is the last layer's output.
-        On "cuda", x_t (B, I) on the GPU (in the layer's storage dtype) is read in place, h
-        must then be on the GPU too (or None), and the new h is an elman.cuda.DeviceArray."""
+        On a GPU, x_t (B, I) on that GPU (in the layer's storage dtype) is read in place, h
+        must then be there too (or None), and the new h is an elman.cuda.DeviceArray."""
         self._require_unidirectional("step")
-        if self._device == "cuda" and cuda.on_device(x_t):
+        if self._gpu is not None and cuda.on_device(x_t):
             return cuda.step_device(self._network(), x_t, h)
         x_t = _checks.real_array("x_t", x_t, self._dtype)
         if x_t.ndim not in (1, 2):
@@ -255,13 +258,13 @@ class Stream:
 
     def __call__(self, x_chunk):
         """x_chunk: (T_c, B, I), or (B, T_c, I) if the layer is batch_first. Returns y_chunk.
-        On "cuda", chunks on the GPU are read in place and give DeviceArrays (the state
+        On a GPU, chunks on that GPU are read in place and give DeviceArrays (the state
         stays on the GPU); a stream's chunks are all on the GPU or all on the host."""
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("stream: already running a chunk in another thread; a stream's "
                                "chunks must come one after another")
         try:
-            on_gpu = self._layer.device == "cuda" and cuda.on_device(x_chunk)
+            on_gpu = self._layer._gpu is not None and cuda.on_device(x_chunk)
             if self._state is not None and on_gpu != (not isinstance(self._state, np.ndarray)):
                 raise ValueError("x_chunk: a stream's chunks must all be on the GPU or all on the "
                                  "host (reset() starts a new sequence)")

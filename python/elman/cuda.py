@@ -1,6 +1,7 @@
 """elman on NVIDIA GPUs: whether the CUDA backend is built, and the GPUs it sees.
 
-Layers move with ``elman.RNN(..., device="cuda")`` or ``layer.to("cuda")``. NumPy input
+Layers move with ``elman.RNN(..., device="cuda")`` or ``layer.to("cuda")`` (the GPU
+current then), or ``"cuda:N"`` (GPU N; a torch.device works too). NumPy input
 is copied to the GPU and the outputs come back as NumPy arrays; input on the GPU that
 exposes ``__cuda_array_interface__`` or ``__dlpack__`` (torch CUDA tensors, CuPy and JAX
 arrays) is read in place and the outputs are DeviceArray objects, which
@@ -21,6 +22,7 @@ and returns at once; the outputs carry that stream (DLPack consumers and
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import numpy as np
 
@@ -34,9 +36,6 @@ except ImportError as e:  # not built, or its libraries (cuBLAS, the driver) are
     _load_error = e
 
 DeviceArray = _cuda.DeviceArray if _cuda else None
-
-DEVICES = ("cpu", "cuda")
-
 
 def is_built() -> bool:
     """Whether this elman was built with its CUDA backend."""
@@ -63,10 +62,30 @@ def require() -> None:
         raise RuntimeError("device: no CUDA device is visible to this process")
 
 
+_GPU_NAME = re.compile(r"cuda:(0|[1-9][0-9]*)")
+
+
 def check_device(device) -> str:
-    if device not in DEVICES:
-        raise ValueError(f"device: expected one of {', '.join(map(repr, DEVICES))}, got {device!r}")
+    """device as a string: "cpu", "cuda" or "cuda:N"; a torch.device (or any object with
+    `type` and `index`) by its str(), e.g. torch.device("cuda", 1) is "cuda:1"."""
+    if not isinstance(device, str) and hasattr(device, "type") and hasattr(device, "index"):
+        device = str(device)
+    if not isinstance(device, str) or not (device in ("cpu", "cuda") or _GPU_NAME.fullmatch(device)):
+        raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N' (N: a GPU's number), got {device!r}")
     return device
+
+
+def gpu_number(device: str) -> int:
+    """The GPU a layer moved to `device` ("cuda" or "cuda:N", checked) goes to: N, or the
+    current GPU for "cuda". Raises as require() does, or ValueError for a GPU not seen."""
+    require()
+    if device == "cuda":
+        return _cuda.current_device()
+    number, count = int(device[5:]), device_count()
+    if number >= count:
+        seen = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise ValueError(f"device: no GPU {device!r}; this process sees only {seen}")
+    return number
 
 
 STORAGES = ("float32", "float16", "bfloat16")
@@ -81,11 +100,11 @@ def check_storage(storage) -> str:
     return storage
 
 
-def network(input_size, hidden_size, num_layers, num_directions, cells, storage="float32"):
-    """A layer stack on the GPU; cells as elman._run.network takes them."""
+def network(input_size, hidden_size, num_layers, num_directions, cells, storage, gpu):
+    """A layer stack on GPU number `gpu`; cells as elman._run.network takes them."""
     return _cuda.Network(input_size, hidden_size, num_layers, num_directions,
                          [(w_x, w_y, b, reverse, act.as_tuple())
-                          for w_x, w_y, b, reverse, act in cells], storage)
+                          for w_x, w_y, b, reverse, act in cells], storage, gpu)
 
 
 def _interface(value):
@@ -135,10 +154,10 @@ def _c_strides(shape):
     return tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape)))
 
 
-def _view(name: str, value, shape, stream: int, storage: str):
+def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
     """(data pointer, shape, keep-alive) of a dense CUDA array of the storage's dtype, by
     __cuda_array_interface__ or else DLPack; `shape` None takes any shape. Work on
-    `stream` (0: the legacy default stream) waits for the producer's stream."""
+    `stream` (0: the legacy default stream) of GPU `gpu` waits for the producer's stream."""
     cai = _interface(value)
     if cai is not None:
         got, typestr, strides = tuple(cai["shape"]), cai["typestr"], cai.get("strides")
@@ -147,7 +166,7 @@ def _view(name: str, value, shape, stream: int, storage: str):
             size = 2 if typestr == "<f2" else 4
             strides = tuple(s // size if s % size == 0 else -1 for s in strides)
         if cai.get("stream") is not None:
-            _cuda.stream_wait(stream, int(cai["stream"]))
+            _cuda.stream_wait(stream, int(cai["stream"]), gpu)
     elif on_device(value):
         try:
             try:
@@ -174,6 +193,25 @@ def _view(name: str, value, shape, stream: int, storage: str):
     return pointer, got, keep
 
 
+def _require_on(gpu: int, name: str, pointer: int) -> None:
+    """Refuses memory that a kernel on GPU `gpu` cannot read: another GPU's (reading it
+    there would be an illegal address, which breaks the whole CUDA context), or host
+    memory that CUDA does not know."""
+    where = _cuda.memory_device(pointer)
+    if where == _cuda.NOT_DEVICE_MEMORY:
+        raise TypeError(f"{name}: its data is not GPU memory (a host array that claims to be "
+                        f"a CUDA array?)")
+    if where not in (gpu, _cuda.ANY_DEVICE):
+        raise ValueError(f"{name}: on GPU {where} (cuda:{where}), but the layer is on GPU {gpu}; "
+                         f"move the array or the layer (layer.to('cuda:{where}'))")
+
+
+def _require_stream_on(gpu: int, handle: int) -> None:
+    # 0, 1 and 2 name the default streams, which are the layer's GPU's during its call.
+    if handle > 2 and (where := _cuda.stream_device(handle)) != gpu:
+        raise ValueError(f"stream: belongs to GPU {where}, but the layer is on GPU {gpu}")
+
+
 def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x", "h0", "T"),
                batch=None):
     """(y, h_n) as DeviceArrays for x on the GPU ((T, B, I), or (B, T, I) if batch_first,
@@ -181,8 +219,9 @@ def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x
     errors; batch: the B that x must have, if any."""
     x_name, h0_name, steps_name = names
     handle = stream_handle(stream)
-    storage = net.storage
-    x_ptr, shape, keep_x = _view(x_name, x, None, handle, storage)
+    storage, gpu = net.storage, net.device
+    _require_stream_on(gpu, handle)
+    x_ptr, shape, keep_x = _view(x_name, x, None, handle, storage, gpu)
     layout = f"(B, {steps_name}, I)" if batch_first else f"({steps_name}, B, I)"
     if len(shape) != 3 or shape[2] != net.input_size or 0 in shape:
         raise ValueError(f"{x_name}: expected a CUDA array of shape {layout} with I={net.input_size}, "
@@ -190,6 +229,7 @@ def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x
     steps, b = shape[1::-1] if batch_first else shape[:2]
     if batch is not None and b != batch:
         raise ValueError(f"{x_name}: expected shape {layout} with B={batch}, got {_checks.shape_str(shape)}")
+    _require_on(gpu, x_name, x_ptr)
     h0_ptr, keep_h0 = _state_view(net, h0_name, h0, b, handle)
     if lengths is not None:
         lengths = _checks.lengths_array(lengths, steps, b)
@@ -201,10 +241,11 @@ def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x
 def step_device(net, x_t, h):
     """The state after one step, (L, B, H) as a DeviceArray, for x_t (B, I) on the GPU
     (the layer's storage dtype, read in place) from h (L, B, H) on the GPU, or zeros."""
-    x_ptr, shape, keep_x = _view("x_t", x_t, None, 0, net.storage)
+    x_ptr, shape, keep_x = _view("x_t", x_t, None, 0, net.storage, net.device)
     if len(shape) != 2 or shape[1] != net.input_size or 0 in shape:
         raise ValueError(f"x_t: expected a CUDA array of shape (B, I) with I={net.input_size}, "
                          f"got {_checks.shape_str(shape)}")
+    _require_on(net.device, "x_t", x_ptr)
     h_ptr, keep_h = _state_view(net, "h", h, shape[0], 0)
     _, h_n = net.forward_device(x_ptr, 1, shape[0], h_ptr, None, 0, False)  # (B, I) is (1, B, I)
     del keep_x, keep_h
@@ -216,5 +257,6 @@ def _state_view(net, name, h, batch, stream):
     if h is None:
         return 0, None
     shape = (net.num_layers * net.num_directions, batch, net.hidden_size)
-    pointer, _, keep = _view(name, h, shape, stream, net.storage)
+    pointer, _, keep = _view(name, h, shape, stream, net.storage, net.device)
+    _require_on(net.device, name, pointer)
     return pointer, keep
