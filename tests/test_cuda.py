@@ -840,6 +840,22 @@ def test_layer_on_numbered_gpu():
 
 
 @gpu
+def test_pickled_and_copied_gpu_layer():
+    """A GPU layer's pickle or deep copy comes back on the same device name and storage,
+    with bit-identical results (the same kernels on the same GPU)."""
+    import copy
+    import pickle
+    T, B, I, H = 5, 2, 6, 40
+    x = make_input(rng_for("gpu-pickle"), T, B, I, H)
+    layer = elman.RNN(I, H, seed=24, device="cuda:0", storage="bfloat16")
+    y, h_n = layer(x)
+    for other in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+        assert (other.device, other.storage) == ("cuda:0", "bfloat16")
+        y2, h2 = other(x)
+        assert np.array_equal(y2, y) and np.array_equal(h2, h_n)
+
+
+@gpu
 def test_host_memory_as_cuda_array_refused():
     """A __cuda_array_interface__ pointing at plain host memory is refused with TypeError
     before a kernel reads it (an illegal address would break the CUDA context), and the

@@ -1,14 +1,18 @@
 """RNN.save / elman.load: exact round trips of every option and weight; clear errors for
-files that are not elman layers, truncated or inconsistent."""
+files that are not elman layers, truncated or inconsistent. Also pickle and copy, which
+process pools and model ensembles use."""
 
+import copy
 import io
 import json
+import pickle
 import zipfile
 
 import numpy as np
 import pytest
 
 import elman
+from helpers import rng_for, uniform
 
 
 @pytest.mark.parametrize("options", [
@@ -114,3 +118,28 @@ def test_format_is_an_npz_with_a_json_header(tmp_path):
         header = json.loads(f["header"].tobytes())
     assert header["format"] == "elman.RNN" and header["version"] == 1
     assert header["options"]["dtype"] == "float32" and header["options"]["num_layers"] == 2
+
+
+COPIES = {"pickle": lambda layer: pickle.loads(pickle.dumps(layer)), "deepcopy": copy.deepcopy,
+          "copy": copy.copy}
+
+
+@pytest.mark.parametrize("how", sorted(COPIES))
+def test_pickles_and_copies_compute_the_same(how):
+    """A copy (or a pickle round trip) of a layer that has run has the same options and
+    weights, gives bit-identical outputs, keeps its weights read-only, and is independent:
+    assigning its weights leaves the original alone."""
+    layer = elman.RNN(5, 7, 2, nonlinearity="relu", bidirectional=True, batch_first=True,
+                      dtype=np.float64, seed=3, clip=2.0)
+    x = uniform(rng_for("copies", how), (3, 4, 5), dtype=np.float64)
+    y, h_n = layer(x)                                          # the packed engine exists
+    other = COPIES[how](layer)
+    assert repr(other) == repr(layer) and other.device == "cpu"
+    assert all(np.array_equal(w, other.weights()[k]) for k, w in layer.weights().items())
+    y2, h2 = other(x)
+    assert np.array_equal(y2, y) and np.array_equal(h2, h_n)
+    with pytest.raises(ValueError, match="read-only"):
+        other.w_y_l0[0, 0] = 1.0
+    other.w_y_l0 = np.zeros((7, 7))
+    assert not np.array_equal(other(x)[0], y)
+    assert np.array_equal(layer(x)[0], y) and not np.array_equal(layer.w_y_l0, other.w_y_l0)

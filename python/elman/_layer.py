@@ -112,6 +112,18 @@ class RNN:
         object.__setattr__(self, "_device", device)
         return self
 
+    # -- copies and pickles: the options and weights; the engine is rebuilt at the next call --
+    def __getstate__(self):
+        return dict(self.__dict__, _net=None, _weights=dict(self._weights))
+
+    def __setstate__(self, state):
+        device, storage = state["_device"], state["_storage"]
+        for name, value in dict(state, _device="cpu", _gpu=None, _storage="float32").items():
+            object.__setattr__(self, name, value)
+        for w in self._weights.values():  # unpickled and deep-copied arrays come writeable
+            w.flags.writeable = False
+        self.to(device, storage=storage)  # "cuda": the GPU current here and now
+
     def __repr__(self):
         extra = "".join(f", {k}={v}" for k, v in self._activation.non_default().items())
         return (f"RNN(input_size={self._input_size}, hidden_size={self._hidden_size}, "
