@@ -54,7 +54,7 @@ if(NOT ELMAN_CUDA STREQUAL "OFF")
     endif()
     message(STATUS "elman: building without CUDA: ${ELMAN_CUDA_MISSING}")
   else()
-    add_library(elman_cuda STATIC csrc/cuda/memory.cu csrc/cuda/layout.cu csrc/cuda/recurrence.cu csrc/cuda/few_rows.cu csrc/cuda/tiled.cu csrc/cuda/tiled_fma.cu csrc/cuda/tiled_gemm.cu csrc/cuda/tiled_mma.cu
+    add_library(elman_cuda STATIC csrc/cuda/devices.cu csrc/cuda/memory.cu csrc/cuda/layout.cu csrc/cuda/recurrence.cu csrc/cuda/few_rows.cu csrc/cuda/tiled.cu csrc/cuda/tiled_fma.cu csrc/cuda/tiled_gemm.cu csrc/cuda/tiled_mma.cu
                 csrc/cuda/forward.cu)
     target_include_directories(elman_cuda PUBLIC csrc)
     target_link_libraries(elman_cuda PUBLIC CUDA::cudart_static CUDA::cublas)

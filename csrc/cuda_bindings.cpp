@@ -81,7 +81,10 @@ class DeviceArray {
   // -1: none), which waits for the values.
   py::capsule dlpack(py::object stream) const {
     const int64_t consumer = stream.is_none() ? 1 : stream.cast<int64_t>();
-    if (ready_ && consumer != -1) ready_->wait_on(as_stream(consumer));
+    if (ready_ && consumer != -1) {
+      const elman::cuda::CurrentDevice on(device_);  // the consumer's 1 or 2: this GPU's streams
+      ready_->wait_on(as_stream(consumer));
+    }
     auto* t = new DLManagedTensor{};
     auto* owner = new Owner{buffer_, shape_};
     t->dl_tensor.data = data();
@@ -257,18 +260,22 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
         "(pointer, shape, strides or None, (code, bits, lanes), (device type, id)) of an "
         "unconsumed DLPack capsule, which stays its producer's");
-  m.def("memory_device", [](std::uintptr_t pointer) {
+  // Both asked with the layer's GPU current: the question alone may start CUDA on the
+  // current GPU, and registered host memory is readable at its address or not per GPU.
+  m.def("memory_device", [](std::uintptr_t pointer, int device) {
+    const elman::cuda::CurrentDevice on(device);
     return elman::cuda::memory_device(reinterpret_cast<const void*>(pointer));
-  }, py::arg("pointer"),
-        "The GPU holding the memory at `pointer`; ANY_DEVICE for managed or registered host "
-        "memory, NOT_DEVICE_MEMORY for memory CUDA does not know");
+  }, py::arg("pointer"), py::arg("device"),
+        "The GPU holding the memory at `pointer`; ANY_DEVICE for managed memory or host "
+        "memory GPU `device` reads at that address, NOT_DEVICE_MEMORY for other memory");
   m.attr("ANY_DEVICE") = elman::cuda::kAnyDevice;
   m.attr("NOT_DEVICE_MEMORY") = elman::cuda::kNotDeviceMemory;
-  m.def("stream_device", [](std::uintptr_t stream) {
+  m.def("stream_device", [](std::uintptr_t stream, int device) {
+    const elman::cuda::CurrentDevice on(device);
     return elman::cuda::stream_device(reinterpret_cast<elman::cuda::Stream>(stream));
-  }, py::arg("stream"),
-        "The GPU of a cudaStream_t (0, 1, 2: the current GPU's default streams); the current "
-        "GPU where the CUDA runtime cannot say (before 12.8)");
+  }, py::arg("stream"), py::arg("device"),
+        "The GPU of a cudaStream_t (0, 1, 2: GPU `device`'s default streams); ANY_DEVICE "
+        "where CUDA cannot say (built before 12.8, or an older driver)");
   m.def("stream_wait", [](std::uintptr_t consumer, int64_t producer, int device) {
     const elman::cuda::CurrentDevice on(device);  // whose default streams 0, 1 and 2 are
     elman::cuda::stream_wait(reinterpret_cast<elman::cuda::Stream>(consumer), as_stream(producer));

@@ -196,8 +196,9 @@ def _fake_module(monkeypatch, memory, streams=None):
     """Replaces elman._cuda where the device path asks where memory and streams are:
     memory maps a pointer to its GPU (or ANY_DEVICE, NOT_DEVICE_MEMORY), streams a handle
     to its GPU."""
-    fake = types.SimpleNamespace(ANY_DEVICE=-1, NOT_DEVICE_MEMORY=-2, memory_device=memory.__getitem__,
-                                 stream_device=(streams or {}).__getitem__)
+    fake = types.SimpleNamespace(ANY_DEVICE=-1, NOT_DEVICE_MEMORY=-2,
+                                 memory_device=lambda pointer, device: memory[pointer],
+                                 stream_device=lambda handle, device: (streams or {})[handle])
     monkeypatch.setattr(elman.cuda, "_cuda", fake)
     return fake
 
@@ -235,37 +236,53 @@ def test_device_step_and_chunks_without_a_gpu(monkeypatch):
 
 def test_device_path_refuses_memory_and_streams_of_another_gpu(monkeypatch):
     """A kernel must never be given memory its GPU cannot read (another GPU's, or host
-    memory CUDA does not know): reading it would be an illegal address, which breaks the
-    process's CUDA context. Each refusal names the argument and both GPUs; managed or
-    registered host memory (ANY_DEVICE) is taken. The GPU side of this (where memory
-    really is) is test_host_memory_as_cuda_array_refused and test_layer_on_second_gpu."""
+    memory it cannot read at that address): reading it would be an illegal address, which
+    breaks the process's CUDA context. Each refusal names the argument and both GPUs and
+    comes before any work is queued; managed or readable host memory (ANY_DEVICE) is
+    taken. The GPU side of this (where memory really is) is
+    test_host_memory_as_cuda_array_refused and test_layer_on_second_gpu."""
     def at(shape, pointer):
         a = _FakeCUDA(shape)
         a.__cuda_array_interface__["data"] = (pointer, False)
         return a
 
-    _fake_module(monkeypatch, {100: 1, 200: 0, 300: -1, 400: -2, 500: 1}, streams={7: 1, 9: 0})
+    _fake_module(monkeypatch, {100: 1, 200: 0, 300: -1, 400: -2, 500: 1}, streams={7: 1, 9: 0, 11: -1})
     net = _FakeNetwork()
     net.device = 1
+
+    def refused(error, match, call):
+        queued = len(net.calls)
+        with pytest.raises(error, match=match):
+            call()
+        assert len(net.calls) == queued, "refused after its work was queued"
+
     assert elman.cuda.step_device(net, at((3, 4), 100), at((2, 3, 5), 300)) == "h_n"
-    with pytest.raises(ValueError, match=r"x_t: on GPU 0 \(cuda:0\), but the layer is on GPU 1"):
-        elman.cuda.step_device(net, at((3, 4), 200), None)
-    with pytest.raises(ValueError, match=r"h: on GPU 0 \(cuda:0\), but the layer is on GPU 1"):
-        elman.cuda.step_device(net, at((3, 4), 100), at((2, 3, 5), 200))
-    with pytest.raises(TypeError, match="x_t: its data is not GPU memory"):
-        elman.cuda.step_device(net, at((3, 4), 400), None)
+    refused(ValueError, r"x_t: on GPU 0 \(cuda:0\), but the layer is on GPU 1; move the array or the layer",
+            lambda: elman.cuda.step_device(net, at((3, 4), 200), None))
+    refused(ValueError, r"h: on GPU 0 \(cuda:0\), but the layer is on GPU 1",
+            lambda: elman.cuda.step_device(net, at((3, 4), 100), at((2, 3, 5), 200)))
+    refused(TypeError, "x_t: its data is not GPU memory", lambda: elman.cuda.step_device(net, at((3, 4), 400), None))
     assert elman.cuda.run_device(net, at((6, 3, 4), 100), at((2, 3, 5), 500), None,
                                  batch_first=False, stream=7) == ("y", "h_n")
     assert net.calls[-1] == (100, 6, 3, 500, None, 7, False)
-    for handle in (0, 1, 2):  # the default streams: the layer's GPU's during its call
+    for handle in (0, 1, 2, 11):  # default streams (the layer's GPU's in its call); unknown
         elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False, stream=handle)
-    with pytest.raises(ValueError, match="stream: belongs to GPU 0, but the layer is on GPU 1"):
-        elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False, stream=9)
-    with pytest.raises(ValueError, match=r"state: on GPU 0 .*layer.to\('cuda:0'\)"):
-        elman.cuda.run_device(net, at((6, 3, 4), 100), at((2, 3, 5), 200), None, batch_first=False,
-                              names=("x_chunk", "state", "T_c"))
-    with pytest.raises(TypeError, match="x: its data is not GPU memory"):
-        elman.cuda.run_device(net, at((6, 3, 4), 400), None, None, batch_first=False)
+    refused(ValueError, "stream: belongs to GPU 0, but the layer is on GPU 1",
+            lambda: elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False, stream=9))
+    # torch's and CuPy's streams say their GPU themselves (their default streams are handle 0)
+    torch_like = types.SimpleNamespace(cuda_stream=0, device=_TorchLikeDevice("cuda", 0))
+    cupy_like = types.SimpleNamespace(ptr=0, device_id=0)
+    for stream in (torch_like, cupy_like):
+        refused(ValueError, "stream: belongs to GPU 0",
+                lambda: elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False,
+                                              stream=stream))
+    elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False,
+                          stream=types.SimpleNamespace(cuda_stream=7, device=_TorchLikeDevice("cuda", 1)))
+    refused(ValueError, r"state: on GPU 0 \(cuda:0\), but the layer is on GPU 1; a stream's state stays .* reset\(\)",
+            lambda: elman.cuda.run_device(net, at((6, 3, 4), 100), at((2, 3, 5), 200), None,
+                                          batch_first=False, names=("x_chunk", "state", "T_c")))
+    refused(TypeError, "x: its data is not GPU memory",
+            lambda: elman.cuda.run_device(net, at((6, 3, 4), 400), None, None, batch_first=False))
 
 
 @pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda", "CUDA", "cuda:", "cuda:-1",
@@ -416,7 +433,7 @@ def test_shape_grid(case, nonlinearity):
     i = CASES.index(case)
     bias, give_h0, give_lengths = i % 3 != 1, i % 2 == 1, i % 4 != 3
     layer = elman.RNN(I, H, L, nonlinearity, bias, bidirectional=bidir, seed=i, device="cuda")
-    assert layer.device == "cuda"
+    assert layer.device == _current_gpu()
     rng = rng_for("cuda", case, nonlinearity)
     x = make_input(rng, T, B, I, H)
     D = 2 if bidir else 1
@@ -786,7 +803,7 @@ def test_same_layer_cpu_and_cuda_close(case):
     h0 = uniform(rng, (D * L, B, H))
     lengths = random_lengths(rng, T, B)
     y_cpu, h_cpu = layer(x, h0, lengths)
-    assert layer.to("cuda") is layer and layer.device == "cuda"
+    assert layer.to("cuda") is layer and layer.device == _current_gpu()
     y_gpu, h_gpu = layer(x, h0, lengths)
     ey, eh = check_layer(layer, x, h0, lengths, result=(y_gpu, h_gpu))
     ny, nh = ref.forward(layer, x, h0, lengths, dtype=np.float32)
@@ -814,29 +831,36 @@ def test_weight_assignment_on_cuda_layer_takes_effect():
     layer.b_l1_reverse = layer.b_l1_reverse + 0.25
     y1, _ = check_layer(layer, x)                             # the new weights are used
     assert not np.allclose(y0, y1)
-    assert layer.device == "cuda"
+    assert layer.device == _current_gpu()
+
+
+def _current_gpu():
+    """What layer.device says of a layer moved to "cuda" now."""
+    return f"cuda:{elman.cuda._cuda.current_device()}"
 
 
 @gpu
 def test_layer_on_numbered_gpu():
-    """"cuda:0" (or a torch.device) is GPU 0: the same results as "cuda" with GPU 0
-    current; a GPU past the last is refused with ValueError, the layer left as it was."""
+    """"cuda:N" (or a torch.device) is GPU N: with N current, the same results as "cuda",
+    which the layer reports as "cuda:N"; a GPU past the last is refused with ValueError,
+    the layer left as it was."""
     T, B, I, H = 7, 3, 9, 48
     x = make_input(rng_for("cuda-n"), T, B, I, H)
-    layer = elman.RNN(I, H, seed=21, device="cuda:0")
-    assert layer.device == "cuda:0"
+    name = _current_gpu()
+    layer = elman.RNN(I, H, seed=21, device=name)
+    assert layer.device == name
     y, h_n = layer(x)
     check_layer(layer, x, result=(y, h_n))
-    same = elman.RNN(I, H, seed=21).to("cuda")  # GPU 0 is current: nothing here changes it
-    assert all(np.array_equal(a, b) for a, b in zip(same(x), (y, h_n)))
+    same = elman.RNN(I, H, seed=21).to("cuda")
+    assert same.device == name and all(np.array_equal(a, b) for a, b in zip(same(x), (y, h_n)))
     count = elman.cuda.device_count()
     with pytest.raises(ValueError, match=f"device: no GPU 'cuda:{count}'; this process sees only cuda:0"):
         layer.to(f"cuda:{count}")
     with pytest.raises(ValueError, match=f"no GPU 'cuda:{count}'"):
         elman.RNN(I, H, device=f"cuda:{count}")
-    assert layer.device == "cuda:0" and all(np.array_equal(a, b) for a, b in zip(layer(x), (y, h_n)))
+    assert layer.device == name and all(np.array_equal(a, b) for a, b in zip(layer(x), (y, h_n)))
     torch = pytest.importorskip("torch")
-    assert elman.RNN(I, H, seed=21, device=torch.device("cuda", 0)).device == "cuda:0"
+    assert elman.RNN(I, H, device=torch.device("cuda", int(name[5:]))).device == name
 
 
 @gpu
@@ -877,7 +901,8 @@ def test_host_memory_as_cuda_array_refused():
 @gpu
 def test_layer_on_second_gpu():
     """A layer on "cuda:1" runs there whatever GPU is current, leaves the current GPU as it
-    was, gives outputs on GPU 1, and refuses arrays and streams of GPU 0."""
+    was, gives outputs on GPU 1 (exported to torch in order with the caller's stream), and
+    refuses arrays and streams of GPU 0."""
     count = elman.cuda.device_count()
     if count < 2:
         pytest.skip(f"needs two GPUs; this machine has {count}")
@@ -899,9 +924,14 @@ def test_layer_on_second_gpu():
     with pytest.raises(ValueError, match="stream: belongs to GPU 0, but the layer is on GPU 1"):
         layer(x1, stream=torch.cuda.Stream(device=0))
     side = torch.cuda.Stream(device=1)
+    with torch.cuda.stream(side):  # side's queue: a long product, then the layer
+        busy = torch.ones(4096, 4096, device="cuda:1") @ torch.ones(4096, 4096, device="cuda:1")
     y2, _ = layer(x1, stream=side)
-    side.synchronize()
+    # DLPack to torch with GPU 0 current: torch reads on GPU 1's default stream (handle 1),
+    # which must wait for side
+    assert np.array_equal(torch.from_dlpack(y2).cpu().numpy(), y) and torch.cuda.current_device() == 0
     assert np.array_equal(y2.numpy(), y)
+    del busy
     half = elman.RNN(I, H, seed=23, device="cuda:1", storage="bfloat16")
     yb, hb = half(x1.bfloat16())                               # .numpy(): widened on GPU 1
     check_storage_layer(half, x_np, None, None, (yb.numpy(), hb.numpy()))

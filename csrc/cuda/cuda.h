@@ -22,8 +22,8 @@ int device_count();
 int current_device_id();
 
 // Makes `device` the calling thread's current GPU until destroyed, then restores the
-// one before: a layer's work, memory and streams belong to its own GPU, whatever the
-// caller has made current.
+// caller's context (none, if it had none): a layer's work, memory and streams belong to
+// its own GPU, whatever the caller has made current.
 class CurrentDevice {
  public:
   explicit CurrentDevice(int device);
@@ -32,7 +32,9 @@ class CurrentDevice {
   CurrentDevice& operator=(const CurrentDevice&) = delete;
 
  private:
-  int previous_;
+  bool switched_ = false, by_context_ = false;  // by_context_: the driver's context calls
+  int previous_device_ = 0;
+  void* previous_context_ = nullptr;  // a CUcontext, or null
 };
 
 // What memory_device says of memory that every GPU can read (managed memory, or host
@@ -44,8 +46,8 @@ constexpr int kAnyDevice = -1, kNotDeviceMemory = -2;
 int memory_device(const void* pointer);
 
 // The GPU that `stream` belongs to (null, and CUDA's handles 1 and 2 for the default
-// streams: the current GPU's). With a CUDA runtime older than 12.8, which cannot say:
-// the current GPU.
+// streams: the current GPU's); kAnyDevice where CUDA cannot say (built with CUDA before
+// 12.8, or a driver older than the runtime).
 int stream_device(Stream stream);
 
 // Work queued later on `consumer` waits for the work queued on `producer` so far (null

@@ -183,20 +183,25 @@ Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cell
                  int device)
     : sizes_(sizes), storage_(storage), device_(device == kAnyDevice ? current_device_id() : device),
       impl_(std::make_unique<Impl>()) {
-  const CurrentDevice on(device_);
   const std::int64_t H = sizes.hidden_size, D = sizes.num_directions;
   if (static_cast<std::int64_t>(cells.size()) != sizes.num_layers * D)
     throw std::invalid_argument("cuda::Network: need one set of weights per layer and direction");
   if (H > INT_MAX / 4 || D * H > INT_MAX || sizes.input_size > INT_MAX)
     throw std::invalid_argument("cuda::Network: sizes beyond what cuBLAS takes (int)");
-  check(cublasCreate(&impl_->blas), "creating a cuBLAS handle");
-  check(cudaEventCreateWithFlags(&impl_->done, cudaEventDisableTiming), "creating an event");
-  for (std::size_t c = 0; c < cells.size(); ++c) {
-    const std::int64_t in = static_cast<std::int64_t>(c) < D ? sizes.input_size : D * H;
-    const CellWeights<float>& w = cells[c];
-    impl_->cells.push_back({impl_->upload(w.w_x, in * H, storage), impl_->upload(w.w_y, H * H, storage),
-                            static_cast<const float*>(impl_->upload(w.b, H, Storage::F32)), w.reverse,
-                            on_device(w.activation)});
+  const CurrentDevice on(device_);
+  try {
+    check(cublasCreate(&impl_->blas), "creating a cuBLAS handle");
+    check(cudaEventCreateWithFlags(&impl_->done, cudaEventDisableTiming), "creating an event");
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      const std::int64_t in = static_cast<std::int64_t>(c) < D ? sizes.input_size : D * H;
+      const CellWeights<float>& w = cells[c];
+      impl_->cells.push_back({impl_->upload(w.w_x, in * H, storage), impl_->upload(w.w_y, H * H, storage),
+                              static_cast<const float*>(impl_->upload(w.b, H, Storage::F32)),
+                              w.reverse, on_device(w.activation)});
+    }
+  } catch (...) {
+    impl_.reset();  // on its GPU, still current: cuBLAS destroys a handle where it was made
+    throw;
   }
 }
 

@@ -1,5 +1,7 @@
+// Device memory (buffers, freed blocks kept for reuse), copies, events and stream waits.
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "cuda/check.h"
@@ -7,65 +9,17 @@
 
 namespace elman::cuda {
 
-int device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();  // no driver or no device: not an error to keep
-    return 0;
-  }
-  return n;
-}
-
-int current_device_id() {
-  int dev = 0;
-  check(cudaGetDevice(&dev), "current device");
-  return dev;
-}
-
-CurrentDevice::CurrentDevice(int device) {
-  check(cudaGetDevice(&previous_), "current device");
-  if (device != previous_) check(cudaSetDevice(device), "making the layer's GPU current");
-}
-
-CurrentDevice::~CurrentDevice() {
-  int now = previous_;
-  if (cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
-}
-
-int memory_device(const void* pointer) {
-  cudaPointerAttributes a{};
-  if (!pointer || cudaPointerGetAttributes(&a, pointer) != cudaSuccess) {
-    // CUDA before 11 refused host pointers it did not know: not an error to keep
-    cudaGetLastError();
-    return kNotDeviceMemory;
-  }
-  switch (a.type) {
-    case cudaMemoryTypeDevice: return a.device;
-    case cudaMemoryTypeManaged:
-    case cudaMemoryTypeHost: return kAnyDevice;
-    default: return kNotDeviceMemory;
-  }
-}
-
-int stream_device(Stream stream) {
-  const auto handle = reinterpret_cast<std::uintptr_t>(stream);
-  if (handle <= 2) return current_device_id();  // the default streams: the current GPU's
-#if CUDART_VERSION >= 12080
-  int device = 0;
-  check(cudaStreamGetDevice(stream, &device), "a stream's GPU");
-  return device;
-#else
-  return current_device_id();
-#endif
-}
-
 void stream_wait(Stream consumer, Stream producer) {
   if (!producer || producer == consumer) return;
   Event(producer).wait_on(consumer);  // the wait holds on after the event is destroyed
 }
 
 Event::Event(Stream stream) {
-  const CurrentDevice on(stream_device(stream));  // an event is recorded on its own GPU's streams
+  // An event is recorded on streams of its own GPU; where the stream's GPU is unknown
+  // (CUDA before 12.8), the caller has made it current.
+  const int device = stream_device(stream);
+  std::optional<CurrentDevice> on;
+  if (device != kAnyDevice) on.emplace(device);
   cudaEvent_t e = nullptr;
   check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating an event");
   const cudaError_t status = cudaEventRecord(e, stream);

@@ -42,7 +42,6 @@ class RNN:
         s(self, "_bidirectional", bool(bidirectional))
         s(self, "_dtype", _checks.layer_dtype(dtype))
         s(self, "_net", None)
-        s(self, "_device", "cpu")
         s(self, "_gpu", None)  # the GPU's number, on a GPU
         s(self, "_storage", "float32")
         # Checked before the table of shapes exists: it has an entry per layer.
@@ -84,7 +83,7 @@ class RNN:
     bidirectional = property(lambda self: self._bidirectional)
     dtype = property(lambda self: self._dtype)
     num_directions = property(lambda self: 2 if self._bidirectional else 1)
-    device = property(lambda self: self._device)
+    device = property(lambda self: "cpu" if self._gpu is None else f"cuda:{self._gpu}")
     storage = property(lambda self: self._storage)
 
     def to(self, device, *, storage=None) -> "RNN":
@@ -109,7 +108,6 @@ class RNN:
             object.__setattr__(self, "_gpu", gpu)
             object.__setattr__(self, "_storage", storage)
             object.__setattr__(self, "_net", None)
-        object.__setattr__(self, "_device", device)
         return self
 
     # -- copies and pickles: the options and weights; the engine is rebuilt at the next call --
@@ -117,12 +115,12 @@ class RNN:
         return dict(self.__dict__, _net=None, _weights=dict(self._weights))
 
     def __setstate__(self, state):
-        device, storage = state["_device"], state["_storage"]
-        for name, value in dict(state, _device="cpu", _gpu=None, _storage="float32").items():
+        gpu, storage = state["_gpu"], state["_storage"]
+        for name, value in dict(state, _gpu=None, _storage="float32").items():
             object.__setattr__(self, name, value)
         for w in self._weights.values():  # unpickled and deep-copied arrays come writeable
             w.flags.writeable = False
-        self.to(device, storage=storage)  # "cuda": the GPU current here and now
+        self.to("cpu" if gpu is None else f"cuda:{gpu}", storage=storage)  # the same GPU number
 
     def __repr__(self):
         extra = "".join(f", {k}={v}" for k, v in self._activation.non_default().items())
@@ -211,7 +209,7 @@ class RNN:
                                    stream=stream)
         if stream is not None:
             raise ValueError("stream: only for input on the GPU to a layer on a GPU "
-                             f"(this layer is on {self._device!r}, x is {type(x).__name__})")
+                             f"(this layer is on {self.device!r}, x is {type(x).__name__})")
         return _run.run(self._network(), self._dtype, x, h0, lengths, batch_first=self._batch_first)
 
     def step(self, x_t, h=None):

@@ -196,19 +196,27 @@ def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
 def _require_on(gpu: int, name: str, pointer: int) -> None:
     """Refuses memory that a kernel on GPU `gpu` cannot read: another GPU's (reading it
     there would be an illegal address, which breaks the whole CUDA context), or host
-    memory that CUDA does not know."""
-    where = _cuda.memory_device(pointer)
+    memory that the GPU cannot read at that address."""
+    where = _cuda.memory_device(pointer, gpu)
     if where == _cuda.NOT_DEVICE_MEMORY:
         raise TypeError(f"{name}: its data is not GPU memory (a host array that claims to be "
                         f"a CUDA array?)")
     if where not in (gpu, _cuda.ANY_DEVICE):
-        raise ValueError(f"{name}: on GPU {where} (cuda:{where}), but the layer is on GPU {gpu}; "
-                         f"move the array or the layer (layer.to('cuda:{where}'))")
+        remedy = ("a stream's state stays on the GPU where it was made: reset() the stream"
+                  if name == "state" else f"move the array or the layer (layer.to('cuda:{where}'))")
+        raise ValueError(f"{name}: on GPU {where} (cuda:{where}), but the layer is on GPU {gpu}; {remedy}")
 
 
-def _require_stream_on(gpu: int, handle: int) -> None:
-    # 0, 1 and 2 name the default streams, which are the layer's GPU's during its call.
-    if handle > 2 and (where := _cuda.stream_device(handle)) != gpu:
+def _require_stream_on(gpu: int, stream, handle: int) -> None:
+    """Refuses a stream of another GPU, by the object's own GPU number (torch and CuPy
+    streams: their default streams have handle 0) or by asking CUDA for the handle's.
+    Handles 0, 1 and 2 name default streams, the layer's GPU's during its call."""
+    where = getattr(getattr(stream, "device", None), "index", None)  # torch.cuda.Stream
+    if where is None:
+        where = getattr(stream, "device_id", None)  # cupy.cuda.Stream
+    if where is None and handle > 2:
+        where = _cuda.stream_device(handle, gpu)
+    if where is not None and where not in (gpu, _cuda.ANY_DEVICE):
         raise ValueError(f"stream: belongs to GPU {where}, but the layer is on GPU {gpu}")
 
 
@@ -220,7 +228,7 @@ def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x
     x_name, h0_name, steps_name = names
     handle = stream_handle(stream)
     storage, gpu = net.storage, net.device
-    _require_stream_on(gpu, handle)
+    _require_stream_on(gpu, stream, handle)
     x_ptr, shape, keep_x = _view(x_name, x, None, handle, storage, gpu)
     layout = f"(B, {steps_name}, I)" if batch_first else f"({steps_name}, B, I)"
     if len(shape) != 3 or shape[2] != net.input_size or 0 in shape:
