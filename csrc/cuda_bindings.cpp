@@ -55,6 +55,7 @@ class DeviceArray {
   const std::vector<int64_t>& shape() const { return shape_; }
   std::string dtype() const { return kStorageNames[static_cast<int>(storage_)]; }
   int device() const { return device_; }
+  std::string device_name() const { return "cuda:" + std::to_string(device_); }  // as elman.RNN names it
 
   // After the work that writes the values is queued on `stream`.
   void written_on(elman::cuda::Stream stream) {
@@ -297,6 +298,7 @@ PYBIND11_MODULE(_cuda, m) {
       .def("__dlpack_device__", &DeviceArray::dlpack_device)
       .def_property_readonly("shape", [](const DeviceArray& a) { return py::tuple(py::cast(a.shape())); })
       .def_property_readonly("dtype", &DeviceArray::dtype)
+      .def_property_readonly("device", &DeviceArray::device_name, "the GPU holding the values")
       .def("numpy", &DeviceArray::to_numpy, "A copy on the host.")
       // NumPy would otherwise wrap the object itself in a 0-d object array, silently.
       .def("__array__", [](const DeviceArray&, py::args, py::kwargs) -> py::object {
@@ -304,7 +306,7 @@ PYBIND11_MODULE(_cuda, m) {
       })
       .def("__repr__", [](const DeviceArray& a) {
         return "DeviceArray(shape=" + py::repr(py::tuple(py::cast(a.shape()))).cast<std::string>() +
-               ", dtype=" + a.dtype() + ", device='cuda:" + std::to_string(a.device()) + "')";
+               ", dtype=" + a.dtype() + ", device='" + a.device_name() + "')";
       });
   py::class_<elman::cuda::Network>(m, "Network")
       .def(py::init(&make_network), py::arg("input_size"), py::arg("hidden_size"),

@@ -915,7 +915,7 @@ def test_layer_on_second_gpu():
     check_layer(layer, x_np, result=(y, h_n))
     x1 = torch.from_numpy(x_np).to("cuda:1")
     y1, h1 = layer(x1)
-    assert y1.__dlpack_device__() == (2, 1) and torch.cuda.current_device() == 0
+    assert y1.__dlpack_device__() == (2, 1) and y1.device == "cuda:1" and torch.cuda.current_device() == 0
     assert np.array_equal(y1.numpy(), y) and np.array_equal(h1.numpy(), h_n)
     with pytest.raises(ValueError, match=r"x: on GPU 0 \(cuda:0\), but the layer is on GPU 1"):
         layer(torch.from_numpy(x_np).to("cuda:0"))
@@ -1126,7 +1126,8 @@ def test_device_path_results_own_their_memory():
     # NumPy does not silently wrap one in an object array; the repr says what it holds
     with pytest.raises(TypeError, match=r"DeviceArray: the values are on the GPU; \.numpy\(\)"):
         np.asarray(y2)
-    assert repr(h2) == f"DeviceArray(shape=(2, {B}, {H}), dtype=float32, device='cuda:0')"
+    assert repr(h2) == f"DeviceArray(shape=(2, {B}, {H}), dtype=float32, device='{_current_gpu()}')"
+    assert h2.device == _current_gpu()
 
 
 @gpu
