@@ -22,9 +22,11 @@ error: if a case exceeds 4x for a reason that is not a bug (e.g. a longer reduct
 chain), raise the multiple for that case with the reason written next to it.
 """
 
+import copy
 import gc
 import itertools
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -112,14 +114,19 @@ class _FakeCUDA:
 
 
 @pytest.mark.skipif(not BUILT, reason="needs the CUDA module (it holds the DLPack reader)")
-def test_device_input_views_without_a_gpu():
+def test_device_input_views_without_a_gpu(monkeypatch):
     """elman.cuda's reading of __cuda_array_interface__ and DLPack descriptions: pointer,
-    shape, dtype by storage, contiguity; refusals name the argument."""
+    shape, dtype by storage, contiguity; refusals name the argument. Where the memory is
+    (no GPU here to ask) is test_device_path_refuses_memory_and_streams_of_another_gpu's."""
+    asked = []
+    monkeypatch.setattr(elman.cuda, "_require_on", lambda gpu, name, pointer: asked.append((gpu, name, pointer)))
     view = elman.cuda._view
     assert view("x", _FakeCUDA((2, 3, 4)), None, 0, "float32", 0)[:2] == (4096, (2, 3, 4))
     assert view("x", _FakeCUDA((2, 3, 4), strides=(48, 16, 4)), (2, 3, 4), 0, "float32", 0)[0] == 4096
     assert view("x", _FakeCUDA((2, 1, 4), strides=(16, 999, 4)), None, 0, "float32", 0)[1] == (2, 1, 4)
     assert view("x", _FakeCUDA((2, 3), typestr="<f2", strides=(6, 2)), None, 0, "float16", 0)[1] == (2, 3)
+    assert asked == [(0, "x", 4096)] * 4
+    assert view("x", _FakeCUDA((2, 0, 4)), None, 0, "float32", 0)[1] == (2, 0, 4) and len(asked) == 4
     with pytest.raises(TypeError, match="x: expected a float32 CUDA array.*<f8"):
         view("x", _FakeCUDA((2, 3), typestr="<f8"), None, 0, "float32", 0)
     with pytest.raises(TypeError, match="h0: expected a bfloat16 CUDA array.*<f4"):
@@ -246,6 +253,7 @@ def test_device_path_refuses_memory_and_streams_of_another_gpu(monkeypatch):
         a.__cuda_array_interface__["data"] = (pointer, False)
         return a
 
+    # no stream_wait in the fake: a producer's stream must not be waited for before a refusal
     _fake_module(monkeypatch, {100: 1, 200: 0, 300: -1, 400: -2, 500: 1}, streams={7: 1, 9: 0, 11: -1})
     net = _FakeNetwork()
     net.device = 1
@@ -262,6 +270,9 @@ def test_device_path_refuses_memory_and_streams_of_another_gpu(monkeypatch):
     refused(ValueError, r"h: on GPU 0 \(cuda:0\), but the layer is on GPU 1",
             lambda: elman.cuda.step_device(net, at((3, 4), 100), at((2, 3, 5), 200)))
     refused(TypeError, "x_t: its data is not GPU memory", lambda: elman.cuda.step_device(net, at((3, 4), 400), None))
+    with_stream = at((3, 4), 200)
+    with_stream.__cuda_array_interface__["stream"] = 5
+    refused(ValueError, "x_t: on GPU 0", lambda: elman.cuda.step_device(net, with_stream, None))
     assert elman.cuda.run_device(net, at((6, 3, 4), 100), at((2, 3, 5), 500), None,
                                  batch_first=False, stream=7) == ("y", "h_n")
     assert net.calls[-1] == (100, 6, 3, 500, None, 7, False)
@@ -269,15 +280,21 @@ def test_device_path_refuses_memory_and_streams_of_another_gpu(monkeypatch):
         elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False, stream=handle)
     refused(ValueError, "stream: belongs to GPU 0, but the layer is on GPU 1",
             lambda: elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False, stream=9))
-    # torch's and CuPy's streams say their GPU themselves (their default streams are handle 0)
-    torch_like = types.SimpleNamespace(cuda_stream=0, device=_TorchLikeDevice("cuda", 0))
-    cupy_like = types.SimpleNamespace(ptr=0, device_id=0)
-    for stream in (torch_like, cupy_like):
+    # A torch or CuPy stream object names its GPU where CUDA cannot: their default streams
+    # (handle 0), and handles whose GPU CUDA cannot name (11). CUDA's answer comes first;
+    # CuPy's -1 means it does not know.
+    def torch_like(handle, gpu):
+        return types.SimpleNamespace(cuda_stream=handle, device=_TorchLikeDevice("cuda", gpu))
+
+    def cupy_like(handle, gpu):
+        return types.SimpleNamespace(ptr=handle, device_id=gpu)
+
+    for stream in (torch_like(0, 0), cupy_like(0, 0), torch_like(11, 0), cupy_like(9, -1), cupy_like(9, 1)):
         refused(ValueError, "stream: belongs to GPU 0",
                 lambda: elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False,
                                               stream=stream))
-    elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False,
-                          stream=types.SimpleNamespace(cuda_stream=7, device=_TorchLikeDevice("cuda", 1)))
+    for stream in (torch_like(7, 0), cupy_like(0, -1), cupy_like(11, -1), torch_like(0, 1)):
+        elman.cuda.run_device(net, at((6, 3, 4), 100), None, None, batch_first=False, stream=stream)
     refused(ValueError, r"state: on GPU 0 \(cuda:0\), but the layer is on GPU 1; a stream's state stays .* reset\(\)",
             lambda: elman.cuda.run_device(net, at((6, 3, 4), 100), at((2, 3, 5), 200), None,
                                           batch_first=False, names=("x_chunk", "state", "T_c")))
@@ -867,8 +884,6 @@ def test_layer_on_numbered_gpu():
 def test_pickled_and_copied_gpu_layer():
     """A GPU layer's pickle or deep copy comes back on the same device name and storage,
     with bit-identical results (the same kernels on the same GPU)."""
-    import copy
-    import pickle
     T, B, I, H = 5, 2, 6, 40
     x = make_input(rng_for("gpu-pickle"), T, B, I, H)
     layer = elman.RNN(I, H, seed=24, device="cuda:0", storage="bfloat16")
@@ -896,6 +911,26 @@ def test_host_memory_as_cuda_array_refused():
     with pytest.raises(TypeError, match="x_t: its data is not GPU memory"):
         layer.step(step)
     check_layer(layer, make_input(rng_for("host-as-cuda"), T, B, I, H))
+
+
+@gpu
+def test_pinned_host_memory_read_in_place_or_refused():
+    """Pinned host memory given as a CUDA array: read in place where the GPU can (the same
+    results as from NumPy), else refused with TypeError; never a wrong answer or a fault."""
+    torch = _torch_cuda()
+    T, B, I, H = 5, 3, 6, 40
+    x = make_input(rng_for("pinned"), T, B, I, H)
+    layer = elman.RNN(I, H, seed=26, device="cuda")
+    pinned = torch.from_numpy(x).pin_memory()
+    fake = _FakeCUDA((T, B, I))
+    fake.__cuda_array_interface__["data"] = (pinned.data_ptr(), False)
+    try:
+        y, h_n = layer(fake)
+    except TypeError as e:
+        assert "x: its data is not GPU memory" in str(e)
+        return
+    expected = layer(x)
+    assert np.array_equal(y.numpy(), expected[0]) and np.array_equal(h_n.numpy(), expected[1])
 
 
 @gpu
@@ -932,6 +967,18 @@ def test_layer_on_second_gpu():
     assert np.array_equal(torch.from_dlpack(y2).cpu().numpy(), y) and torch.cuda.current_device() == 0
     assert np.array_equal(y2.numpy(), y)
     del busy
+    seen = []
+
+    def in_a_new_thread():  # which has no CUDA context: a call must leave it with none
+        before = elman.cuda._cuda.current_device()
+        layer(x_np)
+        seen.append((before, elman.cuda._cuda.current_device()))
+
+    thread = threading.Thread(target=in_a_new_thread)
+    thread.start()
+    thread.join()
+    assert seen == [(0, 0)]
+    assert pickle.loads(pickle.dumps(layer)).device == "cuda:1"
     half = elman.RNN(I, H, seed=23, device="cuda:1", storage="bfloat16")
     yb, hb = half(x1.bfloat16())                               # .numpy(): widened on GPU 1
     check_storage_layer(half, x_np, None, None, (yb.numpy(), hb.numpy()))

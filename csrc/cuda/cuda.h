@@ -66,6 +66,7 @@ class Event {
 
  private:
   void* event_;
+  int device_;  // the GPU it was made on
 };
 
 // cudaDeviceSynchronize (throwing on error with `what`); device memory freed before it

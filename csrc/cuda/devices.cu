@@ -3,6 +3,9 @@
 #include <cudaTypedefs.h>
 
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <stdexcept>
 
 #include "cuda/check.h"
 #include "cuda/cuda.h"
@@ -10,34 +13,58 @@
 namespace elman::cuda {
 namespace {
 
-// The driver's cuCtxGetCurrent and cuCtxSetCurrent, found through the runtime: the module
-// does not link the driver library, so that it imports where there is none. Null where
-// the driver does not give them.
-struct DriverContexts {
-  PFN_cuCtxGetCurrent_v4000 get = nullptr;
-  PFN_cuCtxSetCurrent_v4000 set = nullptr;
+// Driver functions, found through the runtime: the module does not link the driver
+// library, so that it imports where there is none. Null where the driver does not give
+// them.
+struct Driver {
+  PFN_cuCtxGetCurrent_v4000 get_current = nullptr;
+  PFN_cuCtxSetCurrent_v4000 set_current = nullptr;
+  PFN_cuDeviceGet_v2000 device = nullptr;
+  PFN_cuDevicePrimaryCtxRetain_v7000 retain_primary = nullptr;
+  bool complete() const { return get_current && set_current && device && retain_primary; }
 };
 
-void* driver_function(const char* name) {
+void* driver_function(const char* name, unsigned version) {
   void* f = nullptr;
   cudaDriverEntryPointQueryResult found{};
 #if CUDART_VERSION >= 12050
-  const cudaError_t status = cudaGetDriverEntryPointByVersion(name, &f, 4000, cudaEnableDefault, &found);
+  const cudaError_t status = cudaGetDriverEntryPointByVersion(name, &f, version, cudaEnableDefault, &found);
 #else
+  (void)version;
   const cudaError_t status = cudaGetDriverEntryPoint(name, &f, cudaEnableDefault, &found);
 #endif
   if (status != cudaSuccess || found != cudaDriverEntryPointSuccess) {
-    cudaGetLastError();  // not an error to keep: the guard falls back to device numbers
+    cudaGetLastError();  // not an error to keep: the guard falls back to the runtime's calls
     return nullptr;
   }
   return f;
 }
 
-const DriverContexts& driver_contexts() {
-  static const DriverContexts d{
-      reinterpret_cast<PFN_cuCtxGetCurrent_v4000>(driver_function("cuCtxGetCurrent")),
-      reinterpret_cast<PFN_cuCtxSetCurrent_v4000>(driver_function("cuCtxSetCurrent"))};
+const Driver& driver() {
+  static const Driver d{
+      reinterpret_cast<PFN_cuCtxGetCurrent_v4000>(driver_function("cuCtxGetCurrent", 4000)),
+      reinterpret_cast<PFN_cuCtxSetCurrent_v4000>(driver_function("cuCtxSetCurrent", 4000)),
+      reinterpret_cast<PFN_cuDeviceGet_v2000>(driver_function("cuDeviceGet", 2000)),
+      reinterpret_cast<PFN_cuDevicePrimaryCtxRetain_v7000>(driver_function("cuDevicePrimaryCtxRetain", 7000))};
   return d;
+}
+
+// GPU `device`'s primary context (the one the runtime, cuBLAS and torch use), retained
+// once for the life of the process; null where the driver cannot give it.
+CUcontext primary_context(int device) {
+  static std::mutex mutex;
+  static std::map<int, CUcontext> retained;
+  const Driver& d = driver();
+  if (!d.complete()) return nullptr;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = retained.find(device);
+  if (found != retained.end()) return found->second;
+  CUdevice handle{};
+  CUcontext context = nullptr;
+  if (d.device(&handle, device) != CUDA_SUCCESS || d.retain_primary(&context, handle) != CUDA_SUCCESS)
+    return nullptr;
+  retained.emplace(device, context);
+  return context;
 }
 
 }  // namespace
@@ -57,26 +84,35 @@ int current_device_id() {
   return dev;
 }
 
-// The caller's context is restored exactly, not by number: a thread that had none gets
-// none back (setting GPU 0 would create a context there, hundreds of MB, in a process
-// that may never use GPU 0), and one with a context of its own keeps it.
+// By contexts, not GPU numbers: the driver's current context is swapped for the GPU's
+// primary one and back. The runtime's own choice of GPU for the thread is never touched,
+// so a thread that had no context gets none back and no context is created on a GPU the
+// process does not use (cudaSetDevice to restore GPU 0 would create one there, hundreds
+// of MB). By numbers only where the driver's functions are missing.
 CurrentDevice::CurrentDevice(int device) {
-  const DriverContexts& driver = driver_contexts();
+  const Driver& d = driver();
+  const CUcontext target = primary_context(device);
+  CUcontext previous = nullptr;
+  if (target && d.get_current(&previous) == CUDA_SUCCESS) {
+    if (previous == target) return;
+    if (d.set_current(target) != CUDA_SUCCESS)
+      throw std::runtime_error("CUDA: making the layer's GPU current: the driver refused its context");
+    switched_ = by_context_ = true;
+    previous_context_ = previous;
+    return;
+  }
   int current = 0;
   check(cudaGetDevice(&current), "current device");
-  CUcontext context = nullptr;
-  by_context_ = driver.get && driver.set && driver.get(&context) == CUDA_SUCCESS;
-  if (current == device && (context || !by_context_)) return;  // already there
+  if (current == device) return;
   check(cudaSetDevice(device), "making the layer's GPU current");
   switched_ = true;
   previous_device_ = current;
-  previous_context_ = context;
 }
 
 CurrentDevice::~CurrentDevice() {
   if (!switched_) return;
   if (by_context_)
-    driver_contexts().set(static_cast<CUcontext>(previous_context_));
+    driver().set_current(static_cast<CUcontext>(previous_context_));
   else if (cudaSetDevice(previous_device_) != cudaSuccess)
     cudaGetLastError();  // nothing to report to from a destructor; not kept for later checks
 }
@@ -103,7 +139,11 @@ int stream_device(Stream stream) {
   if (handle <= 2) return current_device_id();  // the default streams: the current GPU's
 #if CUDART_VERSION >= 12080
   int device = 0;
-  if (cudaStreamGetDevice(stream, &device) == cudaSuccess) return device;
+  const cudaError_t status = cudaStreamGetDevice(stream, &device);
+  if (status != cudaErrorCallRequiresNewerDriver && status != cudaErrorNotSupported) {
+    check(status, "a stream's GPU");
+    return device;
+  }
   cudaGetLastError();  // a driver older than the runtime: cannot say
 #endif
   return kAnyDevice;

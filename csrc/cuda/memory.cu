@@ -15,11 +15,12 @@ void stream_wait(Stream consumer, Stream producer) {
 }
 
 Event::Event(Stream stream) {
-  // An event is recorded on streams of its own GPU; where the stream's GPU is unknown
-  // (CUDA before 12.8), the caller has made it current.
+  // An event is recorded on streams of its own GPU; where CUDA cannot name the stream's
+  // GPU (see stream_device), the caller has made it current.
   const int device = stream_device(stream);
   std::optional<CurrentDevice> on;
   if (device != kAnyDevice) on.emplace(device);
+  device_ = current_device_id();
   cudaEvent_t e = nullptr;
   check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating an event");
   const cudaError_t status = cudaEventRecord(e, stream);
@@ -28,7 +29,16 @@ Event::Event(Stream stream) {
   event_ = e;
 }
 
-Event::~Event() { cudaEventDestroy(static_cast<cudaEvent_t>(event_)); }
+Event::~Event() {
+  // On its own GPU: from a thread with no context, the runtime would otherwise start one
+  // on that thread's GPU (0).
+  try {
+    const CurrentDevice on(device_);
+    cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+  } catch (const std::exception&) {
+    cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+  }
+}
 
 void Event::wait_on(Stream consumer) const {
   check(cudaStreamWaitEvent(consumer, static_cast<cudaEvent_t>(event_), 0), "waiting for an event");

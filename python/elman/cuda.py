@@ -155,10 +155,11 @@ def _c_strides(shape):
 
 
 def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
-    """(data pointer, shape, keep-alive) of a dense CUDA array of the storage's dtype, by
-    __cuda_array_interface__ or else DLPack; `shape` None takes any shape. Work on
-    `stream` (0: the legacy default stream) of GPU `gpu` waits for the producer's stream."""
-    cai = _interface(value)
+    """(data pointer, shape, keep-alive) of a dense CUDA array of the storage's dtype that
+    GPU `gpu` can read (see _require_on), by __cuda_array_interface__ or else DLPack;
+    `shape` None takes any shape. Work on `stream` (0: the legacy default stream) of GPU
+    `gpu` waits for the producer's stream."""
+    cai, producer = _interface(value), None
     if cai is not None:
         got, typestr, strides = tuple(cai["shape"]), cai["typestr"], cai.get("strides")
         pointer, keep = int(cai["data"][0]), value
@@ -166,8 +167,8 @@ def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
             size = 2 if typestr == "<f2" else 4
             strides = tuple(s // size if s % size == 0 else -1 for s in strides)
         if cai.get("stream") is not None:
-            _cuda.stream_wait(stream, int(cai["stream"]), gpu)
-    elif on_device(value):
+            producer = int(cai["stream"])
+    elif on_device(value):  # the producer makes `stream` wait as it gives the capsule
         try:
             try:
                 capsule = value.__dlpack__(stream=stream if stream else 1)
@@ -190,6 +191,10 @@ def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
         raise ValueError(f"{name}: expected shape {_checks.shape_str(shape)}, got {_checks.shape_str(got)}")
     if strides is not None and any(n > 1 and s != c for n, s, c in zip(got, strides, _c_strides(got))):
         raise ValueError(f"{name}: expected a C-contiguous CUDA array (make it contiguous first)")
+    if 0 not in got:  # an empty array may have no memory at all; the caller refuses its shape
+        _require_on(gpu, name, pointer)
+    if producer is not None:  # only now: an event on another GPU's stream would fail first
+        _cuda.stream_wait(stream, producer, gpu)
     return pointer, got, keep
 
 
@@ -208,15 +213,17 @@ def _require_on(gpu: int, name: str, pointer: int) -> None:
 
 
 def _require_stream_on(gpu: int, stream, handle: int) -> None:
-    """Refuses a stream of another GPU, by the object's own GPU number (torch and CuPy
-    streams: their default streams have handle 0) or by asking CUDA for the handle's.
-    Handles 0, 1 and 2 name default streams, the layer's GPU's during its call."""
-    where = getattr(getattr(stream, "device", None), "index", None)  # torch.cuda.Stream
-    if where is None:
-        where = getattr(stream, "device_id", None)  # cupy.cuda.Stream
-    if where is None and handle > 2:
-        where = _cuda.stream_device(handle, gpu)
-    if where is not None and where not in (gpu, _cuda.ANY_DEVICE):
+    """Refuses a stream of another GPU: CUDA names a handle's GPU; handles 0, 1 and 2 name
+    default streams (the layer's GPU's during its call), but a torch or CuPy stream object
+    may say it is another GPU's default stream, and says so where CUDA cannot name it."""
+    where = _cuda.stream_device(handle, gpu) if handle > 2 else _cuda.ANY_DEVICE
+    if where == _cuda.ANY_DEVICE:
+        own = getattr(getattr(stream, "device", None), "index", None)  # torch.cuda.Stream
+        if own is None:
+            own = getattr(stream, "device_id", None)  # CuPy; -1 where it does not know
+        if isinstance(own, int) and own >= 0:
+            where = own
+    if where not in (gpu, _cuda.ANY_DEVICE):
         raise ValueError(f"stream: belongs to GPU {where}, but the layer is on GPU {gpu}")
 
 
@@ -237,7 +244,6 @@ def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x
     steps, b = shape[1::-1] if batch_first else shape[:2]
     if batch is not None and b != batch:
         raise ValueError(f"{x_name}: expected shape {layout} with B={batch}, got {_checks.shape_str(shape)}")
-    _require_on(gpu, x_name, x_ptr)
     h0_ptr, keep_h0 = _state_view(net, h0_name, h0, b, handle)
     if lengths is not None:
         lengths = _checks.lengths_array(lengths, steps, b)
@@ -253,7 +259,6 @@ def step_device(net, x_t, h):
     if len(shape) != 2 or shape[1] != net.input_size or 0 in shape:
         raise ValueError(f"x_t: expected a CUDA array of shape (B, I) with I={net.input_size}, "
                          f"got {_checks.shape_str(shape)}")
-    _require_on(net.device, "x_t", x_ptr)
     h_ptr, keep_h = _state_view(net, "h", h, shape[0], 0)
     _, h_n = net.forward_device(x_ptr, 1, shape[0], h_ptr, None, 0, False)  # (B, I) is (1, B, I)
     del keep_x, keep_h
@@ -266,5 +271,4 @@ def _state_view(net, name, h, batch, stream):
         return 0, None
     shape = (net.num_layers * net.num_directions, batch, net.hidden_size)
     pointer, _, keep = _view(name, h, shape, stream, net.storage, net.device)
-    _require_on(net.device, name, pointer)
     return pointer, keep
