@@ -52,18 +52,19 @@ const Driver& driver() {
 // GPU `device`'s primary context (the one the runtime, cuBLAS and torch use), retained
 // once for the life of the process; null where the driver cannot give it.
 CUcontext primary_context(int device) {
-  static std::mutex mutex;
-  static std::map<int, CUcontext> retained;
+  // Never destroyed: destructors that free GPU memory may run after static destructors.
+  static auto* mutex = new std::mutex;
+  static auto* retained = new std::map<int, CUcontext>;
   const Driver& d = driver();
   if (!d.complete()) return nullptr;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto found = retained.find(device);
-  if (found != retained.end()) return found->second;
+  std::lock_guard<std::mutex> lock(*mutex);
+  auto found = retained->find(device);
+  if (found != retained->end()) return found->second;
   CUdevice handle{};
   CUcontext context = nullptr;
   if (d.device(&handle, device) != CUDA_SUCCESS || d.retain_primary(&context, handle) != CUDA_SUCCESS)
     return nullptr;
-  retained.emplace(device, context);
+  retained->emplace(device, context);
   return context;
 }
 
