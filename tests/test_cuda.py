@@ -881,6 +881,29 @@ def test_layer_on_numbered_gpu():
 
 
 @gpu
+def test_second_gpu_alone_leaves_gpu_0_without_a_context():
+    """A process that uses only "cuda:1" must not create a context on GPU 0 (hundreds of
+    MB there, in every process of a one-process-per-GPU job): asked of the driver."""
+    count = elman.cuda.device_count()
+    if count < 2:
+        pytest.skip(f"needs two GPUs; this machine has {count}")
+    code = textwrap.dedent("""
+        import ctypes, numpy as np, elman
+        layer = elman.RNN(5, 40, seed=0, device="cuda:1")
+        y, _ = layer(np.ones((4, 2, 5), np.float32))
+        layer.step(np.ones((2, 5), np.float32))
+        driver = ctypes.CDLL("libcuda.so.1")
+        device, flags, active = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
+        assert driver.cuInit(0) == 0 and driver.cuDeviceGet(ctypes.byref(device), 0) == 0
+        assert driver.cuDevicePrimaryCtxGetState(device, ctypes.byref(flags), ctypes.byref(active)) == 0
+        print(active.value)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "0", proc.stdout + proc.stderr
+
+
+@gpu
 def test_pickled_and_copied_gpu_layer():
     """A GPU layer's pickle or deep copy comes back on the same device name and storage,
     with bit-identical results (the same kernels on the same GPU)."""
