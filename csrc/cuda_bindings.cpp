@@ -55,7 +55,8 @@ class DeviceArray {
   const std::vector<int64_t>& shape() const { return shape_; }
   std::string dtype() const { return kStorageNames[static_cast<int>(storage_)]; }
   int device() const { return device_; }
-  std::string device_name() const { return "cuda:" + std::to_string(device_); }  // as elman.RNN names it
+  // As elman.RNN names a GPU.
+  std::string device_name() const { return "cuda:" + std::to_string(device_); }
 
   // After the work that writes the values is queued on `stream`.
   void written_on(elman::cuda::Stream stream) {

@@ -37,6 +37,7 @@ except ImportError as e:  # not built, or its libraries (cuBLAS, the driver) are
 
 DeviceArray = _cuda.DeviceArray if _cuda else None
 
+
 def is_built() -> bool:
     """Whether this elman was built with its CUDA backend."""
     return _cuda is not None
