@@ -4,15 +4,16 @@ Two parts:
 
 * Always run (CI has no GPU): what a build without CUDA, or a CUDA build on a machine
   without a GPU, must say (RuntimeError naming the reason), the functions of elman.cuda,
-  and unknown device strings (ValueError). The "no device" case is also exercised on a
+  device names ("cuda:N", unknown strings: ValueError), and, with elman._cuda faked,
+  the refusal of memory and streams of another GPU. The "no device" case is also exercised on a
   GPU machine, in a subprocess with CUDA_VISIBLE_DEVICES="".
 * GPU tests, skipped unless elman.cuda.is_available() (set ELMAN_REQUIRE_CUDA=1 to make
   them fail instead of skip, as bench/gpu_check.sh does): the CUDA layer against the
   float64 oracle over a grid of shapes chosen to break kernels (T = 1, B = 1 / 3 / 17 /
   64 / 256, H just below and above 32, 256 / 257, 512, 640, 1024, 1760, odd I), every
   option, every activation with clip, step and stream, NaN isolation, the same layer on
-  CPU and CUDA, threads, and the device path (torch CUDA tensors and CuPy arrays in,
-  elman.cuda.DeviceArray out).
+  CPU and CUDA, threads, the device path (torch CUDA tensors and CuPy arrays in,
+  elman.cuda.DeviceArray out), and, with two GPUs, a layer on the second.
 
 Tolerance: tests/helpers.py's float32 rule unchanged (4 x the plain float32 NumPy loop's
 error + floor). The CUDA kernels use FMA and another summation order (per-warp partial
