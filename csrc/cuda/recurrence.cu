@@ -38,10 +38,8 @@ __global__ void step_epilogue(Recurrence<S> r, int k, const float* product, S* s
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= r.batch * r.hidden) return;
   const int b = i / r.hidden, c = i % r.hidden;
-  const int length = length_of(r, b);
-  if (k >= length) return;
-  const int t = r.reverse ? length - 1 - k : k;
-  const size_t row = (size_t)t * r.batch + b;
+  const long long row = output_row(r, k, b);
+  if (row < 0) return;
   const S v = from_float<S>(apply_activation(r.act, r.p[row * r.ldp + c] + product[i] + bias_at(r.bias, c)));
   r.y[row * r.ldy + c] = v;
   state[i] = v;
