@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,18 @@ class CurrentDevice {
   int previous_device_ = 0;
   void* previous_context_ = nullptr;  // a CUcontext, or null
 };
+
+// Runs `release` (which must not throw) with `device` current, or, where it cannot be
+// made current, with whatever GPU is: for destructors, which have no one to report to.
+template <typename Release>
+void release_on(int device, Release release) noexcept {
+  std::optional<CurrentDevice> on;
+  try {
+    on.emplace(device);
+  } catch (const std::exception&) {
+  }
+  release();
+}
 
 // What memory_device says of memory that every GPU can read (managed memory, or host
 // memory registered with CUDA), and of memory that CUDA does not know (plain host

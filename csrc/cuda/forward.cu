@@ -206,12 +206,8 @@ Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cell
 }
 
 Network::~Network() {
-  try {
-    const CurrentDevice on(device_);  // the cuBLAS handle, stream and events are its GPU's
-    impl_.reset();
-  } catch (const std::exception&) {  // the GPU cannot be made current: freed from here
-    impl_.reset();
-  }
+  // On its GPU: the cuBLAS handle, the stream and the events are that GPU's.
+  release_on(device_, [this] { impl_.reset(); });
 }
 
 void Network::forward(std::int64_t steps, std::int64_t batch, const void* x, const void* h0,

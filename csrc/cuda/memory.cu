@@ -32,12 +32,7 @@ Event::Event(Stream stream) {
 Event::~Event() {
   // On its own GPU: from a thread with no context, the runtime would otherwise start one
   // on that thread's GPU (0).
-  try {
-    const CurrentDevice on(device_);
-    cudaEventDestroy(static_cast<cudaEvent_t>(event_));
-  } catch (const std::exception&) {
-    cudaEventDestroy(static_cast<cudaEvent_t>(event_));
-  }
+  release_on(device_, [this] { cudaEventDestroy(static_cast<cudaEvent_t>(event_)); });
 }
 
 void Event::wait_on(Stream consumer) const {
