@@ -2,6 +2,7 @@
 
     python bench/gpu.py                          # the grid below; files to bench/results/
     python bench/gpu.py --config 1000,1,256,256 --repeats 50 --out /tmp/results
+    python bench/gpu.py --kernel-choice timed    # kernels picked by timing them (elman.cuda.set_kernel_choice)
 
 For every configuration (T, B, I, H), float32, tanh, one layer, zero initial state:
 
@@ -162,6 +163,7 @@ def run_config(cfg, torch, elman, sgemm_gflops, repeats):
         y, h = layer(xc)
         impls["elman"] = check("elman", to_numpy(y, torch), to_numpy(h, torch), ey, eh, ny)
         impls["elman"]["device_output"] = type(y).__name__
+        impls["elman"]["kernel"] = elman.cuda._cuda.recurrence_kernel(B, H, False, "float32")
     except Exception as e:  # noqa: BLE001  (reported, the run goes on)
         impls["elman"] = {"check_ok": False, "error": f"{type(e).__name__}: {e}"}
         progress(f"  elman raised {impls['elman']['error']}")
@@ -221,8 +223,9 @@ def pct(v):
 def markdown(meta, rows):
     lines = [f"GPU: {meta['gpu']}, torch {meta['torch']}, cuDNN {meta['cudnn']}, CUDA {meta['cuda']}; "
              f"sgemm yardstick {meta['sgemm']['gflops']:,.0f} GFLOP/s "
-             f"(float32 {meta['sgemm']['n']}^3, TF32 off)", "",
-             "| T, B, I, H | elman us/step | of sgemm | cuDNN fp32 us/step | speed-up | "
+             f"(float32 {meta['sgemm']['n']}^3, TF32 off); elman's kernel choice: "
+             f"{meta.get('kernel_choice', 'rule')}", "",
+             "| T, B, I, H | elman us/step (kernel) | of sgemm | cuDNN fp32 us/step | speed-up | "
              "cuDNN default (TF32) us/step | speed-up | elman err (x naive f32) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
@@ -234,7 +237,8 @@ def markdown(meta, rows):
         err = (f"{e['max_abs_error']:.1e} ({fmt(e.get('error_over_naive'), '.1f')}x)"
                if "max_abs_error" in e else e.get("error", "-"))
         lines.append(
-            f"| {r['T']}, {r['B']}, {r['I']}, {r['H']} | {us(e)} | "
+            f"| {r['T']}, {r['B']}, {r['I']}, {r['H']} | {us(e)}"
+            + (f" ({e['kernel']})" if "kernel" in e else "") + " | "
             f"{pct(e.get('fraction_of_sgemm'))} | "
             f"{us(f32)} | {fmt(e.get('speedup_vs_cudnn_fp32'), '.2f')}{'x' if e.get('speedup_vs_cudnn_fp32') else ''} | "
             f"{us(d)} | {fmt(e.get('speedup_vs_cudnn_default'), '.2f')}{'x' if e.get('speedup_vs_cudnn_default') else ''} | {err} |")
@@ -253,6 +257,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None, help="exactly this many timed calls")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"),
                         help="folder for the JSON and Markdown files (default bench/results/)")
+    parser.add_argument("--kernel-choice", choices=("rule", "timed"), default="rule",
+                        help="how elman picks its recurrence kernels (elman.cuda.set_kernel_choice)")
     args = parser.parse_args(argv)
 
     import torch
@@ -270,12 +276,14 @@ def main(argv=None):
         return 2
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
+    elman.cuda.set_kernel_choice(args.kernel_choice)
 
     props = torch.cuda.get_device_properties(0)
     meta = {"gpu": torch.cuda.get_device_name(0), "sm_count": props.multi_processor_count,
             "torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
             "cuda": torch.version.cuda, "elman": elman.__version__,
             "python": platform.python_version(), "host": platform.node(),
+            "kernel_choice": args.kernel_choice,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "protocol": {"check_steps": CHECK_STEPS, "rtol": RTOL, "atol": ATOL,
                          "target_s": TARGET_S, "min_repeats": MIN_REPEATS,

@@ -5,11 +5,13 @@ same dtype: the data behind the kernel choice in csrc/cuda/recurrence.cu (a dev 
     python bench/gpu_tune.py --batches 1,16 --hidden 256,1760 --storages bfloat16 --out DIR
 
 For each storage type and each kernel (ELMAN_CUDA_KERNEL=<name>, one subprocess each: the
-choice is cached per process; "default" is the choice without it), for each (B, H) with
+choice is cached per process; "default" is the choice without it, by elman's rule, and
+"timed" the choice elman.cuda.set_kernel_choice("timed") makes), for each (B, H) with
 I = H, tanh, one layer:
 
 1. The kernel that actually runs (elman.cuda._cuda.recurrence_kernel): a forced kernel
-   that cannot run the shape falls back to the default and is left out.
+   that cannot run the shape falls back to the default and is left out. For "timed" it
+   is the one its trial runs found fastest, which should be the best column or near it.
 2. Its output at T = 20 against the same seeded layer on the CPU (float32): a kernel off
    by more than 1e-3 (float32) or 3e-2 (16-bit storage, whose rounding alone gives ~1e-2)
    is marked WRONG and its times are not used.
@@ -18,9 +20,10 @@ I = H, tanh, one layer:
 
 torch: torch.nn.RNN in the storage dtype (float32 without TF32), weights flattened, same
 slope; on CUDA it runs cuDNN where cuDNN takes the dtype. Prints, per storage, one row per
-(B, H): us/step of each kernel, the default's and the best kernel, torch's, torch / best,
-and the fixed cost per call of the default and of torch; --out gets the tables and the
-rows as JSON, rewritten after each kernel (a worker gets WORKER_TIMEOUT_S seconds).
+(B, H): us/step of each kernel, of the default and of the timed choice, the best kernel,
+torch's, torch / best, and the fixed cost per call of the default and of torch; --out
+gets the tables and the rows as JSON, rewritten after each kernel (a worker gets
+WORKER_TIMEOUT_S seconds).
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ import sys
 import time
 from pathlib import Path
 
-KERNELS = {"float32": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma", "gemm"],
-           "float16": ["default", "stepwise", "few_rows", "lean", "persistent", "tiled", "gemm", "mma"]}
+KERNELS = {"float32": ["default", "timed", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma", "gemm"],
+           "float16": ["default", "timed", "stepwise", "few_rows", "lean", "persistent", "tiled", "gemm", "mma"]}
+CHOICES = ("default", "timed")  # elman's own choices, not kernels
 KERNELS["bfloat16"] = KERNELS["float16"]
 TOLERANCE = {"float32": 1e-3, "float16": 3e-2, "bfloat16": 3e-2}
 SHORT, LONG, WARMUP, REPEATS = 20, 100, 3, 15
@@ -71,10 +75,12 @@ def worker(storage, kernel, shapes):
 
     import elman
 
+    if kernel == "timed":
+        elman.cuda.set_kernel_choice("timed")
     dtype = getattr(torch, storage)
     for B, H in shapes:
         ran = elman.cuda._cuda.recurrence_kernel(B, H, False, storage)
-        if kernel not in ("default", ran):
+        if kernel not in (*CHOICES, ran):
             continue
         layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
         gen = torch.Generator(device="cuda").manual_seed(0)
@@ -120,9 +126,9 @@ def table(rows, storage, shapes):
             elif not r["ok"]:
                 cells.append("WRONG")
             else:
-                label = f"{r['us_per_step']:.2f}" + (f" ({r['ran']})" if k == "default" else "")
+                label = f"{r['us_per_step']:.2f}" + (f" ({r['ran']})" if k in CHOICES else "")
                 cells.append(label)
-                if k != "default" and (best is None or r["us_per_step"] < best["us_per_step"]):
+                if k not in CHOICES and (best is None or r["us_per_step"] < best["us_per_step"]):
                     best = r
         peer, default = mine.get("torch"), mine.get("default")
         ratio = f"{peer['us_per_step'] / best['us_per_step']:.2f}x" if best and peer else "-"
@@ -166,7 +172,7 @@ def main(argv=None):
 
     for storage in storages:
         for kernel in KERNELS[storage]:
-            env = dict(os.environ, ELMAN_CUDA_KERNEL="" if kernel == "default" else kernel)
+            env = dict(os.environ, ELMAN_CUDA_KERNEL="" if kernel in CHOICES else kernel)
             command = [sys.executable, __file__, "--worker", storage, kernel,
                        "--batches", ",".join(map(str, args.batches)),
                        "--hidden", ",".join(map(str, args.hidden))]

@@ -259,6 +259,8 @@ PYBIND11_MODULE(_cuda, m) {
   }, py::arg("batch"), py::arg("hidden"), py::arg("lengths"), py::arg("storage"),
         "The recurrence kernel a layer runs for that shape on the current GPU (honours "
         "ELMAN_CUDA_KERNEL; for tests and tuning)");
+  m.def("set_timed_choice", &elman::cuda::set_timed_choice, py::arg("timed"),
+        "Kernels chosen by timing them (True) or by the rule (False); elman.cuda.set_kernel_choice");
   m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
         "(pointer, shape, strides or None, (code, bits, lanes), (device type, id)) of an "
         "unconsumed DLPack capsule, which stays its producer's");

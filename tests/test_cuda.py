@@ -350,6 +350,37 @@ def test_gpu_number_of_a_device(monkeypatch):
         elman.cuda.gpu_number("cuda:1")
 
 
+def test_kernel_choice(monkeypatch):
+    """set_kernel_choice takes "rule" or "timed" (anything else: ValueError naming
+    `choice`, nothing changed), keeps it, and tells the CUDA module whether to time;
+    without the module it only keeps it."""
+    told = []
+    monkeypatch.setattr(elman.cuda, "_cuda", types.SimpleNamespace(set_timed_choice=told.append))
+    monkeypatch.setattr(elman.cuda, "_kernel_choice", "rule")
+    assert elman.cuda.kernel_choice() == "rule"
+    elman.cuda.set_kernel_choice("timed")
+    assert (elman.cuda.kernel_choice(), told) == ("timed", [True])
+    for bad in ("Timed", "fastest", "", None, 1, True, ("timed",)):
+        with pytest.raises(ValueError, match=r"choice: expected 'rule' or 'timed', got "):
+            elman.cuda.set_kernel_choice(bad)
+    assert (elman.cuda.kernel_choice(), told) == ("timed", [True])
+    elman.cuda.set_kernel_choice("rule")
+    assert (elman.cuda.kernel_choice(), told) == ("rule", [True, False])
+    monkeypatch.setattr(elman.cuda, "_cuda", None)
+    elman.cuda.set_kernel_choice("timed")
+    assert elman.cuda.kernel_choice() == "timed"
+
+
+@pytest.mark.skipif(not BUILT, reason="needs the CUDA module (no GPU needed)")
+def test_kernel_choice_reaches_the_module(monkeypatch):
+    monkeypatch.setattr(elman.cuda, "_kernel_choice", "rule")
+    try:
+        elman.cuda.set_kernel_choice("timed")
+        assert elman.cuda.kernel_choice() == "timed"
+    finally:
+        elman.cuda.set_kernel_choice("rule")
+
+
 def check_refused(message, key):
     """No GPU to use: 0 devices, moves to "cuda", "cuda:0" (or a torch.device-like
     object) refused with `message`, the layer left usable on the CPU."""
@@ -1726,6 +1757,31 @@ def test_sanitizer_forced(kernel, monkeypatch):
         B, H = case[1], case[3]
         ran |= {elman.cuda._cuda.recurrence_kernel(B, H, lengths, storage) for lengths in (False, True)}
     assert kernel in ran, f"ELMAN_CUDA_KERNEL={kernel} never ran (ran: {ran})"
+
+
+@gpu
+def test_sanitizer_timed_choice():
+    """The timed choice runs every kernel that can run a shape on scratch memory (under
+    compute-sanitizer: their accesses there); the kernel it keeps runs the layer within
+    the oracle's tolerance and stays for the process; the rule's choices come back with
+    set_kernel_choice("rule"). Which kernel is fastest is not asserted (bench/gpu_tune.py
+    shows it beside every kernel's time)."""
+    cases = [((3, 1, 9, 61, 1, False), "float32"), ((3, 17, 9, 257, 1, True), "float32"),
+             ((2, 20, 9, 700, 1, False), "bfloat16")]
+    shapes = [(case[1], case[3], lengths, storage) for case, storage in cases for lengths in (False, True)]
+    kernel = elman.cuda._cuda.recurrence_kernel
+    by_rule = {shape: kernel(*shape) for shape in shapes}
+    try:
+        elman.cuda.set_kernel_choice("timed")
+        for case, storage in cases:
+            check_small_case(case, 31, "timed", storage)
+        timed = {shape: kernel(*shape) for shape in shapes}
+        assert set(timed.values()) <= set(KERNELS + ["fma", "mma"])
+        assert {shape: kernel(*shape) for shape in shapes} == timed
+    finally:
+        elman.cuda.set_kernel_choice("rule")
+    assert {shape: kernel(*shape) for shape in shapes} == by_rule
+    print("timed choice:", timed, "rule:", by_rule)
 
 
 @gpu

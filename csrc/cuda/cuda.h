@@ -133,6 +133,13 @@ void swap_leading_axes(const void* in, void* out, std::int64_t d0, std::int64_t 
 // takes; for tests and tuning).
 std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage);
 
+// How a shape's recurrence kernel is chosen when the shape first runs on a GPU (unless
+// ELMAN_CUDA_KERNEL forces one): by a fixed rule (false, the default), or, timed, by
+// running every kernel that can run the shape there on scratch memory and keeping the
+// fastest. Each way's choices are kept per process, GPU and shape; switching back gives
+// the rule's.
+void set_timed_choice(bool timed);
+
 // A stack of recurrent layers on one GPU, weights copied once (rounded to the storage
 // type).
 class Network {

@@ -98,6 +98,7 @@ struct Call {
   const int* lengths;  // device, or null
   cudaStream_t stream;
   bool batch_first;
+  bool timed;  // the kernels chosen by timing (timed_choice(), read once per call)
 };
 
 // The layers and directions in storage S (x, y in (T, B, .) order here).
@@ -121,7 +122,7 @@ void run_layers(Network::Impl& w, const Shape& sizes, const Call& call, const S*
   // Two directions whose recurrences fit on the GPU together run side by side: the second
   // on a stream forked from the call's after the projections, joined back after it.
   const bool side_by_side =
-      D == 2 && recurrence_beside_another<S>((int)call.batch, (int)H, call.lengths != nullptr);
+      D == 2 && recurrence_beside_another<S>((int)call.batch, (int)H, call.lengths != nullptr, call.timed);
   const cudaStream_t beside = side_by_side ? w.second_stream() : nullptr;
   for (std::int64_t l = 0; l < L; ++l) {
     S* out = l + 1 == L ? y : between[l % 2];
@@ -148,7 +149,7 @@ void run_layers(Network::Impl& w, const Shape& sizes, const Call& call, const S*
                             static_cast<const S*>(cell.w_y), cell.b, cell.reverse, cell.act,
                             h0 + offset, call.lengths, p + d * H, (int)features, out + d * H,
                             (int)features, h_n + offset, d == 1 && side_by_side ? beside : call.stream};
-      run_recurrence(r, w.blas, state, product);
+      run_recurrence(r, call.timed, w.blas, state, product);
     }
     if (side_by_side) {  // the next layer, or the call's end, waits for both directions
       check(cudaEventRecord(w.join, beside), "joining the second direction");
@@ -233,7 +234,7 @@ void Network::forward(std::int64_t steps, std::int64_t batch, const void* x, con
                           cudaMemcpyHostToDevice, stream),
           "lengths to the device");
   }
-  const Call call{steps, batch, lens, stream, batch_first};
+  const Call call{steps, batch, lens, stream, batch_first, timed_choice()};
   try {
     switch (storage_) {
       case Storage::F32: run<float>(*impl_, sizes_, call, x, h0, y, h_n); break;

@@ -1,14 +1,17 @@
 // The recurrence kernels of one layer and direction (see recurrence.h): the per-step
 // fallback, the B = 1 kernel with warp dot products over the whole GPU, and
 // the choice among them and the kernels of few_rows.cu, tiled.cu, tiled_fma.cu,
-// tiled_gemm.cu and tiled_mma.cu, cached per GPU and size (ELMAN_CUDA_KERNEL forces one
-// by name).
+// tiled_gemm.cu and tiled_mma.cu, by a rule or by timing them, cached per GPU and size
+// (ELMAN_CUDA_KERNEL forces one by name).
 #include <cooperative_groups.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -203,12 +206,17 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   return all_resident(p.kernel, kThreads, p.smem, p.blocks, d) ? p : Plan{};
 }
 
+// Every kernel by name (some run only one storage type: plan_named).
+constexpr const char* kKernelNames[] = {"stepwise", "few_rows", "lean", "persistent",
+                                        "tiled",    "fma",      "gemm", "mma"};
+
 // ELMAN_CUDA_KERNEL=<name> forces that kernel where it can run the shape (for comparisons,
 // tuning and tests); unset, or where it cannot: the choice below. Another name is refused.
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
   const std::string name = v ? v : "";
-  for (const char* known : {"", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma", "gemm", "mma"})
+  if (name.empty()) return name;
+  for (const char* known : kKernelNames)
     if (name == known) return name;
   throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, few_rows, lean, persistent, tiled, "
                               "fma, gemm or mma (or unset), got '" + name + "'");
@@ -254,14 +262,9 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
 // H = 256: 0.8; B = 256, H = 512: 4.2).
 constexpr double kTiledMaxCost = 2500;  // ns
 
+// The rule above, for a shape no kernel is forced for.
 template <typename S>
-Plan choose(int batch, int hidden, bool lengths) {
-  const Device d = current_device();
-  const std::string forced = forced_kernel();
-  if (!forced.empty()) {
-    const Plan p = plan_named<S>(forced, batch, hidden, lengths, d);
-    if (p.kind != Plan::Stepwise || forced == "stepwise") return p;
-  }
+Plan by_rule(int batch, int hidden, bool lengths, const Device& d) {
   std::vector<const char*> order = {"few_rows", std::is_same<S, float>::value ? "fma" : "mma"};
   if (batch == 1) order.push_back("persistent");
   for (const char* name : order) {
@@ -270,19 +273,6 @@ Plan choose(int batch, int hidden, bool lengths) {
   }
   const Plan p = plan_named<S>("tiled", batch, hidden, lengths, d);
   return p.kind == Plan::Tiled && p.tiled.cost <= kTiledMaxCost ? p : Plan{};
-}
-
-template <typename S>
-const Plan& plan_for(int batch, int hidden, bool lengths) {
-  static std::mutex mutex;
-  // Per GPU too: the plan's checks and kernel attributes (shared memory limits) are per
-  // device, and GPUs may differ.
-  static std::map<std::tuple<int, int, int, bool>, Plan> plans;  // per S
-  const auto key = std::make_tuple(current_device_id(), batch, hidden, lengths);
-  std::lock_guard<std::mutex> lock(mutex);
-  auto found = plans.find(key);
-  if (found == plans.end()) found = plans.emplace(key, choose<S>(batch, hidden, lengths)).first;
-  return found->second;
 }
 
 template <typename S>
@@ -311,11 +301,9 @@ void run_stepwise(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* 
         "h_n");
 }
 
-}  // namespace
-
+// The steps of r by plan p (outputs past each row's length are left as they are).
 template <typename S>
-void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
-  const Plan& p = plan_for<S>(r.batch, r.hidden, r.lengths != nullptr);
+void run_plan(const Plan& p, const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
   switch (p.kind) {
     case Plan::FewRows:
     case Plan::Lean: launch_few_rows(r, p.few_rows); break;
@@ -330,6 +318,168 @@ void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float
     case Plan::Gemm: launch_gemm(r, p.gemm); break;
     default: run_stepwise(r, blas, state, product);
   }
+}
+
+// ---- the timed choice: every kernel that can run the shape, timed there --------------
+
+std::atomic<bool> timed_choice_set{false};  // set_timed_choice
+
+// A trial run is kTrialSteps steps, fewer where its inputs and outputs would take more
+// than kTrialBytes: long enough that a kernel's per-step time counts as well as its
+// fixed cost per launch (loading W_y on chip, a cooperative launch).
+constexpr int kTrialSteps = 40;
+constexpr std::size_t kTrialBytes = std::size_t{64} << 20;
+
+// A CUDA or cuBLAS handle's destroy function, for std::unique_ptr.
+template <auto destroy>
+struct Destroy {
+  template <typename Handle>
+  void operator()(Handle handle) const {
+    destroy(handle);
+  }
+};
+
+// Candidate plans of one shape run on zeros (a kernel's speed does not depend on the
+// values) in memory of their own, on a stream of their own, on the current GPU.
+template <typename S>
+class Trial {
+ public:
+  Trial(int batch, int hidden, bool lengths) {
+    const std::size_t n = (std::size_t)batch * hidden;
+    const int steps = (int)std::clamp<std::size_t>(kTrialBytes / (n * (sizeof(float) + sizeof(S))), 1,
+                                                   kTrialSteps);
+    cudaStream_t stream;
+    check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "creating a stream");
+    stream_.reset(stream);
+    for (auto* event : {&start_, &stop_}) {
+      cudaEvent_t e;
+      check(cudaEventCreate(&e), "creating an event");
+      event->reset(e);
+    }
+    cublasHandle_t blas;
+    check(cublasCreate(&blas), "creating a cuBLAS handle");
+    blas_.reset(blas);
+    r_ = {steps, batch, hidden, zeros<S>((std::size_t)hidden * hidden), nullptr, false,
+          DeviceActivation{Activation::Tanh, 0.f, 0.f, 0.f, false}, zeros<S>(n), nullptr,
+          zeros<float>(n * steps), hidden, zeros<S>(n * steps), hidden, zeros<S>(n), stream};
+    state_ = zeros<S>(n);
+    product_ = zeros<float>(n);
+    if (lengths) {  // every row runs all steps: the kernels' paths with lengths, timed
+      const std::vector<int> all(batch, steps);
+      int* device_lengths = zeros<int>(batch);
+      check(cudaMemcpyAsync(device_lengths, all.data(), batch * sizeof(int), cudaMemcpyHostToDevice, stream),
+            "lengths to the device");
+      check(cudaStreamSynchronize(stream), "lengths to the device");  // before `all` goes
+      r_.lengths = device_lengths;
+    }
+  }
+
+  ~Trial() { cudaStreamSynchronize(stream_.get()); }  // before the buffers are given back
+
+  // The median of three timed runs of `plan`, after one that loads its kernel.
+  float milliseconds(const Plan& plan) {
+    run_once(plan);
+    float runs[3];
+    for (float& ms : runs) ms = run_once(plan);
+    std::sort(runs, runs + 3);
+    return runs[1];
+  }
+
+ private:
+  float run_once(const Plan& plan) {
+    check(cudaEventRecord(start_.get(), stream_.get()), "timing a kernel");
+    run_plan(plan, r_, blas_.get(), state_, product_);
+    check(cudaEventRecord(stop_.get(), stream_.get()), "timing a kernel");
+    check(cudaEventSynchronize(stop_.get()), "timing a kernel");
+    float ms = 0.f;
+    check(cudaEventElapsedTime(&ms, start_.get(), stop_.get()), "timing a kernel");
+    return ms;
+  }
+
+  // `count` zeros of T in a new buffer, set on the trial's stream.
+  template <typename T>
+  T* zeros(std::size_t count) {
+    buffers_.push_back(std::make_unique<Buffer>(count * sizeof(T)));
+    check(cudaMemsetAsync(buffers_.back()->data(), 0, count * sizeof(T), stream_.get()),
+          "zeroing trial memory");
+    return static_cast<T*>(buffers_.back()->data());
+  }
+
+  // Declared first, destroyed last (also when the constructor fails part-way).
+  std::unique_ptr<CUstream_st, Destroy<cudaStreamDestroy>> stream_;
+  std::unique_ptr<CUevent_st, Destroy<cudaEventDestroy>> start_, stop_;
+  std::unique_ptr<cublasContext, Destroy<cublasDestroy>> blas_;
+  std::vector<std::unique_ptr<Buffer>> buffers_;
+  Recurrence<S> r_{};
+  S* state_ = nullptr;
+  float* product_ = nullptr;
+};
+
+// Of the kernels that can run the shape, the one whose trial run was the shortest. The
+// GPU is waited for first, so that the trial runs have it to themselves (apart from
+// other processes). A kernel whose trial fails to run is passed over; where no trial can
+// be made (no memory for it), the rule chooses.
+template <typename S>
+Plan fastest(int batch, int hidden, bool lengths, const Device& d) {
+  std::vector<Plan> candidates;
+  for (const char* name : kKernelNames) {
+    const Plan p = plan_named<S>(name, batch, hidden, lengths, d);
+    if (p.kind != Plan::Stepwise || std::string(name) == "stepwise") candidates.push_back(p);
+  }
+  if (candidates.size() == 1) return candidates[0];
+  std::optional<Trial<S>> trial;
+  try {
+    synchronize_device("timing the recurrence kernels");
+    trial.emplace(batch, hidden, lengths);
+  } catch (const std::runtime_error&) {
+    return by_rule<S>(batch, hidden, lengths, d);
+  }
+  Plan best;
+  float best_ms = std::numeric_limits<float>::infinity();
+  for (const Plan& p : candidates) {
+    try {
+      const float ms = trial->milliseconds(p);
+      if (ms < best_ms) best = p, best_ms = ms;
+    } catch (const std::runtime_error&) {
+    }
+  }
+  return best;
+}
+
+template <typename S>
+Plan choose(int batch, int hidden, bool lengths, bool timed) {
+  const Device d = current_device();
+  const std::string forced = forced_kernel();
+  if (!forced.empty()) {
+    const Plan p = plan_named<S>(forced, batch, hidden, lengths, d);
+    if (p.kind != Plan::Stepwise || forced == "stepwise") return p;
+  }
+  return timed ? fastest<S>(batch, hidden, lengths, d) : by_rule<S>(batch, hidden, lengths, d);
+}
+
+template <typename S>
+const Plan& plan_for(int batch, int hidden, bool lengths, bool timed) {
+  static std::mutex mutex;
+  // Per GPU too: the plan's checks and kernel attributes (shared memory limits) are per
+  // device, and GPUs may differ. Per way of choosing: switching back to the rule gives
+  // the rule's plans.
+  static std::map<std::tuple<int, int, int, bool, bool>, Plan> plans;  // per S
+  const auto key = std::make_tuple(current_device_id(), batch, hidden, lengths, timed);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = plans.find(key);
+  if (found == plans.end()) found = plans.emplace(key, choose<S>(batch, hidden, lengths, timed)).first;
+  return found->second;
+}
+
+}  // namespace
+
+void set_timed_choice(bool timed) { timed_choice_set = timed; }
+
+bool timed_choice() { return timed_choice_set; }
+
+template <typename S>
+void run_recurrence(const Recurrence<S>& r, bool timed, cublasHandle_t blas, S* state, float* product) {
+  run_plan(plan_for<S>(r.batch, r.hidden, r.lengths != nullptr, timed), r, blas, state, product);
   if (r.lengths) {
     const size_t all = (size_t)r.steps * r.batch * r.hidden;
     zero_padding<<<(unsigned)((all + 255) / 256), 256, 0, r.stream>>>(r);
@@ -341,7 +491,7 @@ namespace {
 
 template <typename S>
 std::string plan_name(int batch, int hidden, bool lengths) {
-  const Plan& p = plan_for<S>(batch, hidden, lengths);
+  const Plan& p = plan_for<S>(batch, hidden, lengths, timed_choice());
   switch (p.kind) {
     case Plan::FewRows: return "few_rows";
     case Plan::Lean: return "lean";
@@ -365,17 +515,17 @@ std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage stora
 }
 
 template <typename S>
-bool recurrence_beside_another(int batch, int hidden, bool lengths) {
-  const Plan& p = plan_for<S>(batch, hidden, lengths);
+bool recurrence_beside_another(int batch, int hidden, bool lengths, bool timed) {
+  const Plan& p = plan_for<S>(batch, hidden, lengths, timed);
   // no cooperative launch; two must fit at once (not on every MIG slice)
   return (p.kind == Plan::FewRows || p.kind == Plan::Lean) && p.few_rows.launches >= 2;
 }
 
-template bool recurrence_beside_another<float>(int, int, bool);
-template bool recurrence_beside_another<__half>(int, int, bool);
-template bool recurrence_beside_another<__nv_bfloat16>(int, int, bool);
-template void run_recurrence(const Recurrence<float>&, cublasHandle_t, float*, float*);
-template void run_recurrence(const Recurrence<__half>&, cublasHandle_t, __half*, float*);
-template void run_recurrence(const Recurrence<__nv_bfloat16>&, cublasHandle_t, __nv_bfloat16*, float*);
+template bool recurrence_beside_another<float>(int, int, bool, bool);
+template bool recurrence_beside_another<__half>(int, int, bool, bool);
+template bool recurrence_beside_another<__nv_bfloat16>(int, int, bool, bool);
+template void run_recurrence(const Recurrence<float>&, bool, cublasHandle_t, float*, float*);
+template void run_recurrence(const Recurrence<__half>&, bool, cublasHandle_t, __half*, float*);
+template void run_recurrence(const Recurrence<__nv_bfloat16>&, bool, cublasHandle_t, __nv_bfloat16*, float*);
 
 }  // namespace elman::cuda

@@ -42,12 +42,16 @@ struct Recurrence {
 // blocks or thread-block clusters, or the GPU with a grid barrier between steps); else,
 // per step, a cuBLAS product into `product` (batch x H, float) and one kernel for bias,
 // activation, output and the state `state` (batch x H, S).
+// `timed`: the kernel chosen by timing (see set_timed_choice), else by the rule.
 template <typename S>
-void run_recurrence(const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product);
+void run_recurrence(const Recurrence<S>& r, bool timed, cublasHandle_t blas, S* state, float* product);
 
 // Whether run_recurrence for that shape is one kernel on a few SMs that needs neither
 // `state` nor `product`, so that another direction's may run beside it on another stream.
 template <typename S>
-bool recurrence_beside_another(int batch, int hidden, bool lengths);
+bool recurrence_beside_another(int batch, int hidden, bool lengths, bool timed);
+
+// What set_timed_choice set last. A call reads it once: all its choices are made one way.
+bool timed_choice();
 
 }  // namespace elman::cuda

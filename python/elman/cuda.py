@@ -17,6 +17,9 @@ outputs are complete. ``layer(x, stream=s)`` (s: a torch.cuda.Stream, a CuPy str
 or a raw cudaStream_t as int) instead queues the work on s behind what is already there
 and returns at once; the outputs carry that stream (DLPack consumers and
 ``__cuda_array_interface__`` readers wait for it), and x must stay alive until s has run.
+
+Kernels: ``set_kernel_choice("timed")`` picks each shape's recurrence kernel by timing
+every kernel that can run it, instead of by elman's fixed rule.
 """
 
 from __future__ import annotations
@@ -87,6 +90,35 @@ def gpu_number(device: str) -> int:
         seen = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
         raise ValueError(f"device: no GPU {device!r}; this process sees only {seen}")
     return number
+
+
+KERNEL_CHOICES = ("rule", "timed")
+_kernel_choice = "rule"
+
+
+def set_kernel_choice(choice: str) -> None:
+    """How elman picks the recurrence kernel for a shape (B, H, storage, lengths or not)
+    when the shape first runs on a GPU.
+
+    "rule" (the default): a fixed rule, from measurements on an NVIDIA H200. "timed":
+    every kernel that can run the shape is run there, on scratch memory after waiting for
+    the GPU, and the fastest is kept; that first call takes longer (by estimate
+    milliseconds to tens of milliseconds; not yet run on a GPU). Either way the choice is kept per process, GPU and shape, and
+    ELMAN_CUDA_KERNEL, where set, overrides both. Kernels round differently within the
+    tests' tolerance: with "timed", two processes may pick different kernels and so
+    differ in the last bits. Without the CUDA backend this only records the choice.
+    """
+    global _kernel_choice
+    if not isinstance(choice, str) or choice not in KERNEL_CHOICES:
+        raise ValueError(f"choice: expected 'rule' or 'timed', got {choice!r}")
+    if _cuda is not None:
+        _cuda.set_timed_choice(choice == "timed")
+    _kernel_choice = choice
+
+
+def kernel_choice() -> str:
+    """The way set by set_kernel_choice: "rule" or "timed"."""
+    return _kernel_choice
 
 
 STORAGES = ("float32", "float16", "bfloat16")
