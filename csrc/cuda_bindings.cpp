@@ -246,21 +246,37 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
   return py::make_tuple(y, h_n);
 }
 
+// A binding of query(batch, hidden, lengths, storage), a question about the kernel choice
+// for a shape, with the sizes checked. Without the GIL: the question may run a timed
+// choice's trial, which waits for the GPU.
+template <typename Result>
+auto kernel_query(const char* name, Result (*query)(int, int, bool, elman::cuda::Storage)) {
+  return [name, query](int64_t batch, int64_t hidden, bool lengths, const std::string& storage) {
+    require(batch >= 1 && batch <= INT_MAX && hidden >= 1 && hidden <= INT_MAX,
+            std::string(name) + ": batch and hidden must be in [1, 2**31)");
+    const elman::cuda::Storage s = storage_named(storage);
+    py::gil_scoped_release release;
+    return query((int)batch, (int)hidden, lengths, s);
+  };
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "elman's CUDA backend; use the elman package, not this module.";
   m.def("device_count", &elman::cuda::device_count);
   m.def("current_device", &elman::cuda::current_device_id, "The calling thread's current GPU");
-  m.def("recurrence_kernel", [](int64_t batch, int64_t hidden, bool lengths, const std::string& storage) {
-    require(batch >= 1 && batch <= INT_MAX && hidden >= 1 && hidden <= INT_MAX,
-            "recurrence_kernel: batch and hidden must be in [1, 2**31)");
-    return elman::cuda::recurrence_kernel((int)batch, (int)hidden, lengths, storage_named(storage));
-  }, py::arg("batch"), py::arg("hidden"), py::arg("lengths"), py::arg("storage"),
-        "The recurrence kernel a layer runs for that shape on the current GPU (honours "
-        "ELMAN_CUDA_KERNEL; for tests and tuning)");
+  m.def("recurrence_kernel", kernel_query("recurrence_kernel", elman::cuda::recurrence_kernel),
+        py::arg("batch"), py::arg("hidden"), py::arg("lengths"), py::arg("storage"),
+        "The recurrence kernel a layer runs for that shape on the current GPU, chosen the way "
+        "set now (honours ELMAN_CUDA_KERNEL; for tests and tuning)");
+  m.def("recurrence_trial", kernel_query("recurrence_trial", elman::cuda::recurrence_trial),
+        py::arg("batch"), py::arg("hidden"), py::arg("lengths"), py::arg("storage"),
+        "The timed choice's trial of that shape on the current GPU: [(kernel, ms)], ms NaN "
+        "where the kernel's run failed; empty where nothing was timed (for tests and tuning)");
   m.def("set_timed_choice", &elman::cuda::set_timed_choice, py::arg("timed"),
         "Kernels chosen by timing them (True) or by the rule (False); elman.cuda.set_kernel_choice");
+  m.def("timed_choice", &elman::cuda::timed_choice, "What set_timed_choice set last");
   m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
         "(pointer, shape, strides or None, (code, bits, lanes), (device type, id)) of an "
         "unconsumed DLPack capsule, which stays its producer's");

@@ -352,31 +352,34 @@ def test_gpu_number_of_a_device(monkeypatch):
 
 def test_kernel_choice(monkeypatch):
     """set_kernel_choice takes "rule" or "timed" (anything else: ValueError naming
-    `choice`, nothing changed), keeps it, and tells the CUDA module whether to time;
-    without the module it only keeps it."""
-    told = []
-    monkeypatch.setattr(elman.cuda, "_cuda", types.SimpleNamespace(set_timed_choice=told.append))
-    monkeypatch.setattr(elman.cuda, "_kernel_choice", "rule")
+    `choice`, nothing changed) and tells the CUDA module, which keeps it; without the
+    module it is kept in Python."""
+    module = types.SimpleNamespace(timed=False)
+    module.set_timed_choice = lambda timed: setattr(module, "timed", timed)
+    module.timed_choice = lambda: module.timed
+    monkeypatch.setattr(elman.cuda, "_cuda", module)
     assert elman.cuda.kernel_choice() == "rule"
     elman.cuda.set_kernel_choice("timed")
-    assert (elman.cuda.kernel_choice(), told) == ("timed", [True])
+    assert (elman.cuda.kernel_choice(), module.timed) == ("timed", True)
     for bad in ("Timed", "fastest", "", None, 1, True, ("timed",)):
         with pytest.raises(ValueError, match=r"choice: expected 'rule' or 'timed', got "):
             elman.cuda.set_kernel_choice(bad)
-    assert (elman.cuda.kernel_choice(), told) == ("timed", [True])
+    assert (elman.cuda.kernel_choice(), module.timed) == ("timed", True)
     elman.cuda.set_kernel_choice("rule")
-    assert (elman.cuda.kernel_choice(), told) == ("rule", [True, False])
+    assert (elman.cuda.kernel_choice(), module.timed) == ("rule", False)
     monkeypatch.setattr(elman.cuda, "_cuda", None)
+    monkeypatch.setattr(elman.cuda, "_kernel_choice", "rule")
     elman.cuda.set_kernel_choice("timed")
     assert elman.cuda.kernel_choice() == "timed"
 
 
 @pytest.mark.skipif(not BUILT, reason="needs the CUDA module (no GPU needed)")
-def test_kernel_choice_reaches_the_module(monkeypatch):
-    monkeypatch.setattr(elman.cuda, "_kernel_choice", "rule")
+def test_kernel_choice_reaches_the_module():
     try:
         elman.cuda.set_kernel_choice("timed")
-        assert elman.cuda.kernel_choice() == "timed"
+        assert elman.cuda._cuda.timed_choice() is True and elman.cuda.kernel_choice() == "timed"
+        elman.cuda.set_kernel_choice("rule")
+        assert elman.cuda._cuda.timed_choice() is False and elman.cuda.kernel_choice() == "rule"
     finally:
         elman.cuda.set_kernel_choice("rule")
 
@@ -1759,29 +1762,55 @@ def test_sanitizer_forced(kernel, monkeypatch):
     assert kernel in ran, f"ELMAN_CUDA_KERNEL={kernel} never ran (ran: {ran})"
 
 
-@gpu
-def test_sanitizer_timed_choice():
-    """The timed choice runs every kernel that can run a shape on scratch memory (under
-    compute-sanitizer: their accesses there); the kernel it keeps runs the layer within
-    the oracle's tolerance and stays for the process; the rule's choices come back with
-    set_kernel_choice("rule"). Which kernel is fastest is not asserted (bench/gpu_tune.py
-    shows it beside every kernel's time)."""
-    cases = [((3, 1, 9, 61, 1, False), "float32"), ((3, 17, 9, 257, 1, True), "float32"),
-             ((2, 20, 9, 700, 1, False), "bfloat16")]
-    shapes = [(case[1], case[3], lengths, storage) for case, storage in cases for lengths in (False, True)]
-    kernel = elman.cuda._cuda.recurrence_kernel
-    by_rule = {shape: kernel(*shape) for shape in shapes}
+def shapes_of(cases):
+    """(B, H, lengths, storage) of cases as check_small_case takes them, with their storage."""
+    return [(case[1], case[3], lengths, storage) for case, storage in cases for lengths in (False, True)]
+
+
+def timed_choices(cases):
+    """With the timed choice, each case checked against the oracle; returns
+    {(B, H, lengths, storage): (kernel kept, trial)} and checks that the kernel kept is
+    the trial's fastest."""
+    kernel, trial = elman.cuda._cuda.recurrence_kernel, elman.cuda._cuda.recurrence_trial
+    shapes = shapes_of(cases)
     try:
         elman.cuda.set_kernel_choice("timed")
         for case, storage in cases:
             check_small_case(case, 31, "timed", storage)
-        timed = {shape: kernel(*shape) for shape in shapes}
-        assert set(timed.values()) <= set(KERNELS + ["fma", "mma"])
-        assert {shape: kernel(*shape) for shape in shapes} == timed
+        kept = {shape: (kernel(*shape), dict(trial(*shape))) for shape in shapes}
     finally:
         elman.cuda.set_kernel_choice("rule")
-    assert {shape: kernel(*shape) for shape in shapes} == by_rule
-    print("timed choice:", timed, "rule:", by_rule)
+    for shape, (name, times) in kept.items():
+        timed = {k: ms for k, ms in times.items() if np.isfinite(ms)}
+        assert timed, f"{shape}: no kernel was timed ({times})"
+        assert name == min(timed, key=timed.get), f"{shape}: kept {name}, trial {times}"
+    return kept
+
+
+@gpu
+def test_timed_choice():
+    """The timed choice times more than one kernel wherever several can run (float32 at
+    B = 1, H = 61: few_rows, persistent, tiled, fma, stepwise), keeps the fastest, runs
+    the layer within the oracle's tolerance with it, and keeps its choices apart from
+    the rule's. Which kernel wins is not asserted (bench/gpu_tune.py shows it beside
+    every kernel's time)."""
+    cases = [((3, 1, 9, 61, 1, False), "float32"), ((3, 17, 9, 257, 1, True), "float32"),
+             ((2, 20, 9, 700, 1, False), "bfloat16")]
+    kernel = elman.cuda._cuda.recurrence_kernel
+    by_rule = {shape: kernel(*shape) for shape in shapes_of(cases)}  # made first, kept apart
+    kept = timed_choices(cases)
+    for shape, (name, times) in kept.items():
+        assert len(times) >= 2 and "stepwise" in times, f"{shape}: trial {times}"
+        assert not {"lean", "gemm"} & set(times), "kernels never run on a GPU are not candidates yet"
+    assert {shape: kernel(*shape) for shape in by_rule} == by_rule
+    print("timed choice:", kept, "rule:", by_rule)
+
+
+@gpu
+def test_sanitizer_timed_choice():
+    """The timed choice's trial under compute-sanitizer: every candidate's accesses to the
+    scratch memory (one small shape: a trial is 4 runs of 40 steps per kernel)."""
+    timed_choices([((3, 2, 9, 61, 1, False), "float32")])
 
 
 @gpu

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "elman.h"
@@ -127,18 +128,26 @@ void download(const void* device, float* host, std::size_t n, Storage s);
 void swap_leading_axes(const void* in, void* out, std::int64_t d0, std::int64_t d1,
                        std::int64_t inner, std::size_t element_bytes, Stream stream);
 
-// The recurrence kernel that a layer of `hidden` units runs on the current GPU for
-// `batch` rows (with lengths or not), in the storage type: "stepwise", "few_rows",
-// "lean", "persistent", "tiled", "fma", "gemm" or "mma" (the names that ELMAN_CUDA_KERNEL
-// takes; for tests and tuning).
-std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage);
-
 // How a shape's recurrence kernel is chosen when the shape first runs on a GPU (unless
 // ELMAN_CUDA_KERNEL forces one): by a fixed rule (false, the default), or, timed, by
 // running every kernel that can run the shape there on scratch memory and keeping the
 // fastest. Each way's choices are kept per process, GPU and shape; switching back gives
-// the rule's.
+// the rule's. A call reads timed_choice() once: all its choices are made one way.
 void set_timed_choice(bool timed);
+bool timed_choice();
+
+// The recurrence kernel that a layer of `hidden` units runs on the current GPU for
+// `batch` rows (with lengths or not), in the storage type, chosen the way set now (a
+// trial, if timed and not made before): "stepwise", "few_rows", "lean", "persistent",
+// "tiled", "fma", "gemm" or "mma" (the names that ELMAN_CUDA_KERNEL takes; for tests
+// and tuning).
+std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage);
+
+// The timed choice's trial of that shape on the current GPU (made now if it was not):
+// each candidate kernel's time in ms, NaN where its run failed; empty where nothing was
+// timed (one candidate, a forced kernel, no memory for the trial). For tests and tuning.
+std::vector<std::pair<std::string, float>> recurrence_trial(int batch, int hidden, bool lengths,
+                                                            Storage storage);
 
 // A stack of recurrent layers on one GPU, weights copied once (rounded to the storage
 // type).
@@ -157,7 +166,8 @@ class Network {
   // lengths is a host array or null. With no stream: waits for all work on the device
   // first (the inputs may come from any stream), runs on the legacy default stream and
   // returns when it is done. With a stream: queued on it behind the work already there,
-  // returning at once. Calls from several threads take turns; a call waits for the
+  // returning at once (except a shape's first call under the timed choice, whose trial
+  // waits for the device). Calls from several threads take turns; a call waits for the
   // previous call's work (it reuses its buffers) on the device, not on the host. It runs
   // on device() whatever GPU is current; the arrays and the stream must be that GPU's.
   void forward(std::int64_t steps, std::int64_t batch, const void* x, const void* h0,

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <type_traits>
 #include <vector>
 
@@ -191,6 +192,9 @@ struct Plan {
   MmaPlan mma;
   FmaPlan fma;
   GemmPlan gemm;
+  // The timed choice's trial: each candidate's time in ms (NaN: its run failed); empty
+  // where the plan was not timed.
+  std::vector<std::pair<const char*, float>> trial;
 };
 
 // The whole GPU, if every block (one per W_y slice) can be resident at once, as a grid
@@ -210,16 +214,23 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
 constexpr const char* kKernelNames[] = {"stepwise", "few_rows", "lean", "persistent",
                                         "tiled",    "fma",      "gemm", "mma"};
 
+// Kernels not yet run on a GPU: taken only when forced, by the timed choice too, until
+// the GPU tests have passed with them.
+bool unmeasured(const std::string& name) { return name == "lean" || name == "gemm"; }
+
 // ELMAN_CUDA_KERNEL=<name> forces that kernel where it can run the shape (for comparisons,
 // tuning and tests); unset, or where it cannot: the choice below. Another name is refused.
 std::string forced_kernel() {
   const char* v = std::getenv("ELMAN_CUDA_KERNEL");
   const std::string name = v ? v : "";
   if (name.empty()) return name;
-  for (const char* known : kKernelNames)
-    if (name == known) return name;
-  throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected stepwise, few_rows, lean, persistent, tiled, "
-                              "fma, gemm or mma (or unset), got '" + name + "'");
+  std::string known;
+  for (const char* k : kKernelNames) {
+    if (name == k) return name;
+    known += known.empty() ? k : std::string(", ") + k;
+  }
+  throw std::invalid_argument("ELMAN_CUDA_KERNEL: expected one of " + known + " (or unset), got '" +
+                              name + "'");
 }
 
 // The named kernel's plan for the shape, if it can run it (else a Stepwise plan).
@@ -415,34 +426,45 @@ class Trial {
   float* product_ = nullptr;
 };
 
-// Of the kernels that can run the shape, the one whose trial run was the shortest. The
-// GPU is waited for first, so that the trial runs have it to themselves (apart from
-// other processes). A kernel whose trial fails to run is passed over; where no trial can
-// be made (no memory for it), the rule chooses.
+// Of the kernels that can run the shape, the one whose trial run was the shortest, with
+// every candidate's time. A whole run of kTrialSteps weighs a kernel's fixed cost per
+// launch with its per-step time (bench/gpu_tune.py ranks by the per-step time alone);
+// one direction is timed alone, even where two would run side by side. The GPU is
+// waited for first, so that the trials have it to themselves (apart from other
+// processes). A kernel whose run fails is passed over, unless the failure broke the
+// GPU's context, which is reported. Where no trial can be made (no memory for it), the
+// rule chooses, and that stays the process's choice for the shape.
 template <typename S>
 Plan fastest(int batch, int hidden, bool lengths, const Device& d) {
-  std::vector<Plan> candidates;
+  std::vector<std::pair<const char*, Plan>> candidates;
   for (const char* name : kKernelNames) {
     const Plan p = plan_named<S>(name, batch, hidden, lengths, d);
-    if (p.kind != Plan::Stepwise || std::string(name) == "stepwise") candidates.push_back(p);
+    if ((p.kind != Plan::Stepwise && !unmeasured(name)) || std::string(name) == "stepwise")
+      candidates.emplace_back(name, p);
   }
-  if (candidates.size() == 1) return candidates[0];
+  if (candidates.size() == 1) return candidates[0].second;
+  synchronize_device("waiting for the GPU before timing the recurrence kernels");
   std::optional<Trial<S>> trial;
   try {
-    synchronize_device("timing the recurrence kernels");
     trial.emplace(batch, hidden, lengths);
   } catch (const std::runtime_error&) {
     return by_rule<S>(batch, hidden, lengths, d);
   }
   Plan best;
   float best_ms = std::numeric_limits<float>::infinity();
-  for (const Plan& p : candidates) {
+  std::vector<std::pair<const char*, float>> times;
+  for (const auto& [name, p] : candidates) {
+    float ms = std::numeric_limits<float>::quiet_NaN();
     try {
-      const float ms = trial->milliseconds(p);
-      if (ms < best_ms) best = p, best_ms = ms;
+      ms = trial->milliseconds(p);
     } catch (const std::runtime_error&) {
+      // an error that stays (an illegal address) is the GPU's, not this kernel's choice
+      check(cudaDeviceSynchronize(), (std::string("timing the ") + name + " kernel").c_str());
     }
+    times.emplace_back(name, ms);
+    if (ms < best_ms) best = p, best_ms = ms;
   }
+  best.trial = times;
   return best;
 }
 
@@ -489,9 +511,7 @@ void run_recurrence(const Recurrence<S>& r, bool timed, cublasHandle_t blas, S* 
 
 namespace {
 
-template <typename S>
-std::string plan_name(int batch, int hidden, bool lengths) {
-  const Plan& p = plan_for<S>(batch, hidden, lengths, timed_choice());
+std::string plan_name(const Plan& p) {
   switch (p.kind) {
     case Plan::FewRows: return "few_rows";
     case Plan::Lean: return "lean";
@@ -504,14 +524,30 @@ std::string plan_name(int batch, int hidden, bool lengths) {
   }
 }
 
+// f(S{}) for the type S that `storage` stores values as.
+template <typename F>
+auto with_storage(Storage storage, F f) {
+  switch (storage) {
+    case Storage::F16: return f(__half{});
+    case Storage::BF16: return f(__nv_bfloat16{});
+    default: return f(float{});
+  }
+}
+
 }  // namespace
 
 std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage) {
-  switch (storage) {
-    case Storage::F16: return plan_name<__half>(batch, hidden, lengths);
-    case Storage::BF16: return plan_name<__nv_bfloat16>(batch, hidden, lengths);
-    default: return plan_name<float>(batch, hidden, lengths);
-  }
+  return with_storage(storage, [&](auto s) {
+    return plan_name(plan_for<decltype(s)>(batch, hidden, lengths, timed_choice()));
+  });
+}
+
+std::vector<std::pair<std::string, float>> recurrence_trial(int batch, int hidden, bool lengths,
+                                                            Storage storage) {
+  return with_storage(storage, [&](auto s) {
+    const Plan& p = plan_for<decltype(s)>(batch, hidden, lengths, /*timed=*/true);
+    return std::vector<std::pair<std::string, float>>(p.trial.begin(), p.trial.end());
+  });
 }
 
 template <typename S>

@@ -51,7 +51,4 @@ void run_recurrence(const Recurrence<S>& r, bool timed, cublasHandle_t blas, S* 
 template <typename S>
 bool recurrence_beside_another(int batch, int hidden, bool lengths, bool timed);
 
-// What set_timed_choice set last. A call reads it once: all its choices are made one way.
-bool timed_choice();
-
 }  // namespace elman::cuda

@@ -19,7 +19,8 @@ and returns at once; the outputs carry that stream (DLPack consumers and
 ``__cuda_array_interface__`` readers wait for it), and x must stay alive until s has run.
 
 Kernels: ``set_kernel_choice("timed")`` picks each shape's recurrence kernel by timing
-every kernel that can run it, instead of by elman's fixed rule.
+every kernel that can run it, instead of by elman's fixed rule (a shape's first call
+then waits for the GPU, with or without a stream).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def gpu_number(device: str) -> int:
 
 
 KERNEL_CHOICES = ("rule", "timed")
-_kernel_choice = "rule"
+_kernel_choice = "rule"  # kept here only without the CUDA module, which keeps it otherwise
 
 
 def set_kernel_choice(choice: str) -> None:
@@ -103,21 +104,25 @@ def set_kernel_choice(choice: str) -> None:
     "rule" (the default): a fixed rule, from measurements on an NVIDIA H200. "timed":
     every kernel that can run the shape is run there, on scratch memory after waiting for
     the GPU, and the fastest is kept; that first call takes longer (by estimate
-    milliseconds to tens of milliseconds; not yet run on a GPU). Either way the choice is kept per process, GPU and shape, and
-    ELMAN_CUDA_KERNEL, where set, overrides both. Kernels round differently within the
-    tests' tolerance: with "timed", two processes may pick different kernels and so
-    differ in the last bits. Without the CUDA backend this only records the choice.
+    milliseconds to tens of milliseconds; not yet run on a GPU). Either way the choice is
+    kept per process, GPU and shape, and ELMAN_CUDA_KERNEL, where set, overrides both.
+    Kernels round differently within the tests' tolerance: with "timed", two processes
+    may pick different kernels and so differ in the last bits. Without the CUDA backend
+    this only records the choice.
     """
     global _kernel_choice
     if not isinstance(choice, str) or choice not in KERNEL_CHOICES:
         raise ValueError(f"choice: expected 'rule' or 'timed', got {choice!r}")
     if _cuda is not None:
         _cuda.set_timed_choice(choice == "timed")
-    _kernel_choice = choice
+    else:
+        _kernel_choice = choice
 
 
 def kernel_choice() -> str:
     """The way set by set_kernel_choice: "rule" or "timed"."""
+    if _cuda is not None:
+        return "timed" if _cuda.timed_choice() else "rule"
     return _kernel_choice
 
 
