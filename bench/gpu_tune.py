@@ -94,8 +94,9 @@ def worker(storage, kernel, shapes):
                "ok": bool(np.isfinite(error) and error <= TOLERANCE[storage])}
         if row["ok"]:
             row["us_per_step"], row["fixed_us"] = slope(torch, layer, x_of)
-        if kernel == "timed":  # what the choice saw: ms per candidate for its trial
-            row["trial_ms"] = dict(elman.cuda._cuda.recurrence_trial(B, H, False, storage))
+        if kernel == "timed":  # what the choice saw: ms per candidate (None: its run failed)
+            trial = elman.cuda._cuda.recurrence_trial(B, H, False, storage) or []
+            row["trial_ms"] = {k: ms if ms == ms else None for k, ms in trial}
         print(json.dumps(row), flush=True)
 
 

@@ -247,7 +247,7 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
 }
 
 // A binding of query(batch, hidden, lengths, storage), a question about the kernel choice
-// for a shape, with the sizes checked. Without the GIL: the question may run a timed
+// for a shape, with the sizes checked. Without the GIL: recurrence_kernel may run a timed
 // choice's trial, which waits for the GPU.
 template <typename Result>
 auto kernel_query(const char* name, Result (*query)(int, int, bool, elman::cuda::Storage)) {
@@ -273,7 +273,8 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("recurrence_trial", kernel_query("recurrence_trial", elman::cuda::recurrence_trial),
         py::arg("batch"), py::arg("hidden"), py::arg("lengths"), py::arg("storage"),
         "The timed choice's trial of that shape on the current GPU: [(kernel, ms)], ms NaN "
-        "where the kernel's run failed; empty where nothing was timed (for tests and tuning)");
+        "where the kernel's run failed, [] where nothing was timed; None if the timed choice "
+        "has not chosen for the shape (this does not make it choose; for tests and tuning)");
   m.def("set_timed_choice", &elman::cuda::set_timed_choice, py::arg("timed"),
         "Kernels chosen by timing them (True) or by the rule (False); elman.cuda.set_kernel_choice");
   m.def("timed_choice", &elman::cuda::timed_choice, "What set_timed_choice set last");

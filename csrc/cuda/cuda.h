@@ -143,11 +143,12 @@ bool timed_choice();
 // and tuning).
 std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage);
 
-// The timed choice's trial of that shape on the current GPU (made now if it was not):
-// each candidate kernel's time in ms, NaN where its run failed; empty where nothing was
-// timed (one candidate, a forced kernel, no memory for the trial). For tests and tuning.
-std::vector<std::pair<std::string, float>> recurrence_trial(int batch, int hidden, bool lengths,
-                                                            Storage storage);
+// The timed choice's trial of that shape on the current GPU, if the timed choice has
+// chosen for it (nullopt if not; it does not choose): each candidate kernel's time in
+// ms, NaN where its run failed; empty where nothing was timed (one candidate, a forced
+// kernel, no memory for the trial). For tests and tuning.
+std::optional<std::vector<std::pair<std::string, float>>> recurrence_trial(int batch, int hidden,
+                                                                           bool lengths, Storage storage);
 
 // A stack of recurrent layers on one GPU, weights copied once (rounded to the storage
 // type).

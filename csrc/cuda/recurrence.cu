@@ -431,9 +431,10 @@ class Trial {
 // launch with its per-step time (bench/gpu_tune.py ranks by the per-step time alone);
 // one direction is timed alone, even where two would run side by side. The GPU is
 // waited for first, so that the trials have it to themselves (apart from other
-// processes). A kernel whose run fails is passed over, unless the failure broke the
-// GPU's context, which is reported. Where no trial can be made (no memory for it), the
-// rule chooses, and that stays the process's choice for the shape.
+// processes, and threads that run other shapes). A kernel whose run fails is passed
+// over, unless the failure broke the GPU's context, which is reported. Where no trial
+// can be made (no memory for it), the rule chooses, and that stays the process's choice
+// for the shape.
 template <typename S>
 Plan fastest(int batch, int hidden, bool lengths, const Device& d) {
   std::vector<std::pair<const char*, Plan>> candidates;
@@ -448,6 +449,8 @@ Plan fastest(int batch, int hidden, bool lengths, const Device& d) {
   try {
     trial.emplace(batch, hidden, lengths);
   } catch (const std::runtime_error&) {
+    cudaGetLastError();
+    check(cudaDeviceSynchronize(), "making the trial of the recurrence kernels");  // the GPU's?
     return by_rule<S>(batch, hidden, lengths, d);
   }
   Plan best;
@@ -458,7 +461,9 @@ Plan fastest(int batch, int hidden, bool lengths, const Device& d) {
     try {
       ms = trial->milliseconds(p);
     } catch (const std::runtime_error&) {
-      // an error that stays (an illegal address) is the GPU's, not this kernel's choice
+      // An error that stays (an illegal address) is the GPU's, not this kernel's choice.
+      // (A cuBLAS failure may leave the runtime's last error set: cleared first.)
+      cudaGetLastError();
       check(cudaDeviceSynchronize(), (std::string("timing the ") + name + " kernel").c_str());
     }
     times.emplace_back(name, ms);
@@ -479,8 +484,10 @@ Plan choose(int batch, int hidden, bool lengths, bool timed) {
   return timed ? fastest<S>(batch, hidden, lengths, d) : by_rule<S>(batch, hidden, lengths, d);
 }
 
+// The plan for a shape on the current GPU, chosen now if `make` and none was before
+// (else null).
 template <typename S>
-const Plan& plan_for(int batch, int hidden, bool lengths, bool timed) {
+const Plan* cached_plan(int batch, int hidden, bool lengths, bool timed, bool make) {
   static std::mutex mutex;
   // Per GPU too: the plan's checks and kernel attributes (shared memory limits) are per
   // device, and GPUs may differ. Per way of choosing: switching back to the rule gives
@@ -489,8 +496,16 @@ const Plan& plan_for(int batch, int hidden, bool lengths, bool timed) {
   const auto key = std::make_tuple(current_device_id(), batch, hidden, lengths, timed);
   std::lock_guard<std::mutex> lock(mutex);
   auto found = plans.find(key);
-  if (found == plans.end()) found = plans.emplace(key, choose<S>(batch, hidden, lengths, timed)).first;
-  return found->second;
+  if (found == plans.end()) {
+    if (!make) return nullptr;
+    found = plans.emplace(key, choose<S>(batch, hidden, lengths, timed)).first;
+  }
+  return &found->second;
+}
+
+template <typename S>
+const Plan& plan_for(int batch, int hidden, bool lengths, bool timed) {
+  return *cached_plan<S>(batch, hidden, lengths, timed, /*make=*/true);
 }
 
 }  // namespace
@@ -542,11 +557,12 @@ std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage stora
   });
 }
 
-std::vector<std::pair<std::string, float>> recurrence_trial(int batch, int hidden, bool lengths,
-                                                            Storage storage) {
-  return with_storage(storage, [&](auto s) {
-    const Plan& p = plan_for<decltype(s)>(batch, hidden, lengths, /*timed=*/true);
-    return std::vector<std::pair<std::string, float>>(p.trial.begin(), p.trial.end());
+std::optional<std::vector<std::pair<std::string, float>>> recurrence_trial(int batch, int hidden,
+                                                                           bool lengths, Storage storage) {
+  return with_storage(storage, [&](auto s) -> std::optional<std::vector<std::pair<std::string, float>>> {
+    const Plan* p = cached_plan<decltype(s)>(batch, hidden, lengths, /*timed=*/true, /*make=*/false);
+    if (!p) return std::nullopt;
+    return std::vector<std::pair<std::string, float>>(p->trial.begin(), p->trial.end());
   });
 }
 
