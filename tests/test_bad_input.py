@@ -231,3 +231,49 @@ def test_set_num_threads_bad(n, exc):
     with pytest.raises(exc):
         elman.set_num_threads(n)
     assert elman.get_num_threads() == before
+
+
+# ---------------------------------------------------------------- GPU arrays where host arrays go
+class _CUDAArray:
+    """Looks like a CUDA array (__cuda_array_interface__), as torch and CuPy arrays do;
+    NumPy reads it as a 0-d object array."""
+
+    def __init__(self, shape):
+        self.__cuda_array_interface__ = dict(shape=shape, typestr="<f4", strides=None,
+                                             data=(4096, False), version=3)
+
+
+class _DLPackGPUArray:
+    """A DLPack producer on a CUDA GPU (as JAX arrays are), which refuses to be read on
+    the host."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def __dlpack__(self, **kwargs):
+        raise BufferError("the data are on a GPU")
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("cannot convert a GPU array to NumPy implicitly")
+
+
+@pytest.mark.parametrize("gpu_array", [_CUDAArray, _DLPackGPUArray])
+def test_gpu_array_where_a_host_array_goes(layer, x, gpu_array):
+    """CPU code handed a GPU array says so, naming the argument (without this, NumPy
+    complains of an object dtype, or the producer of copying)."""
+    calls = {
+        "x": lambda: layer(gpu_array((T, B, I))),
+        "h0": lambda: layer(x, gpu_array((2, B, H))),
+        "x_t": lambda: layer.step(gpu_array((B, I))),
+        "x_chunk": lambda: layer.stream(B)(gpu_array((T, B, I))),
+        "w_y_l1": lambda: setattr(layer, "w_y_l1", gpu_array((H, H))),
+        "W_x": lambda: elman.rnn(x, gpu_array((I, H)), np.zeros((H, H), np.float32)),
+    }
+    for arg, call in calls.items():
+        with pytest.raises(TypeError, match=name(arg) + r": expected an array in host memory, got one in GPU "
+                                                        r"memory \(_\w+\); copy it to the host first"):
+            call()
+    assert np.array_equal(layer(x)[0], elman.RNN(I, H, num_layers=2, seed=0)(x)[0])  # left as it was

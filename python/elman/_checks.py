@@ -42,17 +42,36 @@ def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
     if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous \
             and value.flags.aligned:
         return value  # already what the engine takes (the common case: ~1 us saved a call)
-    try:
-        a = _shared(value)
-    except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: e.g. torch, requires_grad
-        raise TypeError(f"{name}: expected an array of real numbers ({e})") from e
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
+    a = host_array(name, value)
     fits_in_memory(name, a.size * np.dtype(dtype).itemsize)  # before a copy is tried
     # Contiguous and aligned: the kernels load whole items (and vectors) from it.
     # (np.ascontiguousarray would also make a 0-d array 1-d; np.require is slow.)
     a = a.astype(dtype, order="C", copy=False)
     return a if a.flags.aligned else a.copy()
+
+
+def host_array(name: str, value) -> np.ndarray:
+    """`value` as a NumPy array of real numbers in its own dtype, sharing its memory where
+    it can (see real_array)."""
+    try:
+        a = _shared(value)
+    except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: e.g. torch, requires_grad
+        _refuse_gpu_array(name, value)
+        raise TypeError(f"{name}: expected an array of real numbers ({e})") from e
+    if a.dtype.kind not in "biuf":
+        _refuse_gpu_array(name, value)
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
+    return a
+
+
+def _refuse_gpu_array(name: str, value) -> None:
+    """Where `value` could not be read as a host array: if it is a GPU array, says so
+    (NumPy's own complaint would be about its dtype, or the producer's about copying)."""
+    from . import cuda  # here, not at the top: elman.cuda imports this module
+
+    if cuda.on_device(value):
+        raise TypeError(f"{name}: expected an array in host memory, got one in GPU memory "
+                        f"({type(value).__name__}); copy it to the host first")
 
 
 def _shared(value) -> np.ndarray:

@@ -24,8 +24,10 @@ def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=Non
     call: for repeated calls, elman.RNN packs them once.
     """
     act = _activations.resolve("activation", activation, activation_alpha, activation_beta, clip)
-    arrays = [np.asarray(a) for a in (x, W_x, W_y, b, h0) if a is not None]
-    dtype = np.dtype(np.float64 if any(a.dtype == np.float64 for a in arrays) else np.float32)
+    x, W_x, W_y, b, h0 = (None if a is None else _checks.host_array(name, a)
+                          for name, a in zip(("x", "W_x", "W_y", "b", "h0"), (x, W_x, W_y, b, h0)))
+    dtype = np.dtype(np.float64 if any(a is not None and a.dtype == np.float64 for a in (x, W_x, W_y, b, h0))
+                     else np.float32)
     W_x = _checks.real_array("W_x", W_x, dtype)
     if W_x.ndim != 2:
         raise ValueError(f"W_x: expected 2 dimensions (I, H), got shape {_checks.shape_str(W_x.shape)}")
@@ -40,7 +42,7 @@ def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=Non
     net = _run.network(dtype, inputs, hidden, 1, 1, [(W_x, W_y, b, bool(reverse), act)])
     if h0 is not None:
         h0 = _checks.real_array("h0", h0, dtype)
-        x_shape = np.shape(arrays[0])
+        x_shape = x.shape
         if len(x_shape) == 2:
             _checks.exact_shape("h0", h0, (hidden,), "(H,) for unbatched x")
         elif len(x_shape) == 3:
