@@ -267,6 +267,7 @@ def test_gpu_array_where_a_host_array_goes(layer, x, gpu_array):
     calls = {
         "x": lambda: layer(gpu_array((T, B, I))),
         "h0": lambda: layer(x, gpu_array((2, B, H))),
+        "lengths": lambda: layer(x, lengths=gpu_array((B,))),
         "x_t": lambda: layer.step(gpu_array((B, I))),
         "x_chunk": lambda: layer.stream(B)(gpu_array((T, B, I))),
         "w_y_l1": lambda: setattr(layer, "w_y_l1", gpu_array((H, H))),

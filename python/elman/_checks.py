@@ -95,7 +95,7 @@ def exact_shape(name: str, a: np.ndarray, shape: tuple, meaning: str) -> None:
 
 
 def lengths_array(value, steps: int, batch: int) -> np.ndarray:
-    a = np.asarray(value)
+    a = host_array("lengths", value)
     if a.dtype.kind not in "iu":
         raise TypeError(f"lengths: expected integers, got dtype {a.dtype}")
     exact_shape("lengths", a, (batch,), "(B,), one length per sequence")
