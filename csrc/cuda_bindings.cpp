@@ -40,9 +40,9 @@ Storage storage_named(const std::string& name) {
   throw py::value_error("storage: expected 'float32', 'float16' or 'bfloat16', got '" + name + "'");
 }
 
-// float32 values in device memory, owned here and shown to other libraries without a
-// copy through DLPack (torch.from_dlpack, cupy.from_dlpack, jax.dlpack) and
-// __cuda_array_interface__ (torch.as_tensor, cupy.asarray). Values written on a
+// Values in device memory (float32, float16 or bfloat16), owned here and shown to other
+// libraries without a copy through DLPack (torch.from_dlpack, cupy.from_dlpack,
+// jax.dlpack) and __cuda_array_interface__ (torch.as_tensor, cupy.asarray). Values written on a
 // caller's stream are ready after `ready_` (null: complete when the call returned).
 class DeviceArray {
  public:

@@ -1,4 +1,4 @@
-// The on-chip recurrence for float32 batches of 2-32 rows on CUDA cores (tiled_fma.cu),
+// The on-chip recurrence for float32 batches of 1-32 rows on CUDA cores (tiled_fma.cu),
 // used by recurrence.cu.
 #pragma once
 
