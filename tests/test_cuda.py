@@ -1294,6 +1294,40 @@ def test_kept_blocks_stay_bounded():
     assert held <= (64 + 16) * 2**20, f"{held / 2**20:.0f} MB more device memory held"
 
 
+@gpu
+def test_calls_with_a_stream_reuse_dropped_outputs():
+    """Calls that all have a stream never wait for the device themselves: once 32 MB of
+    dropped outputs wait to be reused, elman waits for the device once and reuses them.
+    So a fresh process holds about 32 MB of them, not the 64 MB limit (the old way:
+    freeing the oldest block with cudaFree, which waits for the device, at every drop),
+    and the reused memory gives right results."""
+    _torch_cuda()
+    code = textwrap.dedent("""
+        import gc, numpy as np, torch, elman
+        T, B, I, H = 128, 8, 64, 512                           # y: 2 MB a call
+        layer = elman.RNN(I, H, seed=33, device="cuda")
+        x = torch.randn(T, B, I, device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+        side = torch.cuda.Stream()
+        expected = torch.from_dlpack(layer(x)[0]).cpu().numpy()  # work buffers, plans
+        torch.cuda.synchronize()
+        gc.collect()
+        free_before = torch.cuda.mem_get_info()[0]
+        for _ in range(100):
+            y, h_n = layer(x, stream=side)
+            del y, h_n
+        last = layer(x, stream=side)[0]
+        torch.cuda.synchronize()
+        held = free_before - torch.cuda.mem_get_info()[0]
+        print(held / 2**20, bool(np.array_equal(torch.from_dlpack(last).cpu().numpy(), expected)))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    held_mb, right = proc.stdout.split()
+    assert right == "True"
+    assert float(held_mb) <= 48, f"{held_mb} MB more device memory held (64 expected without reuse)"
+
+
 class _CAIOnly:
     """A CUDA array that offers nothing but __cuda_array_interface__ (no __array__, no
     DLPack): elman can only read it where it lies."""

@@ -49,7 +49,8 @@ namespace {
 // whole device (outputs are allocated per call and freed when Python drops them). A
 // released block may still be read by work already queued on any stream (a DLPack
 // consumer may queue work and then drop our array), so it is reused only after a
-// device-wide synchronization that began after its release (synchronize_device).
+// device-wide synchronization that began after its release (synchronize_device: a call
+// without a stream makes one; where half of kMaxCached waits for one, give() does).
 // Only blocks up to kMaxBlock are kept, kMaxCached in all: the cost saved matters
 // only next to a short call's work.
 class Pool {
@@ -89,23 +90,19 @@ class Pool {
 
   void give(Block block) {
     if (block.bytes > kMaxBlock) return free_block(block);
-    std::vector<Block> evicted;
+    bool wait_for_device = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       block.given = ++given_;
       released_.push_back(block);
       cached_ += block.bytes;
-      // The earlier given back of the two lists' oldest goes, idle or not (blocks being
-      // made idle by synchronize_device count but are in neither list).
-      while (cached_ > kMaxCached && !(released_.empty() && idle_.empty())) {
-        auto& from = idle_.empty() || (!released_.empty() && released_.front().given < idle_.front().given)
-                         ? released_ : idle_;
-        cached_ -= from.front().bytes;
-        evicted.push_back(from.front());
-        from.erase(from.begin());
-      }
+      wait_for_device = cached_ >= kReleasedForWait && released_bytes(block.device) >= kReleasedForWait;
     }
-    for (const Block& e : evicted) free_block(e);
+    // Half the kept bytes wait for a device-wide wait (calls with a stream never make
+    // one): one wait now makes them all reusable. Else, at the limit, every block given
+    // back from then on would evict one with cudaFree, which waits for the device too.
+    if (wait_for_device) make_reusable(block.device);
+    evict_past_limit();
   }
 
   // cudaDeviceSynchronize, after which the blocks released before it can be reused.
@@ -131,7 +128,8 @@ class Pool {
   }
 
  private:
-  static constexpr std::size_t kMaxBlock = std::size_t(16) << 20, kMaxCached = std::size_t(64) << 20;
+  static constexpr std::size_t kMaxBlock = std::size_t(16) << 20, kMaxCached = std::size_t(64) << 20,
+                               kReleasedForWait = kMaxCached / 2;
 
   // cudaFree on the block's own GPU, which it waits for: no work queued there still reads it.
   static void free_block(const Block& b) {
@@ -140,6 +138,42 @@ class Pool {
       cudaFree(b.data);
     } catch (const std::exception&) {  // from destructors: nothing to report to
     }
+  }
+
+  // Bytes of `device` released and not yet reusable (under the mutex).
+  std::size_t released_bytes(int device) const {
+    std::size_t bytes = 0;
+    for (const Block& b : released_)
+      if (b.device == device) bytes += b.bytes;
+    return bytes;
+  }
+
+  // synchronize_device on `device`, for give(), which destructors call: a failure leaves
+  // the blocks released.
+  void make_reusable(int device) noexcept {
+    try {
+      const CurrentDevice on(device);
+      synchronize_device("making released device memory reusable");
+    } catch (const std::exception&) {
+    }
+  }
+
+  // Frees the oldest kept blocks while more than kMaxCached are kept: the earlier given
+  // back of the two lists' oldest goes, idle or not (blocks being made idle by
+  // synchronize_device count but are in neither list).
+  void evict_past_limit() {
+    std::vector<Block> evicted;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (cached_ > kMaxCached && !(released_.empty() && idle_.empty())) {
+        auto& from = idle_.empty() || (!released_.empty() && released_.front().given < idle_.front().given)
+                         ? released_ : idle_;
+        cached_ -= from.front().bytes;
+        evicted.push_back(from.front());
+        from.erase(from.begin());
+      }
+    }
+    for (const Block& e : evicted) free_block(e);
   }
 
   // Frees every kept block of `device`.
