@@ -229,6 +229,10 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
   check_lengths(lengths, steps, batch);
   const auto on = reinterpret_cast<elman::cuda::Stream>(stream);
   const elman::cuda::CurrentDevice gpu(net.device());  // where the outputs are allocated
+  {
+    py::gil_scoped_release release;  // it may wait for the GPU
+    elman::cuda::reuse_freed_memory();
+  }
   const int64_t features = s.num_directions * s.hidden_size;
   DeviceArray y(batch_first ? std::vector<int64_t>{batch, steps, features}
                             : std::vector<int64_t>{steps, batch, features},

@@ -1297,7 +1297,8 @@ def test_kept_blocks_stay_bounded():
 @gpu
 def test_calls_with_a_stream_reuse_dropped_outputs():
     """Calls that all have a stream never wait for the device themselves: once 32 MB of
-    dropped outputs wait to be reused, elman waits for the device once and reuses them.
+    dropped outputs wait to be reused, the next call waits for the device once (without
+    the GIL) and reuses them.
     So a fresh process holds about 32 MB of them, not the 64 MB limit (the old way:
     freeing the oldest block with cudaFree, which waits for the device, at every drop),
     and the reused memory gives right results."""

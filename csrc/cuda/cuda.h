@@ -88,6 +88,12 @@ class Event {
 // is reused after it (see Buffer).
 void synchronize_device(const char* what);
 
+// For the start of a call that allocates outputs, without the GIL: where the current
+// GPU's freed blocks wait to be reusable (calls that all have a stream never wait for
+// the device themselves) and have reached its share of 32 MB, synchronize_device, so
+// that the call's outputs reuse them.
+void reuse_freed_memory();
+
 // Device memory, given back with its owner. Small blocks are kept for reuse (up to 64 MB
 // per process), but only after a synchronize_device that began after they were given
 // back: work queued before may still read them.

@@ -1,5 +1,7 @@
 // Device memory (buffers, freed blocks kept for reuse), copies, events and stream waits.
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -49,8 +51,8 @@ namespace {
 // whole device (outputs are allocated per call and freed when Python drops them). A
 // released block may still be read by work already queued on any stream (a DLPack
 // consumer may queue work and then drop our array), so it is reused only after a
-// device-wide synchronization that began after its release (synchronize_device: a call
-// without a stream makes one; where half of kMaxCached waits for one, give() does).
+// device-wide synchronization that began after its release (synchronize_device: every
+// call without a stream makes one; for calls that all have one, wait_if_due).
 // Only blocks up to kMaxBlock are kept, kMaxCached in all: the cost saved matters
 // only next to a short call's work.
 class Pool {
@@ -90,19 +92,46 @@ class Pool {
 
   void give(Block block) {
     if (block.bytes > kMaxBlock) return free_block(block);
-    bool wait_for_device = false;
+    std::vector<Block> evicted;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       block.given = ++given_;
       released_.push_back(block);
+      released_bytes_[block.device] += block.bytes;
       cached_ += block.bytes;
-      wait_for_device = cached_ >= kReleasedForWait && released_bytes(block.device) >= kReleasedForWait;
+      // The earlier given back of the two lists' oldest goes, idle or not (blocks being
+      // made idle by synchronize_device count but are in neither list).
+      while (cached_ > kMaxCached && !(released_.empty() && idle_.empty())) {
+        auto& from = idle_.empty() || (!released_.empty() && released_.front().given < idle_.front().given)
+                         ? released_ : idle_;
+        if (&from == &released_) unrelease(from.front());
+        cached_ -= from.front().bytes;
+        evicted.push_back(from.front());
+        from.erase(from.begin());
+      }
+      // Calls that all have a stream never wait for the device, so without this their
+      // dropped outputs would never be reused: at the limit, each drop would free the
+      // oldest block instead, with a cudaFree, which waits for the device as well. Once
+      // a GPU's released blocks reach its share of kReleasedForWait, its next call
+      // waits once (wait_if_due; not here: destructors, with Python's lock held, call
+      // this) and reuses them all.
+      const auto released = released_bytes_.find(block.device);
+      if (released != released_bytes_.end() &&
+          released->second >= kReleasedForWait / released_bytes_.size() &&
+          std::find(due_.begin(), due_.end(), block.device) == due_.end())
+        due_.push_back(block.device);
     }
-    // Half the kept bytes wait for a device-wide wait (calls with a stream never make
-    // one): one wait now makes them all reusable. Else, at the limit, every block given
-    // back from then on would evict one with cudaFree, which waits for the device too.
-    if (wait_for_device) make_reusable(block.device);
-    evict_past_limit();
+    for (const Block& e : evicted) free_block(e);
+  }
+
+  // synchronize_device, if the current GPU's released blocks have asked for it (give).
+  void wait_if_due() {
+    const int device = current_device_id();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (std::find(due_.begin(), due_.end(), device) == due_.end()) return;
+    }
+    synchronize_device("waiting for the GPU to reuse freed memory");
   }
 
   // cudaDeviceSynchronize, after which the blocks released before it can be reused.
@@ -113,23 +142,29 @@ class Pool {
       std::lock_guard<std::mutex> lock(mutex_);
       for (auto b = released_.begin(); b != released_.end();)
         if (b->device == device) {
+          unrelease(*b);
           done.push_back(*b);
           b = released_.erase(b);
         } else {
           ++b;
         }
+      due_.erase(std::remove(due_.begin(), due_.end(), device), due_.end());
     }
     const cudaError_t status = cudaDeviceSynchronize();
     std::lock_guard<std::mutex> lock(mutex_);
     // After a failed synchronization the blocks are not known to be free: kept released.
-    auto& to = status == cudaSuccess ? idle_ : released_;
-    to.insert(to.end(), done.begin(), done.end());
+    if (status == cudaSuccess) {
+      idle_.insert(idle_.end(), done.begin(), done.end());
+    } else {
+      for (const Block& b : done) released_bytes_[b.device] += b.bytes;
+      released_.insert(released_.end(), done.begin(), done.end());
+    }
     check(status, what);
   }
 
  private:
   static constexpr std::size_t kMaxBlock = std::size_t(16) << 20, kMaxCached = std::size_t(64) << 20,
-                               kReleasedForWait = kMaxCached / 2;
+                               kReleasedForWait = kMaxCached / 2;  // shared by the GPUs with released blocks
 
   // cudaFree on the block's own GPU, which it waits for: no work queued there still reads it.
   static void free_block(const Block& b) {
@@ -140,42 +175,6 @@ class Pool {
     }
   }
 
-  // Bytes of `device` released and not yet reusable (under the mutex).
-  std::size_t released_bytes(int device) const {
-    std::size_t bytes = 0;
-    for (const Block& b : released_)
-      if (b.device == device) bytes += b.bytes;
-    return bytes;
-  }
-
-  // synchronize_device on `device`, for give(), which destructors call: a failure leaves
-  // the blocks released.
-  void make_reusable(int device) noexcept {
-    try {
-      const CurrentDevice on(device);
-      synchronize_device("making released device memory reusable");
-    } catch (const std::exception&) {
-    }
-  }
-
-  // Frees the oldest kept blocks while more than kMaxCached are kept: the earlier given
-  // back of the two lists' oldest goes, idle or not (blocks being made idle by
-  // synchronize_device count but are in neither list).
-  void evict_past_limit() {
-    std::vector<Block> evicted;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      while (cached_ > kMaxCached && !(released_.empty() && idle_.empty())) {
-        auto& from = idle_.empty() || (!released_.empty() && released_.front().given < idle_.front().given)
-                         ? released_ : idle_;
-        cached_ -= from.front().bytes;
-        evicted.push_back(from.front());
-        from.erase(from.begin());
-      }
-    }
-    for (const Block& e : evicted) free_block(e);
-  }
-
   // Frees every kept block of `device`.
   void release_all(int device) {
     std::vector<Block> freed;
@@ -184,6 +183,7 @@ class Pool {
       for (auto* list : {&idle_, &released_})
         for (auto b = list->begin(); b != list->end();)
           if (b->device == device) {
+            if (list == &released_) unrelease(*b);
             cached_ -= b->bytes;
             freed.push_back(*b);
             b = list->erase(b);
@@ -194,8 +194,16 @@ class Pool {
     for (const Block& b : freed) free_block(b);
   }
 
+  // A block leaves released_ (under the mutex).
+  void unrelease(const Block& b) {
+    const auto r = released_bytes_.find(b.device);
+    if ((r->second -= b.bytes) == 0) released_bytes_.erase(r);
+  }
+
   std::mutex mutex_;
   std::vector<Block> released_, idle_;  // oldest given back first
+  std::map<int, std::size_t> released_bytes_;  // per GPU, of released_ (no entry: none)
+  std::vector<int> due_;                // GPUs whose next call waits (wait_if_due)
   std::size_t cached_ = 0;              // bytes in released_ and idle_, and being promoted
   std::uint64_t given_ = 0;
 };
@@ -209,6 +217,8 @@ Pool& pool() {
 }  // namespace
 
 void synchronize_device(const char* what) { pool().synchronize_device(what); }
+
+void reuse_freed_memory() { pool().wait_if_due(); }
 
 Buffer::Buffer(std::size_t bytes) : bytes_(bytes) {
   if (bytes == 0) return;
