@@ -129,7 +129,12 @@ class Pool {
     const int device = current_device_id();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (std::find(due_.begin(), due_.end(), device) == due_.end()) return;
+      const auto due = std::find(due_.begin(), due_.end(), device);
+      if (due == due_.end()) return;
+      if (released_bytes_.count(device) == 0) {  // evicted meanwhile: nothing to wait for
+        due_.erase(due);
+        return;
+      }
     }
     synchronize_device("waiting for the GPU to reuse freed memory");
   }
