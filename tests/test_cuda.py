@@ -384,6 +384,18 @@ def test_kernel_choice_reaches_the_module():
         elman.cuda.set_kernel_choice("rule")
 
 
+@pytest.mark.skipif(not BUILT, reason="needs the CUDA module (no GPU needed)")
+@pytest.mark.parametrize("query", ["recurrence_kernel", "recurrence_trial"])
+def test_kernel_queries_check_their_arguments(query):
+    """Refused before any GPU is asked (so also on a machine without one)."""
+    ask = getattr(elman.cuda._cuda, query)
+    for batch, hidden in ((0, 5), (1, 0), (2**31, 5), (1, 2**31), (-1, 5)):
+        with pytest.raises(ValueError, match=query + r": batch and hidden must be in \[1, 2\*\*31\)"):
+            ask(batch, hidden, False, "float32")
+    with pytest.raises(ValueError, match="storage: expected 'float32', 'float16' or 'bfloat16', got 'f32'"):
+        ask(1, 5, False, "f32")
+
+
 def check_refused(message, key):
     """No GPU to use: 0 devices, moves to "cuda", "cuda:0" (or a torch.device-like
     object) refused with `message`, the layer left usable on the CPU."""
