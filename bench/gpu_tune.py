@@ -18,6 +18,8 @@ I = H, tanh, one layer:
    is marked WRONG and its times are not used.
 3. Per-step time as the slope between T = 20 and T = 100 (medians of 15 calls, a device
    synchronise around each; the fixed cost per call cancels) and that fixed cost.
+4. How long the choice took at the shape's first query (choice_ms in the JSON): for
+   "timed", its trial, whose median and longest the table gives.
 
 torch: torch.nn.RNN in the storage dtype (float32 without TF32), weights flattened, same
 slope; on CUDA it runs cuDNN where cuDNN takes the dtype. Prints, per storage, one row per
@@ -80,7 +82,10 @@ def worker(storage, kernel, shapes):
         elman.cuda.set_kernel_choice("timed")
     dtype = getattr(torch, storage)
     for B, H in shapes:
-        ran = elman.cuda._cuda.recurrence_kernel(B, H, False, storage)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        ran = elman.cuda._cuda.recurrence_kernel(B, H, False, storage)  # for "timed", its trial
+        choice_ms = (time.perf_counter() - start) * 1e3
         if kernel not in (*CHOICES, ran):
             continue
         layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
@@ -91,7 +96,7 @@ def worker(storage, kernel, shapes):
         expected = elman.RNN(H, H, seed=1)(x.float().cpu().numpy())[0]
         error = float(np.abs(y - expected).max())
         row = {"storage": storage, "kernel": kernel, "ran": ran, "B": B, "H": H, "max_error": error,
-               "ok": bool(np.isfinite(error) and error <= TOLERANCE[storage])}
+               "ok": bool(np.isfinite(error) and error <= TOLERANCE[storage]), "choice_ms": choice_ms}
         if row["ok"]:
             row["us_per_step"], row["fixed_us"] = slope(torch, layer, x_of)
         if kernel == "timed":  # what the choice saw: ms per candidate (None: its run failed)
@@ -139,6 +144,11 @@ def table(rows, storage, shapes):
         fixed = ", ".join(f"{r['fixed_us']:.0f}" if r and "fixed_us" in r else "-" for r in (default, peer))
         lines.append(f"| {B} | {H} | " + " | ".join(cells) + f" | {best['kernel'] if best else '-'} | "
                      + (f"{peer['us_per_step']:.2f}" if peer else "-") + f" | {ratio} | {fixed} |")
+    choices = sorted(r["choice_ms"] for r in rows if r["kernel"] == "timed" and "choice_ms" in r)
+    if choices:
+        lines.append(f"\nThe timed choice's first call of a shape (its trial): median "
+                     f"{choices[len(choices) // 2]:.1f} ms, longest {choices[-1]:.1f} ms over {len(choices)} shapes "
+                     "(a process's first includes starting cuBLAS)")
     return "\n".join(lines)
 
 
