@@ -236,11 +236,7 @@ void Network::forward(std::int64_t steps, std::int64_t batch, const void* x, con
   }
   const Call call{steps, batch, lens, stream, batch_first, timed_choice()};
   try {
-    switch (storage_) {
-      case Storage::F32: run<float>(*impl_, sizes_, call, x, h0, y, h_n); break;
-      case Storage::F16: run<__half>(*impl_, sizes_, call, x, h0, y, h_n); break;
-      case Storage::BF16: run<__nv_bfloat16>(*impl_, sizes_, call, x, h0, y, h_n); break;
-    }
+    with_storage(storage_, [&](auto s) { run<decltype(s)>(*impl_, sizes_, call, x, h0, y, h_n); });
   } catch (...) {
     impl_->settle(stream);
     throw;

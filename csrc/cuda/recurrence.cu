@@ -453,16 +453,6 @@ std::string plan_name(const Plan& p) {
   }
 }
 
-// f(S{}) for the type S that `storage` stores values as.
-template <typename F>
-auto with_storage(Storage storage, F f) {
-  switch (storage) {
-    case Storage::F16: return f(__half{});
-    case Storage::BF16: return f(__nv_bfloat16{});
-    default: return f(float{});
-  }
-}
-
 }  // namespace
 
 std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage) {

@@ -6,6 +6,8 @@
 #include <cuda_fp16.h>
 #include <library_types.h>
 
+#include "cuda/cuda.h"
+
 namespace elman::cuda {
 
 __device__ __forceinline__ float to_float(float v) { return v; }
@@ -21,6 +23,17 @@ __device__ __forceinline__ __half from_float<__half>(float v) { return __float2h
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
+}
+
+// f(S{}) for the type S that `storage` stores values as (host code: one template
+// instantiation per storage type).
+template <typename F>
+auto with_storage(Storage storage, F f) {
+  switch (storage) {
+    case Storage::F16: return f(__half{});
+    case Storage::BF16: return f(__nv_bfloat16{});
+    default: return f(float{});
+  }
 }
 
 // The cuBLAS (and CUDA library) type of S.
