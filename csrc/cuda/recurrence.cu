@@ -15,8 +15,8 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
-#include <utility>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "cuda/cuda.h"
@@ -211,9 +211,10 @@ Plan persistent_plan(int batch, int hidden, const Device& d) {
   return all_resident(p.kernel, kThreads, p.smem, p.blocks, d) ? p : Plan{};
 }
 
-// Every kernel by name (some run only one storage type: plan_named).
+// Every kernel by name, indexed by Plan::Kind (some run only one storage type: plan_named).
 constexpr const char* kKernelNames[] = {"stepwise", "few_rows", "lean", "persistent",
-                                        "tiled",    "fma",      "gemm", "mma"};
+                                        "tiled",    "mma",      "fma",  "gemm"};
+static_assert(sizeof(kKernelNames) / sizeof(kKernelNames[0]) == Plan::Gemm + 1, "a name per Plan::Kind");
 
 // Kernels not yet run on a GPU: taken only when forced, by the timed choice too, until
 // the GPU tests have passed with them.
@@ -347,13 +348,13 @@ std::atomic<bool> timed_choice_set{false};  // set_timed_choice
 // for the shape.
 template <typename S>
 Plan fastest(int batch, int hidden, bool lengths, const Device& d) {
-  std::vector<std::pair<const char*, Plan>> candidates;
+  std::vector<Plan> candidates;
   for (const char* name : kKernelNames) {
     const Plan p = plan_named<S>(name, batch, hidden, lengths, d);
     if ((p.kind != Plan::Stepwise && !unmeasured(name)) || std::string(name) == "stepwise")
-      candidates.emplace_back(name, p);
+      candidates.push_back(p);
   }
-  if (candidates.size() == 1) return candidates[0].second;
+  if (candidates.size() == 1) return candidates[0];
   synchronize_device("waiting for the GPU before timing the recurrence kernels");
   std::optional<Trial<S>> trial;
   try {
@@ -366,9 +367,8 @@ Plan fastest(int batch, int hidden, bool lengths, const Device& d) {
   Plan best;
   float best_ms = std::numeric_limits<float>::infinity();
   std::vector<std::pair<const char*, float>> times;
-  for (const auto& candidate : candidates) {
-    const char* name = candidate.first;
-    const Plan& p = candidate.second;
+  for (const Plan& p : candidates) {
+    const char* name = kKernelNames[p.kind];
     float ms = std::numeric_limits<float>::quiet_NaN();
     try {
       ms = trial->milliseconds([&p](const Recurrence<S>& r, cublasHandle_t blas, S* state, float* product) {
@@ -438,26 +438,9 @@ void run_recurrence(const Recurrence<S>& r, bool timed, cublasHandle_t blas, S* 
   }
 }
 
-namespace {
-
-std::string plan_name(const Plan& p) {
-  switch (p.kind) {
-    case Plan::FewRows: return "few_rows";
-    case Plan::Lean: return "lean";
-    case Plan::Persistent: return "persistent";
-    case Plan::Tiled: return "tiled";
-    case Plan::Mma: return "mma";
-    case Plan::Fma: return "fma";
-    case Plan::Gemm: return "gemm";
-    default: return "stepwise";
-  }
-}
-
-}  // namespace
-
 std::string recurrence_kernel(int batch, int hidden, bool lengths, Storage storage) {
   return with_storage(storage, [&](auto s) {
-    return plan_name(plan_for<decltype(s)>(batch, hidden, lengths, timed_choice()));
+    return std::string(kKernelNames[plan_for<decltype(s)>(batch, hidden, lengths, timed_choice()).kind]);
   });
 }
 
