@@ -229,25 +229,23 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
   check_lengths(lengths, steps, batch);
   const auto on = reinterpret_cast<elman::cuda::Stream>(stream);
   const elman::cuda::CurrentDevice gpu(net.device());  // where the outputs are allocated
-  {
-    py::gil_scoped_release release;  // it may wait for the GPU
-    elman::cuda::reuse_freed_memory();
-  }
   const int64_t features = s.num_directions * s.hidden_size;
-  DeviceArray y(batch_first ? std::vector<int64_t>{batch, steps, features}
-                            : std::vector<int64_t>{steps, batch, features},
-                net.storage());
-  DeviceArray h_n({s.num_layers * s.num_directions, batch, s.hidden_size}, net.storage());
+  std::optional<DeviceArray> y, h_n;
   {
     py::gil_scoped_release release;
+    elman::cuda::reuse_freed_memory();  // may wait for the GPU; before the outputs are made
+    y.emplace(batch_first ? std::vector<int64_t>{batch, steps, features}
+                          : std::vector<int64_t>{steps, batch, features},
+              net.storage());
+    h_n.emplace(std::vector<int64_t>{s.num_layers * s.num_directions, batch, s.hidden_size}, net.storage());
     net.forward(steps, batch, reinterpret_cast<const void*>(x), reinterpret_cast<const void*>(h0),
-                lengths ? lengths->data() : nullptr, y.data(), h_n.data(), on, batch_first);
+                lengths ? lengths->data() : nullptr, y->data(), h_n->data(), on, batch_first);
     if (on) {
-      y.written_on(on);
-      h_n.written_on(on);
+      y->written_on(on);
+      h_n->written_on(on);
     }
   }
-  return py::make_tuple(y, h_n);
+  return py::make_tuple(*y, *h_n);
 }
 
 // A binding of query(batch, hidden, lengths, storage), a question about the kernel choice
