@@ -299,6 +299,11 @@ PYBIND11_MODULE(_cuda, m) {
   }, py::arg("stream"), py::arg("device"),
         "The GPU of a cudaStream_t (0, 1, 2: GPU `device`'s default streams); ANY_DEVICE "
         "where CUDA cannot say (built before 12.8, or an older driver)");
+  m.def("stream_capturing", [](std::uintptr_t stream, int device) {
+    const elman::cuda::CurrentDevice on(device);
+    return elman::cuda::stream_capturing(reinterpret_cast<elman::cuda::Stream>(stream));
+  }, py::arg("stream"), py::arg("device"),
+        "Whether a cudaStream_t of GPU `device` is capturing a CUDA graph");
   m.def("stream_wait", [](std::uintptr_t consumer, int64_t producer, int device) {
     const elman::cuda::CurrentDevice on(device);  // whose default streams 0, 1 and 2 are
     elman::cuda::stream_wait(reinterpret_cast<elman::cuda::Stream>(consumer), as_stream(producer));

@@ -200,13 +200,14 @@ class _FakeNetwork:
         return "y", "h_n"
 
 
-def _fake_module(monkeypatch, memory, streams=None):
+def _fake_module(monkeypatch, memory, streams=None, capturing=()):
     """Replaces elman._cuda where the device path asks where memory and streams are:
     memory maps a pointer to its GPU (or ANY_DEVICE, NOT_DEVICE_MEMORY), streams a handle
-    to its GPU."""
+    to its GPU; the handles in `capturing` are capturing a CUDA graph."""
     fake = types.SimpleNamespace(ANY_DEVICE=-1, NOT_DEVICE_MEMORY=-2,
                                  memory_device=lambda pointer, device: memory[pointer],
-                                 stream_device=lambda handle, device: (streams or {})[handle])
+                                 stream_device=lambda handle, device: (streams or {})[handle],
+                                 stream_capturing=lambda handle, device: handle in capturing)
     monkeypatch.setattr(elman.cuda, "_cuda", fake)
     return fake
 
@@ -301,6 +302,26 @@ def test_device_path_refuses_memory_and_streams_of_another_gpu(monkeypatch):
                                           batch_first=False, names=("x_chunk", "state", "T_c")))
     refused(TypeError, "x: its data is not GPU memory",
             lambda: elman.cuda.run_device(net, at((6, 3, 4), 400), None, None, batch_first=False))
+
+
+def test_capturing_stream_is_refused_before_any_work(monkeypatch):
+    """A stream capturing a CUDA graph is refused, naming `stream`, before any producer's
+    stream is waited for or any work queued: elman's waits would break the capture, and a
+    replay would write into outputs that later calls reuse. The legacy default stream
+    (handle 0, no `stream=`) is not asked. The GPU side is test_graph_capture_is_refused."""
+    _fake_module(monkeypatch, {100: 0}, streams={7: 0, 8: 0}, capturing={8})
+    net = _FakeNetwork()
+    net.device = 0
+    x = _FakeCUDA((6, 3, 4))
+    x.__cuda_array_interface__["data"] = (100, False)
+    x.__cuda_array_interface__["stream"] = 5  # no stream_wait in the fake: must not be reached
+    with pytest.raises(ValueError, match="stream: is capturing a CUDA graph"):
+        elman.cuda.run_device(net, x, None, None, batch_first=False, stream=8)
+    assert net.calls == []
+    del x.__cuda_array_interface__["stream"]
+    for handle in (0, 7):
+        elman.cuda.run_device(net, x, None, None, batch_first=False, stream=handle)
+    assert [call[5] for call in net.calls] == [0, 7]
 
 
 @pytest.mark.parametrize("device", ["tpu", "gpu", "metal", "", "cuda cuda", "CUDA", "cuda:", "cuda:-1",
@@ -1529,6 +1550,36 @@ def test_caller_stream(as_handle):
     assert np.array_equal(torch.from_dlpack(y).cpu().numpy(), y_host)
     assert np.array_equal(h_n.numpy(), h_host)
     assert abs(total.item() - float(y_host.sum(dtype=np.float64))) <= 1e-3 * max(1.0, abs(y_host).sum())
+
+
+@gpu
+def test_graph_capture_is_refused():
+    """A call on a stream that is capturing a CUDA graph raises ValueError naming `stream`
+    and leaves the capture intact: the torch work captured around it replays correctly, and
+    the layer works after the capture."""
+    torch = _torch_cuda()
+    T, B, I, H = 8, 3, 5, 16
+    layer = elman.RNN(I, H, seed=29, device="cuda")
+    x = torch.randn(T, B, I, device="cuda")
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        layer(x, stream=side)  # warm-up outside the capture: its buffers and outputs exist
+    side.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(side):
+        graph.capture_begin()
+        try:
+            doubled = x * 2
+            with pytest.raises(ValueError, match="stream: is capturing a CUDA graph"):
+                layer(x, stream=side)
+            tripled = doubled + x
+        finally:
+            graph.capture_end()
+    x.copy_(torch.ones_like(x))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(tripled, torch.full_like(x, 3.0))
+    check_layer(layer, x.cpu().numpy())
 
 
 # Each forced kernel runs in a subprocess (the choice is cached per process) over cases

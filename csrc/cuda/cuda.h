@@ -65,6 +65,10 @@ int memory_device(const void* pointer);
 // 12.8, or a driver older than the runtime).
 int stream_device(Stream stream);
 
+// Whether `stream` (of the current GPU) is capturing a CUDA graph, or is the legacy default
+// stream while a stream that synchronises with it is.
+bool stream_capturing(Stream stream);
+
 // Work queued later on `consumer` waits for the work queued on `producer` so far (null
 // consumer: the legacy default stream; null producer: nothing to wait for).
 void stream_wait(Stream consumer, Stream producer);

@@ -150,4 +150,15 @@ int stream_device(Stream stream) {
   return kAnyDevice;
 }
 
+bool stream_capturing(Stream stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  const cudaError_t asked = cudaStreamIsCapturing(stream, &status);
+  if (asked == cudaErrorStreamCaptureImplicit) {  // the legacy stream, while a blocking one captures
+    cudaGetLastError();
+    return true;
+  }
+  check(asked, "a stream's capture status");
+  return status != cudaStreamCaptureStatusNone;  // an invalidated capture is still one
+}
+
 }  // namespace elman::cuda
