@@ -309,7 +309,7 @@ def test_capturing_stream_is_refused_before_any_work(monkeypatch):
     stream is waited for or any work queued: elman's waits would break the capture, and a
     replay would write into outputs that later calls reuse. The legacy default stream
     (handle 0, no `stream=`) is not asked. The GPU side is test_graph_capture_is_refused."""
-    _fake_module(monkeypatch, {100: 0}, streams={7: 0, 8: 0}, capturing={8})
+    _fake_module(monkeypatch, {100: 0}, streams={7: 0}, capturing={8})  # 8's GPU: not asked
     net = _FakeNetwork()
     net.device = 0
     x = _FakeCUDA((6, 3, 4))

@@ -273,13 +273,14 @@ def run_device(net, x, h0, lengths, *, batch_first: bool, stream=None, names=("x
     x_name, h0_name, steps_name = names
     handle = stream_handle(stream)
     storage, gpu = net.storage, net.device
-    _require_stream_on(gpu, stream, handle)
-    # Refused before anything is queued or waited for: a wait would break the capture, and a
-    # captured call would replay into outputs and work buffers that later calls reuse.
+    # Refused before anything else asks CUDA about the stream (asking for its GPU breaks a
+    # capture too), queues or waits: a wait would break the capture, and a captured call
+    # would replay into outputs and work buffers that later calls reuse.
     if handle and _cuda.stream_capturing(handle, gpu):
         raise ValueError("stream: is capturing a CUDA graph, which elman's calls cannot join "
                          "(a call allocates its outputs and may wait for the GPU); call the "
                          "layer before or after the capture")
+    _require_stream_on(gpu, stream, handle)
     x_ptr, shape, keep_x = _view(x_name, x, None, handle, storage, gpu)
     layout = f"(B, {steps_name}, I)" if batch_first else f"({steps_name}, B, I)"
     if len(shape) != 3 or shape[2] != net.input_size or 0 in shape:
