@@ -4,8 +4,8 @@ same dtype: the data behind the kernel choice in csrc/cuda/recurrence.cu (a dev 
     python bench/gpu_tune.py                               # the grid below, to stdout
     python bench/gpu_tune.py --batches 1,16 --hidden 256,1760 --storages bfloat16 --out DIR
 
-For each storage type and each kernel (ELMAN_CUDA_KERNEL=<name>, one subprocess each: the
-choice is cached per process; "default" is the choice without it, by elman's rule, and
+For each storage type and each kernel (ELMAN_CUDA_KERNEL=<name>, one subprocess each, a
+fresh process as a user's would be; "default" is the choice without it, by elman's rule, and
 "timed" the choice elman.cuda.set_kernel_choice("timed") makes), for each (B, H) with
 I = H, tanh, one layer:
 

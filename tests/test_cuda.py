@@ -550,9 +550,9 @@ def test_one_row_kernels(H):
 @pytest.mark.parametrize("B", [1, 2, 3, 4])
 @pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 512, 513])
 def test_few_rows_kernel(B, H):
-    """1-4 rows: few_rows (one block for H <= 128, a cluster of two for H <= 256, of eight
-    for H <= 512; a group of one row each where they fit at once, test_few_rows_groups
-    covers the larger groups), with h0 and with lengths that end rows at different steps;
+    """1-4 rows: few_rows (lean, its form with fewer threads, for H <= 128 in one block; a
+    cluster of two for H <= 256, of eight for H <= 512; a group of one row each where they
+    fit at once, test_few_rows_groups covers the larger groups), with h0 and with lengths that end rows at different steps;
     past H = 512 another kernel. Two stacked
     bidirectional layers: the directions' recurrences run side by side on two streams, and
     the second layer must wait for both."""
@@ -565,8 +565,8 @@ def test_few_rows_kernel(B, H):
 
 
 def few_rows_limit(H, storage="float32"):
-    """The largest B that the default choice runs on few_rows at this H (it does so for
-    every smaller B: groups of 1, 2 or 4 rows, as long as they all fit at once); 0 if none."""
+    """The largest B that the choice runs on few_rows at this H (it does so for every
+    smaller B: groups of 1, 2 or 4 rows, as long as they all fit at once); 0 if none."""
     def few_rows(B):
         return elman.cuda._cuda.recurrence_kernel(B, H, False, storage) == "few_rows"
     if not few_rows(1):
@@ -583,11 +583,13 @@ def few_rows_limit(H, storage="float32"):
 @gpu
 @pytest.mark.parametrize("storage", ["float32", "bfloat16"])
 @pytest.mark.parametrize("H", [64, 200, 300])
-def test_few_rows_groups(H, storage):
+def test_few_rows_groups(H, storage, monkeypatch):
     """More rows than one group: few_rows runs groups of 1 row while G groups fit at once
     (G = the SM count at H <= 128, the clusters of 2 or 8 that fit beyond), of 2 rows up to
     2G, of 4 up to 4G, and leaves more to another kernel. Each grouping, with a partial
-    last group, against the oracle, with lengths and h0, both directions."""
+    last group, against the oracle, with lengths and h0, both directions. Forced (the rule
+    takes lean at H <= 128), so the limit is few_rows's own: past it the rule chooses."""
+    monkeypatch.setenv("ELMAN_CUDA_KERNEL", "few_rows")
     limit = few_rows_limit(H, storage)
     if limit == 0 and H > 128:
         pytest.skip("few_rows runs H > 128 in clusters, which need compute capability 9")
@@ -1582,7 +1584,7 @@ def test_graph_capture_is_refused():
     check_layer(layer, x.cpu().numpy())
 
 
-# Each forced kernel runs in a subprocess (the choice is cached per process) over cases
+# Each forced kernel runs in a subprocess with ELMAN_CUDA_KERNEL set, as a user sets it, over cases
 # where the default would often pick another, checks every call, and prints the kernels
 # that ran (elman.cuda._cuda.recurrence_kernel): the test fails if the forced one never did.
 _FORCED_CODE = textwrap.dedent("""
@@ -1831,7 +1833,7 @@ def test_sanitizer_cases(case):
         assert_close(h, e, n, dtype=np.float32, what="step")
 
 
-# Kernels that the default choice does not take (yet), by the ELMAN_CUDA_KERNEL name that
+# Kernels that the default choice takes for few shapes, by the ELMAN_CUDA_KERNEL name that
 # forces them, on shapes no other test runs.
 FORCED_SANITIZER_CASES = {
     # one block of 64 and of 128 threads (one barrier a step), clusters of 2 and 8 blocks of 256
@@ -1848,8 +1850,8 @@ FORCED_SANITIZER_CASES = {
 @gpu
 @pytest.mark.parametrize("kernel", sorted(FORCED_SANITIZER_CASES))
 def test_sanitizer_forced(kernel, monkeypatch):
-    """The kernels above, forced in this process (the choice, made once per shape and
-    process, reads ELMAN_CUDA_KERNEL then), against the oracle. Where the forced kernel
+    """The kernels above, forced in this process (choices are kept per forced kernel, so
+    the rule's stay apart), against the oracle. Where the forced kernel
     cannot run a shape (lean's clusters need compute capability 9; gemm a block per SM),
     the default runs it; the test fails if the forced kernel never ran."""
     monkeypatch.setenv("ELMAN_CUDA_KERNEL", kernel)
@@ -1893,18 +1895,19 @@ def timed_choices(cases):
 @gpu
 def test_timed_choice():
     """The timed choice times more than one kernel wherever several can run (float32 at
-    B = 1, H = 61: few_rows, persistent, tiled, fma, stepwise; at least three on an A100
-    for each shape here), keeps the fastest, runs the layer within the oracle's tolerance
-    with it, and keeps its choices apart from the rule's. Which kernel wins is not
-    asserted (bench/gpu_tune.py shows it beside every kernel's time)."""
+    B = 1, H = 61: few_rows, lean, persistent, tiled, fma, gemm, stepwise; at least three
+    on an A100 for each shape here), keeps the fastest, runs the layer within the oracle's
+    tolerance with it, and keeps its choices apart from the rule's. Which kernel wins is
+    not asserted (bench/gpu_tune.py shows it beside every kernel's time)."""
     cases = [((3, 1, 9, 61, 1, False), "float32"), ((3, 17, 9, 257, 1, True), "float32"),
              ((2, 20, 9, 700, 1, False), "bfloat16")]
     kernel = elman.cuda._cuda.recurrence_kernel
     by_rule = {shape: kernel(*shape) for shape in shapes_of(cases)}  # made first, kept apart
     kept = timed_choices(cases)
     for shape, (name, times) in kept.items():
-        assert "stepwise" in times, f"{shape}: trial {times}"
-        assert not {"lean", "gemm"} & set(times), "kernels never run on a GPU are not candidates yet"
+        assert {"stepwise", "gemm"} <= set(times), f"{shape}: trial {times}"
+        if shape[1] == 61:
+            assert "lean" in times, f"{shape}: trial {times}"
     assert {shape: kernel(*shape) for shape in by_rule} == by_rule
     print("timed choice:", kept)
 

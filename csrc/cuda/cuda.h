@@ -141,8 +141,9 @@ void swap_leading_axes(const void* in, void* out, std::int64_t d0, std::int64_t 
 // How a shape's recurrence kernel is chosen when the shape first runs on a GPU (unless
 // ELMAN_CUDA_KERNEL forces one): by a fixed rule (false, the default), or, timed, by
 // running every kernel that can run the shape there on scratch memory and keeping the
-// fastest. Each way's choices are kept per process, GPU and shape; switching back gives
-// the rule's. A call reads timed_choice() once: all its choices are made one way.
+// fastest. Each way's choices are kept per process, GPU, shape and forced kernel;
+// switching back gives the rule's. A call reads timed_choice() once: all its choices are
+// made one way.
 void set_timed_choice(bool timed);
 bool timed_choice();
 

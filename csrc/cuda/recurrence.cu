@@ -216,10 +216,6 @@ constexpr const char* kKernelNames[] = {"stepwise", "few_rows", "lean", "persist
                                         "tiled",    "mma",      "fma",  "gemm"};
 static_assert(sizeof(kKernelNames) / sizeof(kKernelNames[0]) == Plan::Gemm + 1, "a name per Plan::Kind");
 
-// Kernels not yet run on a GPU: taken only when forced, by the timed choice too, until
-// the GPU tests have passed with them.
-bool unmeasured(const std::string& name) { return name == "lean" || name == "gemm"; }
-
 // ELMAN_CUDA_KERNEL=<name> forces that kernel where it can run the shape (for comparisons,
 // tuning and tests); unset, or where it cannot: the choice below. Another name is refused.
 std::string forced_kernel() {
@@ -262,24 +258,40 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
 }
 
 // Measured on an H200, us/step (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md,
-// gpu-check-h200-20261126-10/gpu-tune.md): few_rows wins wherever it runs (H <= 512, as
-// many rows as its groups fit at once; B = 1, H = 256: 0.96 in float32, a cluster kernel,
-// since removed, 1.78, the grid kernel 2.23; B = 64, H = 256: 1.14, tiled 7.37). Next the
-// column-block kernels, at any B <= 32: at B = 1 they tie with or beat the grid kernel
-// (float32, H = 1760: 6.37 against 8.02; bfloat16, H = 1024: 2.56 against 5.89). The grid
-// kernel at B = 1 where they cannot run (H past ~2100 on an H200; not timed). With more
-// rows the tiled kernel wins over per-step cuBLAS where its work per step is small
-// (B = 64, H = 512: 13.8 against 18.1 in float32, 15.7 against 15.3 in bfloat16) and
-// loses where it is large: per step it took ~2.5 us plus ~4x its cost model's estimate
-// (gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of 2.5 us (B = 64,
-// H = 256: 0.8; B = 256, H = 512: 4.2).
+// gpu-check-h200-20261126-10/gpu-tune.md, gpu-check-h200-20261126-11/gpu-tune.md):
+// - lean at H <= 128, where a group is one block whose step needs one barrier: 0.53-0.92
+//   of few_rows's time at H = 64 (B = 256: 0.43 against 0.80), 0.76-1.17 at H = 128; in
+//   clusters (H <= 512) within a few % of few_rows either way, so few_rows stays there.
+// - few_rows wins wherever it runs (H <= 512, as many rows as its groups fit at once;
+//   B = 1, H = 256: 0.96 in float32, a cluster kernel, since removed, 1.78, the grid
+//   kernel 2.23; B = 64, H = 256: 1.14, tiled 7.37).
+// - Next the column-block kernels, at any B <= 32: at B = 1 they tie with or beat the grid
+//   kernel (float32, H = 1760: 6.37 against 8.02; bfloat16, H = 1024: 2.56 against 5.89).
+//   The grid kernel at B = 1 where they cannot run (H past ~2100 on an H200; not timed).
+// - More rows: gemm where a step's product is small. It runs at 9-11 TFLOP/s after ~2 us
+//   a step, per-step cuBLAS at 12-14 (float32) after 10-19 us. float32: B = 64, H = 512:
+//   5.25 against tiled's 13.8; B x H^2 = 2^26 (B = 64, H = 1024 and B = 256, H = 512):
+//   13.9 and 14.7 against cuBLAS's 19.1; past it gemm loses (B = 64, H = 1760: 45.6
+//   against 33.6; B = 256, H = 1024: 49.1 against 37.7). 16-bit storage, where cuBLAS uses
+//   tensor cores: B = 64, H = 512: 5.59 against 9.62, but at 2^26 12.98 against 9.57.
+// - Then the tiled kernel, over per-step cuBLAS, where its work per step is small (B = 64,
+//   H = 512: 13.8 against 18.1 in float32) and not where it is large: per step it took
+//   ~2.5 us plus ~4x its cost model's estimate (gpu-check-h200-20261126-2/profile.txt).
+//   Tiled up to an estimate of 2.5 us (B = 64, H = 256: 0.8; B = 256, H = 512: 4.2).
+constexpr int kLeanMaxHidden = 128;
+constexpr double kGemmMaxWork[2] = {0x1p25, 0x1p27};  // B * H^2, 16-bit and float32 storage
 constexpr double kTiledMaxCost = 2500;  // ns
 
 // The rule above, for a shape no kernel is forced for.
 template <typename S>
 Plan by_rule(int batch, int hidden, bool lengths, const Device& d) {
-  std::vector<const char*> order = {"few_rows", std::is_same<S, float>::value ? "fma" : "mma"};
+  constexpr bool f32 = std::is_same<S, float>::value;
+  std::vector<const char*> order;
+  if (hidden <= kLeanMaxHidden) order.push_back("lean");
+  order.push_back("few_rows");
+  order.push_back(f32 ? "fma" : "mma");
   if (batch == 1) order.push_back("persistent");
+  if ((double)batch * hidden * hidden <= kGemmMaxWork[f32]) order.push_back("gemm");
   for (const char* name : order) {
     const Plan p = plan_named<S>(name, batch, hidden, lengths, d);
     if (p.kind != Plan::Stepwise) return p;
@@ -351,7 +363,7 @@ Plan fastest(int batch, int hidden, bool lengths, const Device& d) {
   std::vector<Plan> candidates;
   for (const char* name : kKernelNames) {
     const Plan p = plan_named<S>(name, batch, hidden, lengths, d);
-    if ((p.kind != Plan::Stepwise && !unmeasured(name)) || std::string(name) == "stepwise")
+    if (p.kind != Plan::Stepwise || std::string(name) == "stepwise")
       candidates.push_back(p);
   }
   if (candidates.size() == 1) return candidates[0];
@@ -388,9 +400,8 @@ Plan fastest(int batch, int hidden, bool lengths, const Device& d) {
 }
 
 template <typename S>
-Plan choose(int batch, int hidden, bool lengths, bool timed) {
+Plan choose(int batch, int hidden, bool lengths, bool timed, const std::string& forced) {
   const Device d = current_device();
-  const std::string forced = forced_kernel();
   if (!forced.empty()) {
     const Plan p = plan_named<S>(forced, batch, hidden, lengths, d);
     if (p.kind != Plan::Stepwise || forced == "stepwise") return p;
@@ -404,15 +415,16 @@ template <typename S>
 const Plan* cached_plan(int batch, int hidden, bool lengths, bool timed, bool make) {
   static std::mutex mutex;
   // Per GPU too: the plan's checks and kernel attributes (shared memory limits) are per
-  // device, and GPUs may differ. Per way of choosing: switching back to the rule gives
-  // the rule's plans.
-  static std::map<std::tuple<int, int, int, bool, bool>, Plan> plans;  // per S
-  const auto key = std::make_tuple(current_device_id(), batch, hidden, lengths, timed);
+  // device, and GPUs may differ. Per way of choosing and kernel forced: switching back to
+  // the rule, or unsetting ELMAN_CUDA_KERNEL, gives the rule's plans.
+  static std::map<std::tuple<int, int, int, bool, bool, std::string>, Plan> plans;  // per S
+  const std::string forced = forced_kernel();
+  const auto key = std::make_tuple(current_device_id(), batch, hidden, lengths, timed, forced);
   std::lock_guard<std::mutex> lock(mutex);
   auto found = plans.find(key);
   if (found == plans.end()) {
     if (!make) return nullptr;
-    found = plans.emplace(key, choose<S>(batch, hidden, lengths, timed)).first;
+    found = plans.emplace(key, choose<S>(batch, hidden, lengths, timed, forced)).first;
   }
   return &found->second;
 }

@@ -1,6 +1,6 @@
 // The recurrence for large batches in one cooperative launch, each step cut like an
-// SGEMM, in float32 arithmetic for every storage type. Not yet measured on a GPU: taken
-// only with ELMAN_CUDA_KERNEL=gemm.
+// SGEMM, in float32 arithmetic for every storage type, where few_rows and the column-block
+// kernels cannot run and a step's product is small (recurrence.cu's rule).
 //
 // The B x H output of a step is cut into BM x BN tiles, one per block; block (i, j) keeps
 // W_y's columns [j BN, j BN + BN) in shared memory for the whole sequence. Per step it
