@@ -43,7 +43,8 @@ constexpr int kAhead = 8;  // steps of p_t in flight
 // with a column each and all of k (one block, H <= 128), or 256 (in a cluster of two: two
 // parts of 128 columns; of eight: four parts of 64). Up to 128 values of W_y per thread,
 // within 255 registers. Their barriers wait for fewer warps, and with one part a step
-// needs one barrier, not two: whether that makes a step shorter is for a GPU to show.
+// needs one barrier, not two: at H = 64 that took a quarter off a step on an H200
+// (recurrence.cu's rule gives the measurements).
 template <int BLOCKS, int THREADS>
 struct Layout {
   static constexpr int kColumns = THREADS <= 128 ? THREADS : BLOCKS <= 2 ? 128 : 64;

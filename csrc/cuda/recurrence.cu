@@ -1,8 +1,8 @@
 // The recurrence kernels of one layer and direction (see recurrence.h): the per-step
 // fallback, the B = 1 kernel with warp dot products over the whole GPU, and
 // the choice among them and the kernels of few_rows.cu, tiled.cu, tiled_fma.cu,
-// tiled_gemm.cu and tiled_mma.cu, by a rule or by timing them, cached per GPU and size
-// (ELMAN_CUDA_KERNEL forces one by name).
+// tiled_gemm.cu and tiled_mma.cu, by a rule or by timing them, cached per GPU, size and
+// forced kernel (ELMAN_CUDA_KERNEL forces one by name).
 #include <cooperative_groups.h>
 
 #include <algorithm>
@@ -260,24 +260,28 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
 // Measured on an H200, us/step (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md,
 // gpu-check-h200-20261126-10/gpu-tune.md, gpu-check-h200-20261126-11/gpu-tune.md):
 // - lean at H <= 128, where a group is one block whose step needs one barrier: 0.53-0.92
-//   of few_rows's time at H = 64 (B = 256: 0.43 against 0.80), 0.76-1.17 at H = 128; in
-//   clusters (H <= 512) within a few % of few_rows either way, so few_rows stays there.
-// - few_rows wins wherever it runs (H <= 512, as many rows as its groups fit at once;
-//   B = 1, H = 256: 0.96 in float32, a cluster kernel, since removed, 1.78, the grid
-//   kernel 2.23; B = 64, H = 256: 1.14, tiled 7.37).
+//   of few_rows's time at H = 64 (B = 256: 0.43 against 0.80), 0.76-1.17 at H = 128. In
+//   clusters (H 256 and 512) 0.76-1.02 of it in that run but 0.85-1.15 in the next
+//   (gpu-check-h200-20261126-13, 4% faster on average at H = 256, even at 512): few_rows
+//   stays there until a closer A/B.
+// - few_rows (or lean) wins wherever it runs (H <= 512, as many rows as its groups fit at
+//   once; B = 1, H = 256: 0.96 in float32, a cluster kernel, since removed, 1.78, the
+//   grid kernel 2.23; B = 64, H = 256: 1.14, tiled 7.37).
 // - Next the column-block kernels, at any B <= 32: at B = 1 they tie with or beat the grid
 //   kernel (float32, H = 1760: 6.37 against 8.02; bfloat16, H = 1024: 2.56 against 5.89).
 //   The grid kernel at B = 1 where they cannot run (H past ~2100 on an H200; not timed).
 // - More rows: gemm where a step's product is small. It runs at 9-11 TFLOP/s after ~2 us
-//   a step, per-step cuBLAS at 12-14 (float32) after 10-19 us. float32: B = 64, H = 512:
+//   a step; per-step cuBLAS takes 10-19 us a step at small sizes (launches) and reaches
+//   14-18 TFLOP/s at the largest (B = 256, H = 1024 and 1760). float32: B = 64, H = 512:
 //   5.25 against tiled's 13.8; B x H^2 = 2^26 (B = 64, H = 1024 and B = 256, H = 512):
 //   13.9 and 14.7 against cuBLAS's 19.1; past it gemm loses (B = 64, H = 1760: 45.6
 //   against 33.6; B = 256, H = 1024: 49.1 against 37.7). 16-bit storage, where cuBLAS uses
 //   tensor cores: B = 64, H = 512: 5.59 against 9.62, but at 2^26 12.98 against 9.57.
-// - Then the tiled kernel, over per-step cuBLAS, where its work per step is small (B = 64,
-//   H = 512: 13.8 against 18.1 in float32) and not where it is large: per step it took
-//   ~2.5 us plus ~4x its cost model's estimate (gpu-check-h200-20261126-2/profile.txt).
-//   Tiled up to an estimate of 2.5 us (B = 64, H = 256: 0.8; B = 256, H = 512: 4.2).
+// - Then, where gemm cannot run or its product is large, the tiled kernel over per-step
+//   cuBLAS where its work per step is small (B = 64, H = 512, before gemm: 13.8 against
+//   18.1 in float32) and not where it is large: per step it took ~2.5 us plus ~4x its cost
+//   model's estimate (gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of
+//   2.5 us (B = 64, H = 256: 0.8; B = 256, H = 512: 4.2).
 constexpr int kLeanMaxHidden = 128;
 constexpr double kGemmMaxWork[2] = {0x1p25, 0x1p27};  // B * H^2, 16-bit and float32 storage
 constexpr double kTiledMaxCost = 2500;  // ns

@@ -105,7 +105,8 @@ def set_kernel_choice(choice: str) -> None:
     every kernel that can run the shape is run there, on scratch memory after waiting for
     the GPU, and the fastest is kept; that first call takes longer (on an H200: 6-9 ms
     in the median over a grid of shapes, up to 71 ms). Either way the choice is
-    kept per process, GPU and shape, and ELMAN_CUDA_KERNEL, where set, overrides both.
+    kept per process, GPU and shape, and ELMAN_CUDA_KERNEL, where set, overrides both
+    (choices are kept per forced kernel too).
     Kernels round differently within the tests' tolerance: with "timed", two processes
     may pick different kernels and so differ in the last bits. Without the CUDA backend
     this only records the choice.
