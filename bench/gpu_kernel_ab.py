@@ -1,0 +1,110 @@
+"""Two recurrence kernels timed in turn, in one process, for close calls in the kernel rule
+(csrc/cuda/recurrence.cu) that separate runs of bench/gpu_tune.py cannot settle: their
+timings of one kernel move by up to ~10% between runs, more than the difference to settle.
+
+    python bench/gpu_kernel_ab.py --kernels few_rows,lean --hidden 256,512 --rounds 7
+
+For each storage type and shape (B, H; I = H, tanh, one layer), round after round, kernel
+A then kernel B (ELMAN_CUDA_KERNEL, which elman reads at each call) are timed on the same
+layer and input, as gpu_tune.py times one: the slope between T = 20 and T = 100. Each
+round gives the ratio B / A, so drift of the GPU over the run cancels within a round.
+Prints, per shape, the median ratio and its range over the rounds, and per H the geometric
+mean of the shapes' medians; a shape that either kernel cannot run is left out.
+--out DIR also gets the rounds as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_tune import LONG, SHORT, int_list, slope  # noqa: E402
+
+
+def rounds_for(kernels, storage, B, H, rounds):
+    """[{kernel: us per step}] per round; None if either kernel cannot run the shape."""
+    import torch
+
+    import elman
+
+    layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    x = {T: (torch.randn(T, B, H, device="cuda", generator=gen) * 0.5).to(getattr(torch, storage))
+         for T in (SHORT, LONG)}
+    for kernel in kernels:
+        os.environ["ELMAN_CUDA_KERNEL"] = kernel
+        if elman.cuda._cuda.recurrence_kernel(B, H, False, storage) != kernel:
+            return None
+    times = []
+    for _ in range(rounds):
+        per_round = {}
+        for kernel in kernels:
+            os.environ["ELMAN_CUDA_KERNEL"] = kernel
+            per_round[kernel] = slope(torch, layer, x.__getitem__)[0]
+        times.append(per_round)
+    return times
+
+
+def summary(results, kernels):
+    """Markdown lines: per shape the median ratio B / A over the rounds and its range, per
+    (storage, H) the geometric mean of those medians."""
+    a, b = kernels
+    lines = [f"{b} / {a}, us per step (slope T = {SHORT}..{LONG}), per round; below 1: {b} is faster",
+             f"| storage | B | H | {a} (median) | {b} (median) | ratio: median | min | max |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    by_h = {}
+    for row in results:
+        ratios = sorted(r[b] / r[a] for r in row["rounds"])
+        median = statistics.median(ratios)
+        by_h.setdefault((row["storage"], row["H"]), []).append(median)
+        lines.append(f"| {row['storage']} | {row['B']} | {row['H']} | "
+                     f"{statistics.median(r[a] for r in row['rounds']):.3f} | "
+                     f"{statistics.median(r[b] for r in row['rounds']):.3f} | "
+                     f"{median:.3f} | {ratios[0]:.3f} | {ratios[-1]:.3f} |")
+    lines.append("")
+    for (storage, H), medians in sorted(by_h.items()):
+        mean = math.exp(sum(math.log(m) for m in medians) / len(medians))
+        lines.append(f"{storage}, H = {H}: geometric mean of the medians {mean:.3f} over {len(medians)} shapes")
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kernels", required=True, help="A,B: two names ELMAN_CUDA_KERNEL takes")
+    parser.add_argument("--batches", type=int_list, default=[1, 2, 4, 16, 32, 64])
+    parser.add_argument("--hidden", type=int_list, default=[256, 512])
+    parser.add_argument("--storages", default="float32,bfloat16")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    kernels = args.kernels.split(",")
+    if len(kernels) != 2 or kernels[0] == kernels[1]:
+        parser.error("--kernels: expected two different names, A,B")
+    if args.rounds < 1:
+        parser.error("--rounds: expected at least 1")
+    results = []
+    for storage in args.storages.split(","):
+        for B in args.batches:
+            for H in args.hidden:
+                rounds = rounds_for(kernels, storage, B, H, args.rounds)
+                if rounds is None:
+                    print(f"{storage} B={B} H={H}: {' or '.join(kernels)} cannot run it", flush=True)
+                    continue
+                results.append({"storage": storage, "B": B, "H": H, "rounds": rounds})
+                print(f"{storage} B={B} H={H}: {rounds}", flush=True)
+    text = "\n".join(summary(results, kernels))
+    print(text)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gpu-kernel-ab.md").write_text(text + "\n")
+        (args.out / "gpu-kernel-ab.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
