@@ -795,6 +795,32 @@ def test_step_and_stream_with_gpu_input(storage):
 
 
 @gpu
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
+def test_gpu_stream_state_set_and_pickled(storage):
+    """A stream that ran on the GPU, pickled, or its state set on another stream: both go on
+    with host chunks exactly as it goes on with GPU chunks (a set or unpickled state is a
+    host array, the storage type's values widened); a GPU chunk after it is refused until
+    reset()."""
+    torch = _torch_cuda()
+    T, B, I, H, L = 7, 3, 6, 24, 2
+    layer = elman.RNN(I, H, L, seed=37, device="cuda", storage=storage)
+    x = torch.from_numpy(make_input(rng_for("gpu-stream-state", storage), T, B, I, H)).cuda()
+    x = x.to(getattr(torch, storage))
+    x_np = x.float().cpu().numpy()
+    on_gpu = layer.stream(B)
+    on_gpu(x[:3])
+    unpickled, resumed = pickle.loads(pickle.dumps(on_gpu)), layer.stream(B)
+    resumed.state = on_gpu.state
+    expected = torch.from_dlpack(on_gpu(x[3:])).float().cpu().numpy()
+    for other in (unpickled, resumed):
+        assert np.array_equal(other(x_np[3:]), expected)
+        with pytest.raises(ValueError, match="x_chunk: a stream's chunks must all be on the GPU"):
+            other(x[:1])
+        other.reset()
+        assert isinstance(other(x[:1]), elman.cuda.DeviceArray)
+
+
+@gpu
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("num_layers", [1, 3])
 @pytest.mark.parametrize("B,H", [(1, 64), (4, 257)])

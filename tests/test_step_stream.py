@@ -153,3 +153,63 @@ def test_stream_one_step_chunks_latency_shape(dtype):
     ny, nh = ref.forward(layer, x, dtype=np.float32)
     assert_close(y, ey, ny, dtype=dtype)
     assert_close(s.state, eh, nh, dtype=dtype, what="state")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_state_set_resumes_a_sequence(dtype):
+    """A stream whose state is set to another's continues exactly as that one would (same
+    engine, same order of work: bit-identical); the state is copied, converted to the
+    layer's dtype, and checked by name."""
+    T, B, I, H, L = 9, 3, 4, 7, 2
+    layer = elman.RNN(I, H, L, dtype=dtype, seed=27)
+    x = uniform(rng_for("stream-set", dtype), (T, B, I), 1.0, dtype)
+    first = layer.stream(batch_size=B)
+    first(x[:4])
+    saved = first.state
+    second = layer.stream(batch_size=B)
+    second.state = saved.astype(np.float64)       # converted to the layer's dtype
+    second.state = source = saved.copy()
+    source[...] = 0                               # copied: the stream keeps its own
+    y_second = second(x[4:])
+    assert y_second.dtype == dtype
+    assert np.array_equal(y_second, first(x[4:]))
+    assert np.array_equal(second.state, first.state)
+    with pytest.raises(ValueError, match=r"state: expected shape \(2, 3, 7\)"):
+        second.state = np.zeros((L, B + 1, H))
+    with pytest.raises(TypeError, match="state"):
+        second.state = np.zeros((L, B, H), complex)
+    assert np.array_equal(second.state, first.state)  # refused: unchanged
+
+
+def test_stream_state_set_is_refused_while_a_chunk_runs():
+    layer = elman.RNN(3, 4, seed=28)
+    s = layer.stream(batch_size=2)
+    assert s._busy.acquire(blocking=False)            # as a chunk in another thread holds it
+    try:
+        with pytest.raises(RuntimeError, match="cannot set the state while another thread runs a chunk"):
+            s.state = np.ones((1, 2, 4))
+    finally:
+        s._busy.release()
+    assert np.array_equal(s.state, np.zeros((1, 2, 4)))
+
+
+def test_stream_pickles_and_copies():
+    """pickle and copy.copy keep the layer, the batch size and the state: the copy goes on
+    exactly as the original, and the two are independent afterwards (a branch)."""
+    import copy
+    import pickle
+
+    T, B, I, H = 8, 2, 3, 5
+    layer = elman.RNN(I, H, 2, dtype=np.float64, seed=29)
+    x = uniform(rng_for("stream-pickle"), (T, B, I), 1.0, np.float64)
+    for make in (lambda s: pickle.loads(pickle.dumps(s)), copy.copy, copy.deepcopy):
+        s = layer.stream(batch_size=B)
+        fresh = make(s)                               # no state yet: zeros
+        assert np.array_equal(fresh(x[:3]), s(x[:3]))
+        branch = make(s)
+        assert np.array_equal(branch.state, s.state) and repr(branch) == repr(s)
+        assert np.array_equal(branch(x[3:5]), s(x[3:5]))  # same chunks, same work: bit-identical
+        after = branch.state
+        s(x[5:])                                      # the original goes on ...
+        assert np.array_equal(branch.state, after)    # ... the branch does not move
+        assert not np.array_equal(s.state, after)

@@ -258,7 +258,8 @@ class RNN:
 
 class Stream:
     """Stateful chunked inference: the outputs of successive calls, concatenated in time,
-    equal one call of the layer on the concatenated chunks."""
+    equal one call of the layer on the concatenated chunks. The state can be read, set
+    (to resume a sequence) and pickled; copy.copy branches the sequence."""
 
     def __init__(self, layer: RNN, batch_size: int):
         self._layer = layer
@@ -311,6 +312,30 @@ class Stream:
         if isinstance(self._state, np.ndarray):
             return self._state.copy()
         return np.asarray(self._state.numpy(), self._layer.dtype)  # a GPU stream's (float16 widened)
+
+    @state.setter
+    def state(self, h) -> None:
+        """Continue a sequence from h, (num_layers, B, H), a host array (copied). The chunks
+        that follow are on the host, as after a chunk on the host (on a GPU layer too:
+        reset() starts a sequence whose chunks are on the GPU)."""
+        layer = self._layer
+        h = _checks.real_array("state", h, layer.dtype)
+        _checks.exact_shape("state", h, (layer.num_layers, self._batch_size, layer.hidden_size),
+                            "(num_layers, B, H)")
+        h = np.array(h, order="C")  # a copy: the caller may change theirs
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("stream: cannot set the state while another thread runs a chunk")
+        self._state = h
+        self._busy.release()
+
+    # -- copies and pickles: the layer, the batch size and the state on the host ----------
+    def __getstate__(self):
+        return {"layer": self._layer, "batch_size": self._batch_size,
+                "state": None if self._state is None else self.state}
+
+    def __setstate__(self, saved):
+        self.__init__(saved["layer"], saved["batch_size"])
+        self._state = saved["state"]
 
     def __repr__(self):
         return f"Stream(batch_size={self._batch_size}, layer={self._layer!r})"
