@@ -797,10 +797,11 @@ def test_step_and_stream_with_gpu_input(storage):
 @gpu
 @pytest.mark.parametrize("storage", ["float32", "bfloat16"])
 def test_gpu_stream_state_set_and_pickled(storage):
-    """A stream that ran on the GPU, pickled, or its state set on another stream: both go on
-    with host chunks exactly as it goes on with GPU chunks (a set or unpickled state is a
-    host array, the storage type's values widened); a GPU chunk after it is refused until
-    reset()."""
+    """A stream that ran on the GPU, pickled, or its state set on another stream as a host
+    array: both go on with host chunks exactly as it goes on with GPU chunks (the storage
+    type's values widened), and a GPU chunk after it is refused until reset(). Its copy,
+    and a stream whose state is set to a layer's h_n (a DeviceArray), go on with GPU chunks;
+    a DeviceArray of another storage type is refused by name."""
     torch = _torch_cuda()
     T, B, I, H, L = 7, 3, 6, 24, 2
     layer = elman.RNN(I, H, L, seed=37, device="cuda", storage=storage)
@@ -811,13 +812,22 @@ def test_gpu_stream_state_set_and_pickled(storage):
     on_gpu(x[:3])
     unpickled, resumed = pickle.loads(pickle.dumps(on_gpu)), layer.stream(B)
     resumed.state = on_gpu.state
+    branch, from_h_n = copy.copy(on_gpu), layer.stream(B)
+    from_h_n.state = layer(x[:3])[1]
     expected = torch.from_dlpack(on_gpu(x[3:])).float().cpu().numpy()
+    for other in (branch, from_h_n):
+        assert np.array_equal(torch.from_dlpack(other(x[3:])).float().cpu().numpy(), expected)
     for other in (unpickled, resumed):
         assert np.array_equal(other(x_np[3:]), expected)
         with pytest.raises(ValueError, match="x_chunk: a stream's chunks must all be on the GPU"):
             other(x[:1])
         other.reset()
         assert isinstance(other(x[:1]), elman.cuda.DeviceArray)
+    other_storage = "float32" if storage != "float32" else "bfloat16"
+    stranger = elman.RNN(I, H, L, seed=37, device="cuda", storage=other_storage)
+    _, h_n = stranger(torch.from_numpy(x_np[:3]).cuda().to(getattr(torch, other_storage)))
+    with pytest.raises(TypeError, match="state"):
+        resumed.state = h_n
 
 
 @gpu

@@ -179,6 +179,8 @@ def test_stream_state_set_resumes_a_sequence(dtype):
     with pytest.raises(TypeError, match="state"):
         second.state = np.zeros((L, B, H), complex)
     assert np.array_equal(second.state, first.state)  # refused: unchanged
+    second.state = None                               # zeros, as after reset()
+    assert np.array_equal(second(x[:2]), layer(x[:2])[0])
 
 
 def test_stream_state_set_is_refused_while_a_chunk_runs():
@@ -213,3 +215,13 @@ def test_stream_pickles_and_copies():
         s(x[5:])                                      # the original goes on ...
         assert np.array_equal(branch.state, after)    # ... the branch does not move
         assert not np.array_equal(s.state, after)
+    # pickle protocol 5 may hand the state's buffer over shared: the stream copies it
+    buffers = []
+    data = pickle.dumps(s, protocol=5, buffer_callback=buffers.append)
+    restored = pickle.loads(data, buffers=buffers)
+    before = restored.state
+    writable = [b.raw() for b in buffers if not b.raw().readonly]  # the state's (weights are read-only)
+    assert writable
+    for raw in writable:
+        np.frombuffer(raw, np.uint8)[...] = 0
+    assert np.array_equal(restored.state, before) and np.any(before != 0)

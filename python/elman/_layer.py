@@ -315,27 +315,37 @@ class Stream:
 
     @state.setter
     def state(self, h) -> None:
-        """Continue a sequence from h, (num_layers, B, H), a host array (copied). The chunks
-        that follow are on the host, as after a chunk on the host (on a GPU layer too:
-        reset() starts a sequence whose chunks are on the GPU)."""
+        """Continue a sequence from h, (num_layers, B, H): a host array (copied), after which
+        the chunks are on the host; on a GPU layer also an elman.cuda.DeviceArray on its GPU
+        in its storage type (a layer's h_n, another stream's state), read in place, after
+        which the chunks are on the GPU. None: zeros, as after reset()."""
         layer = self._layer
-        h = _checks.real_array("state", h, layer.dtype)
-        _checks.exact_shape("state", h, (layer.num_layers, self._batch_size, layer.hidden_size),
-                            "(num_layers, B, H)")
-        h = np.array(h, order="C")  # a copy: the caller may change theirs
+        if layer._gpu is not None and isinstance(h, cuda.DeviceArray):  # (no module: no GPU layer)
+            cuda.check_state(layer._network(), "state", h, self._batch_size)
+        elif h is not None:
+            h = _checks.real_array("state", h, layer.dtype)
+            _checks.exact_shape("state", h, (layer.num_layers, self._batch_size, layer.hidden_size),
+                                "(num_layers, B, H)")
+            h = np.array(h, order="C")  # a copy: the caller may change theirs
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("stream: cannot set the state while another thread runs a chunk")
         self._state = h
         self._busy.release()
 
-    # -- copies and pickles: the layer, the batch size and the state on the host ----------
+    # -- copies share the layer and the state (never written in place: each chunk makes a
+    # new one), wherever it is; pickles and deep copies take the state to the host ---------
+    def __copy__(self):
+        other = Stream(self._layer, self._batch_size)
+        other._state = self._state
+        return other
+
     def __getstate__(self):
         return {"layer": self._layer, "batch_size": self._batch_size,
                 "state": None if self._state is None else self.state}
 
     def __setstate__(self, saved):
         self.__init__(saved["layer"], saved["batch_size"])
-        self._state = saved["state"]
+        self.state = saved["state"]  # checked and copied (pickle may hand over a shared buffer)
 
     def __repr__(self):
         return f"Stream(batch_size={self._batch_size}, layer={self._layer!r})"

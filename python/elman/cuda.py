@@ -311,6 +311,12 @@ def step_device(net, x_t, h):
     return h_n
 
 
+def check_state(net, name, h, batch) -> None:
+    """Refuses, naming it, a state that a call would refuse: not (L*D, B, H), not in the
+    net's storage type, or not on its GPU."""
+    _state_view(net, name, h, batch, 0)
+
+
 def _state_view(net, name, h, batch, stream):
     """(pointer, keep-alive) of a state (L*D, B, H) on the GPU; (0, None) for None."""
     if h is None:
