@@ -71,9 +71,21 @@ def slope(torch, fn, x_of):
     return per_step, median[SHORT] - SHORT * per_step
 
 
+def error_against_cpu(torch, layer, x, H, storage):
+    """(max |GPU - CPU| of the layer's y on x, whether within TOLERANCE): the same seeded
+    layer (seed=1, I = H) on the CPU in float32."""
+    import numpy as np
+
+    import elman
+
+    y = torch.from_dlpack(layer(x)[0]).float().cpu().numpy()
+    expected = elman.RNN(H, H, seed=1)(x.float().cpu().numpy())[0]
+    error = float(np.abs(y - expected).max())
+    return error, bool(np.isfinite(error) and error <= TOLERANCE[storage])
+
+
 def worker(storage, kernel, shapes):
     """In the subprocess: one JSON line per shape that `kernel` runs."""
-    import numpy as np
     import torch
 
     import elman
@@ -91,12 +103,9 @@ def worker(storage, kernel, shapes):
         layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
         gen = torch.Generator(device="cuda").manual_seed(0)
         x_of = lambda T: (torch.randn(T, B, H, device="cuda", generator=gen) * 0.5).to(dtype)  # noqa: E731
-        x = x_of(SHORT)
-        y = torch.from_dlpack(layer(x)[0]).float().cpu().numpy()
-        expected = elman.RNN(H, H, seed=1)(x.float().cpu().numpy())[0]
-        error = float(np.abs(y - expected).max())
+        error, ok = error_against_cpu(torch, layer, x_of(SHORT), H, storage)
         row = {"storage": storage, "kernel": kernel, "ran": ran, "B": B, "H": H, "max_error": error,
-               "ok": bool(np.isfinite(error) and error <= TOLERANCE[storage]), "choice_ms": choice_ms}
+               "ok": ok, "choice_ms": choice_ms}
         if row["ok"]:
             row["us_per_step"], row["fixed_us"] = slope(torch, layer, x_of)
         if kernel == "timed":  # what the choice saw: ms per candidate (None: its run failed)
