@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_tune import CHOICES, KERNELS, LONG, SHORT, error_against_cpu, int_list, slope  # noqa: E402
+from gpu_tune import CHOICES, KERNELS, LONG, SHORT, error_against_cpu, int_list, seeded_case, slope  # noqa: E402
 
 KERNEL_NAMES = sorted({k for names in KERNELS.values() for k in names} - set(CHOICES))
 
@@ -39,10 +39,8 @@ def rounds_for(kernels, storage, B, H, rounds):
 
     import elman
 
-    layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    x = {T: (torch.randn(T, B, H, device="cuda", generator=gen) * 0.5).to(getattr(torch, storage))
-         for T in (SHORT, LONG)}
+    layer, x_of = seeded_case(torch, B, H, storage)
+    x = {T: x_of(T) for T in (SHORT, LONG)}  # the same inputs for every round
     before = os.environ.get("ELMAN_CUDA_KERNEL")
     try:
         for kernel in kernels:

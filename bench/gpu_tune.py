@@ -45,6 +45,7 @@ CHOICES = ("default", "timed")  # elman's own choices, not kernels
 KERNELS["bfloat16"] = KERNELS["float16"]
 TOLERANCE = {"float32": 1e-3, "float16": 3e-2, "bfloat16": 3e-2}
 SHORT, LONG, WARMUP, REPEATS = 20, 100, 3, 15
+LAYER_SEED = 1
 WORKER_TIMEOUT_S = 120
 
 
@@ -71,15 +72,25 @@ def slope(torch, fn, x_of):
     return per_step, median[SHORT] - SHORT * per_step
 
 
+def seeded_case(torch, B, H, storage):
+    """(layer, x_of) for a shape: the layer on the GPU (I = H, tanh, seeded), and x_of(T),
+    T steps of B rows of input drawn from a generator seeded for the shape."""
+    import elman
+
+    layer = elman.RNN(H, H, device="cuda", seed=LAYER_SEED, storage=storage)
+    gen, dtype = torch.Generator(device="cuda").manual_seed(0), getattr(torch, storage)
+    return layer, lambda T: (torch.randn(T, B, H, device="cuda", generator=gen) * 0.5).to(dtype)
+
+
 def error_against_cpu(torch, layer, x, H, storage):
     """(max |GPU - CPU| of the layer's y on x, whether within TOLERANCE): the same seeded
-    layer (seed=1, I = H) on the CPU in float32."""
+    layer (seeded_case's) on the CPU in float32."""
     import numpy as np
 
     import elman
 
     y = torch.from_dlpack(layer(x)[0]).float().cpu().numpy()
-    expected = elman.RNN(H, H, seed=1)(x.float().cpu().numpy())[0]
+    expected = elman.RNN(H, H, seed=LAYER_SEED)(x.float().cpu().numpy())[0]
     error = float(np.abs(y - expected).max())
     return error, bool(np.isfinite(error) and error <= TOLERANCE[storage])
 
@@ -92,7 +103,6 @@ def worker(storage, kernel, shapes):
 
     if kernel == "timed":
         elman.cuda.set_kernel_choice("timed")
-    dtype = getattr(torch, storage)
     for B, H in shapes:
         torch.cuda.synchronize()
         start = time.perf_counter()
@@ -100,9 +110,7 @@ def worker(storage, kernel, shapes):
         choice_ms = (time.perf_counter() - start) * 1e3
         if kernel not in (*CHOICES, ran):
             continue
-        layer = elman.RNN(H, H, device="cuda", seed=1, storage=storage)
-        gen = torch.Generator(device="cuda").manual_seed(0)
-        x_of = lambda T: (torch.randn(T, B, H, device="cuda", generator=gen) * 0.5).to(dtype)  # noqa: E731
+        layer, x_of = seeded_case(torch, B, H, storage)
         error, ok = error_against_cpu(torch, layer, x_of(SHORT), H, storage)
         row = {"storage": storage, "kernel": kernel, "ran": ran, "B": B, "H": H, "max_error": error,
                "ok": ok, "choice_ms": choice_ms}
