@@ -40,8 +40,13 @@ class CurrentDevice {
   void* previous_context_ = nullptr;  // a CUcontext, or null
 };
 
+// Clears the calling thread's last CUDA error (cudaGetLastError, its result dropped).
+void clear_last_error() noexcept;
+
 // Runs `release` (which must not throw) with `device` current, or, where it cannot be
 // made current, with whatever GPU is: for destructors, which have no one to report to.
+// Its error, if any, is cleared: a later launch's check(cudaGetLastError()) would report
+// it as its own.
 template <typename Release>
 void release_on(int device, Release release) noexcept {
   std::optional<CurrentDevice> on;
@@ -50,6 +55,7 @@ void release_on(int device, Release release) noexcept {
   } catch (const std::exception&) {
   }
   release();
+  clear_last_error();
 }
 
 // What memory_device says of memory that every GPU can read (managed memory, or host

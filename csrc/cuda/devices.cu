@@ -79,6 +79,8 @@ int device_count() {
   return n;
 }
 
+void clear_last_error() noexcept { cudaGetLastError(); }
+
 int current_device_id() {
   int dev = 0;
   check(cudaGetDevice(&dev), "current device");

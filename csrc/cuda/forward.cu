@@ -53,10 +53,13 @@ struct Network::Impl {
   }
 
   // After a failure part-way through a call: what it queued, on either stream, is still
-  // waited for by the next call (through `done`). Errors here are left to that call.
+  // waited for by the next call (through `done`). An error here that breaks the context
+  // is the next call's to report; any other is cleared, or that call's first launch check
+  // would report it as its own.
   void settle(cudaStream_t stream) noexcept {
     if (beside && join && cudaEventRecord(join, beside) == cudaSuccess) cudaStreamWaitEvent(stream, join, 0);
     cudaEventRecord(done, stream);
+    cudaGetLastError();
   }
 
   // A device copy of `count` host floats, as `storage` (null for null).

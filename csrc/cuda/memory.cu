@@ -172,12 +172,9 @@ class Pool {
                                kReleasedForWait = kMaxCached / 2;  // shared by the GPUs with released blocks
 
   // cudaFree on the block's own GPU, which it waits for: no work queued there still reads it.
+  // From destructors: nothing to report to.
   static void free_block(const Block& b) {
-    try {
-      const CurrentDevice on(b.device);
-      cudaFree(b.data);
-    } catch (const std::exception&) {  // from destructors: nothing to report to
-    }
+    release_on(b.device, [&b] { cudaFree(b.data); });
   }
 
   // Frees every kept block of `device`.

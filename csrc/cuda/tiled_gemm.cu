@@ -182,13 +182,15 @@ GemmPlan gemm_plan(int batch, int hidden, const Device& d) {
       const double compute = (double)c.rows * c.cols * chunks * chunk / 64 + 1000 + 200.0 * chunks;
       const double l2 = 4.0 * blocks * c.rows * hidden / 5000;
       const double cost = std::max(compute / 1.9, l2);
-      if (cost < best_cost) {
+      // Residency is asked of each tiling that would be better, so that one whose blocks
+      // cannot all be resident gives way to the next best, not to no plan.
+      if (cost < best_cost && all_resident(c.kernel, kThreads, smem, blocks, d)) {
         best_cost = cost;
         best = {{row_blocks, chunk, chunks, false}, blocks, smem, c.kernel};
       }
     }
   }
-  return best.kernel && all_resident(best.kernel, kThreads, best.smem, best.blocks, d) ? best : GemmPlan{};
+  return best;
 }
 
 template <typename S>
