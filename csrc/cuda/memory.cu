@@ -172,9 +172,16 @@ class Pool {
                                kReleasedForWait = kMaxCached / 2;  // shared by the GPUs with released blocks
 
   // cudaFree on the block's own GPU, which it waits for: no work queued there still reads it.
-  // From destructors: nothing to report to.
+  // From destructors, which have no one to report to: a GPU that cannot be made current
+  // (its context gone, and the block with it) is left alone, and an error is cleared, or a
+  // later launch check would report it as its own.
   static void free_block(const Block& b) {
-    release_on(b.device, [&b] { cudaFree(b.data); });
+    try {
+      const CurrentDevice on(b.device);
+      cudaFree(b.data);
+    } catch (const std::exception&) {
+    }
+    clear_last_error();
   }
 
   // Frees every kept block of `device`.
