@@ -17,7 +17,7 @@ if [[ ${REUSE_BUILD:-0} != 1 ]]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/scipy_openblas32-*.whl
   export PYTHONPATH=/tmp/site CUDACXX=/usr/local/cuda/bin/nvcc
   python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/elman-site \
-    -C cmake.define.ELMAN_CUDA=ON -C cmake.define.CMAKE_CUDA_ARCHITECTURES=90 -C build-dir=/tmp/elman-build . > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+    -C cmake.define.ELMAN_CUDA=ON -C cmake.define.CMAKE_CUDA_ARCHITECTURES=90 -C cmake.define.CMAKE_CUDA_FLAGS=-lineinfo -C build-dir=/tmp/elman-build . > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 export PYTHONPATH=/tmp/elman-site:/tmp/site
 cat > /tmp/slope.py <<'PY'
@@ -78,7 +78,9 @@ layer(x); torch.cuda.synchronize()
 PY
 # Nsight Compute of the recurrence kernel of each NCU_CONFIGS entry (B,H,T[,storage]):
 # chosen sections, or with NCU_SET=full every section, the report itself, and its per-SASS
-# line stall samples (ncu-*-sass.csv; the build has no -lineinfo, so no CUDA source lines).
+# line stall samples (ncu-*-sass.csv), and per CUDA source line (ncu-*-cuda.csv): this
+# script builds with -lineinfo (line tables only, the same code); gpu_check.sh's build,
+# reused with REUSE_BUILD=1, has them where it ran with CUDAFLAGS=-lineinfo.
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /usr/local/cuda/nsight-compute*/ncu 2>/dev/null | head -1)
 KERNELS='tiled|few_rows|persistent'  # tiled: also tiled_mma, tiled_fma
 for c in ${NCU_CONFIGS-64,256,20 16,1760,20}; do
@@ -89,6 +91,7 @@ for c in ${NCU_CONFIGS-64,256,20 16,1760,20}; do
     echo "ncu $c rc=$?"
     "$NCU" -i "$OUT/$name.ncu-rep" --page details >> "$OUT/$name.log" 2>&1
     "$NCU" -i "$OUT/$name.ncu-rep" --page source --csv --print-source sass > "$OUT/$name-sass.csv" 2>&1
+    "$NCU" -i "$OUT/$name.ncu-rep" --page source --csv --print-source cuda > "$OUT/$name-cuda.csv" 2>&1
   else
     timeout 120 "$NCU" --clock-control none -k regex:"$KERNELS" --launch-count 1 \
       --section SpeedOfLight --section WarpStateStats --section LaunchStats --section Occupancy \
