@@ -552,10 +552,10 @@ def test_one_row_kernels(H):
 def test_few_rows_kernel(B, H):
     """1-4 rows: few_rows (lean, its form with fewer threads, for H <= 128 in one block; a
     cluster of two for H <= 256, of eight for H <= 512; a group of one row each where they
-    fit at once, test_few_rows_groups covers the larger groups), with h0 and with lengths that end rows at different steps;
-    past H = 512 another kernel. Two stacked
-    bidirectional layers: the directions' recurrences run side by side on two streams, and
-    the second layer must wait for both."""
+    fit at once, test_few_rows_groups covers the larger groups), with h0 and with lengths
+    that end rows at different steps; past H = 512 another kernel. Two stacked bidirectional
+    layers: the directions' recurrences run side by side on two streams, and the second
+    layer must wait for both."""
     T, I = 30, 20
     layer = elman.RNN(I, H, 2, bidirectional=True, seed=33, device="cuda")
     rng = rng_for("cuda-few-rows", B, H)

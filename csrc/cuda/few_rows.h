@@ -18,8 +18,8 @@ struct FewRowsPlan {
 };
 
 // Blocks of 512 threads: the fewest rows per group whose groups can all be resident at
-// once. Lean (fewer threads per block, each with more of k): one row per group, if they all can be. Lengths allowed; H <= 128, or H <= 512 with
-// clusters on compute capability 9.
+// once. Lean (fewer threads per block, each with more of k): one row per group, if they
+// all can be. Lengths allowed; H <= 128, or H <= 512 with clusters on compute capability 9.
 template <typename S>
 FewRowsPlan few_rows_plan(int batch, int hidden, bool lean, const Device& d);
 
