@@ -146,7 +146,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"));
   m.def("set_num_threads", [](int n) {
     require(n >= 1, "n: expected an integer >= 1");
+    require(n <= elman::cpu::max_num_threads(), "n: expected at most max_num_threads()");
     elman::cpu::set_num_threads(n);
   }, py::arg("n"));
   m.def("get_num_threads", &elman::cpu::num_threads);
+  m.def("max_num_threads", &elman::cpu::max_num_threads);
 }

@@ -32,7 +32,8 @@ template <typename T>
 void parallel_matmul(std::int64_t m, const T* a, std::int64_t lda, const Weight<T>& w, T* c,
                      std::int64_t ldc, int threads);
 
-void set_num_threads(int n);
+void set_num_threads(int n);  // clamped to [1, max_num_threads()]
 int num_threads();
+int max_num_threads();
 
 }  // namespace elman::cpu

@@ -90,4 +90,6 @@ void set_num_threads(int n) { ThreadPool::global().set_threads(n); }
 
 int num_threads() { return ThreadPool::global().threads(); }
 
+int max_num_threads() { return ThreadPool::max_threads(); }
+
 }  // namespace elman::cpu

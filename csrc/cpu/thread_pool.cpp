@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -54,8 +55,13 @@ ThreadPool::~ThreadPool() {
   resize(0);
 }
 
+int ThreadPool::max_threads() {
+  static const int most = std::max(1024, available_cpus());
+  return most;
+}
+
 void ThreadPool::set_threads(int n) {
-  threads_.store(n < 1 ? 1 : n, std::memory_order_relaxed);
+  threads_.store(std::clamp(n, 1, max_threads()), std::memory_order_relaxed);
 }
 
 void ThreadPool::resize(int workers) {

@@ -24,7 +24,12 @@ class ThreadPool {
   ~ThreadPool();
 
   int threads() const { return threads_.load(std::memory_order_relaxed); }
-  void set_threads(int n);  // n >= 1
+  void set_threads(int n);  // clamped to [1, max_threads()]
+
+  // The most threads set_threads keeps: 1024, or the CPUs this process may run on where
+  // there are more. Far more threads than cores only slow the spin barriers down, and a
+  // count like 10^6 would start tens of thousands of threads for one large call.
+  static int max_threads();
 
   // Runs job(i) for every i in [0, n) at once, i = 0 on the calling thread, and returns
   // when all have finished (rethrowing the first exception). n <= threads(). Callers

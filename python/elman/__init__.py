@@ -46,9 +46,10 @@ def load(path) -> RNN:
 
 
 def set_num_threads(n: int) -> None:
-    """Use n threads in elman's kernels (and its own copy of OpenBLAS)."""
+    """Use n threads in elman's kernels (and its own copy of OpenBLAS); n is at most 1024,
+    or the number of CPUs this process may run on where that is larger."""
     from ._checks import positive_int
-    _core.set_num_threads(positive_int("n", n))
+    _core.set_num_threads(positive_int("n", n, limit=_core.max_num_threads()))
 
 
 def get_num_threads() -> int:
