@@ -44,6 +44,15 @@ def test_file_object_round_trip():
     assert repr(elman.load(buffer)) == repr(layer)
 
 
+@pytest.mark.parametrize("name", ["layer.elman", "layer", "layer.NPZ"])
+def test_path_is_used_exactly(name, tmp_path):
+    # np.savez alone would write "layer.elman.npz", which load("layer.elman") cannot find
+    layer = elman.RNN(2, 3, seed=2)
+    layer.save(str(tmp_path / name))
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert repr(elman.load(tmp_path / name)) == repr(layer)
+
+
 def saved(tmp_path, mutate=None):
     path = tmp_path / "layer.npz"
     elman.RNN(2, 3, num_layers=2, seed=3).save(path)

@@ -28,13 +28,18 @@ _OPTIONS = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "
 
 
 def save(layer: RNN, path) -> None:
-    """Write `layer` to `path` (the name is used as given; NumPy adds no suffix to a file
-    object, and '.npz' to a name without it)."""
+    """Write `layer` to `path`, a file name (used exactly as given: np.savez would add
+    '.npz' to a name without it, and load(path) would then not find the file) or a binary
+    file object."""
     options = {name: getattr(layer, name) for name in _OPTIONS}
     options["dtype"] = layer.dtype.name
     header = json.dumps({"format": FORMAT, "version": VERSION, "options": options})
     arrays = {"header": np.frombuffer(header.encode(), np.uint8), **layer.weights()}
-    np.savez(path, **arrays)
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    else:
+        np.savez(path, **arrays)
 
 
 def load(path) -> RNN:
