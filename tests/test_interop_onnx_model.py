@@ -108,6 +108,13 @@ def test_from_onnx_unknown_attribute_and_no_rnn():
         elman.from_onnx(model)
 
 
+def test_from_onnx_of_a_file_that_is_not_a_model(tmp_path):
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"junk")
+    with pytest.raises(ValueError, match="junk.onnx: not a readable ONNX model"):
+        elman.from_onnx(path)
+
+
 @pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's deprecation notices
 def test_from_onnx_of_a_torch_export_equals_torch():
     torch = pytest.importorskip("torch", reason="torch is not installed")

@@ -90,10 +90,20 @@ def to_onnx(layer: RNN, path=None, *, opset: int = 22):
     return model
 
 
+def _load(onnx, path):
+    """onnx.load, with a file that is not an ONNX model named in a ValueError (protobuf's
+    own DecodeError names neither the file nor what it expected)."""
+    from google.protobuf.message import DecodeError
+    try:
+        return onnx.load(path)
+    except DecodeError as e:
+        raise ValueError(f"{path}: not a readable ONNX model: {e}") from e
+
+
 def from_onnx(model_or_path) -> RNN:
     onnx = _onnx()
     from onnx import helper, numpy_helper
-    model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else onnx.load(model_or_path)
+    model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else _load(onnx, model_or_path)
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     nodes = [n for n in model.graph.node if n.op_type == "RNN" and n.domain in ("", "ai.onnx")]
     if not nodes:
