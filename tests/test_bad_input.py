@@ -41,6 +41,26 @@ def test_constructor_values(kwargs, arg):
         elman.RNN(**kwargs)
 
 
+# Flags are not read by truthiness: batch_first="False" would mean True, and with T == B
+# the shapes would even fit.
+@pytest.mark.parametrize("arg", ["bias", "batch_first", "bidirectional"])
+@pytest.mark.parametrize("value", ["False", 2, None, 0.0])
+def test_constructor_flags(arg, value):
+    with pytest.raises(TypeError, match=name(arg)):
+        elman.RNN(3, 4, **{arg: value})
+
+
+@pytest.mark.parametrize("value", [np.True_, 1, 0])
+def test_constructor_flags_numpy_bool_and_0_1(value):
+    assert elman.RNN(3, 4, batch_first=value).batch_first is bool(value)
+
+
+@pytest.mark.parametrize("seed", ["x", -1, 1.5])
+def test_constructor_seed(seed):
+    with pytest.raises((TypeError, ValueError), match=name("seed")):
+        elman.RNN(3, 4, seed=seed)
+
+
 @pytest.mark.parametrize("dtype", [np.int32, np.float16, np.complex64, np.complex128, object, "U4"])
 def test_constructor_dtype(dtype):
     with pytest.raises(TypeError, match=name("dtype")):
@@ -180,6 +200,12 @@ def test_rnn_shapes(which, shape, arg):
     args[which] = np.zeros(shape, np.float32)
     with pytest.raises(ValueError, match=name(arg)):
         elman.rnn(*args)
+
+
+@pytest.mark.parametrize("arg", ["reverse", "batch_first"])
+def test_rnn_flags(arg):
+    with pytest.raises(TypeError, match=name(arg)):
+        elman.rnn(*_args(), **{arg: "no"})
 
 
 def test_rnn_mismatched_sizes():

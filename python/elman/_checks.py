@@ -36,6 +36,22 @@ def positive_int(name: str, value, limit: int | None = None) -> int:
     return value
 
 
+def flag(name: str, value) -> bool:
+    """True or False (NumPy's bools and the integers 0 and 1 too). Anything else is refused
+    rather than read by truthiness: batch_first="False" would otherwise mean True."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name}: expected True or False, got {value!r}")
+
+
+def random_generator(seed) -> np.random.Generator:
+    """np.random.default_rng(seed), with a bad seed named in the exception."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"seed: expected None, an integer >= 0 or a NumPy random generator, got {seed!r} ({e})") from e
+
+
 def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
     """A C-contiguous array of `dtype` (a copy only where needed): NumPy arrays, anything
     with __dlpack__ on the CPU (torch, JAX: shared, not copied) or the buffer protocol."""

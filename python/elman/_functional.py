@@ -24,6 +24,7 @@ def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=Non
     call: for repeated calls, elman.RNN packs them once.
     """
     act = _activations.resolve("activation", activation, activation_alpha, activation_beta, clip)
+    reverse, batch_first = _checks.flag("reverse", reverse), _checks.flag("batch_first", batch_first)
     x, W_x, W_y, b, h0 = (None if a is None else _checks.host_array(name, a)
                           for name, a in zip(("x", "W_x", "W_y", "b", "h0"), (x, W_x, W_y, b, h0)))
     dtype = np.dtype(np.float64 if any(a is not None and a.dtype == np.float64 for a in (x, W_x, W_y, b, h0))
@@ -39,7 +40,7 @@ def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=Non
     if b is not None:
         b = _checks.real_array("b", b, dtype)
         _checks.exact_shape("b", b, (hidden,), "(H,), with H from W_x")
-    net = _run.network(dtype, inputs, hidden, 1, 1, [(W_x, W_y, b, bool(reverse), act)])
+    net = _run.network(dtype, inputs, hidden, 1, 1, [(W_x, W_y, b, reverse, act)])
     if h0 is not None:
         h0 = _checks.real_array("h0", h0, dtype)
         x_shape = x.shape

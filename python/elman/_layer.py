@@ -37,9 +37,9 @@ class RNN:
         s(self, "_num_layers", _checks.positive_int("num_layers", num_layers))
         s(self, "_activation", _activations.resolve("nonlinearity", nonlinearity, activation_alpha,
                                                     activation_beta, clip))
-        s(self, "_bias", bool(bias))
-        s(self, "_batch_first", bool(batch_first))
-        s(self, "_bidirectional", bool(bidirectional))
+        s(self, "_bias", _checks.flag("bias", bias))
+        s(self, "_batch_first", _checks.flag("batch_first", batch_first))
+        s(self, "_bidirectional", _checks.flag("bidirectional", bidirectional))
         s(self, "_dtype", _checks.layer_dtype(dtype))
         s(self, "_net", None)
         s(self, "_gpu", None)  # the GPU's number, on a GPU
@@ -47,7 +47,7 @@ class RNN:
         # Checked before the table of shapes exists: it has an entry per layer.
         _checks.fits_in_memory("input_size, hidden_size, num_layers", 2 * 8 * self._weight_count())
         shapes = self._weight_shapes()
-        rng = np.random.default_rng(seed)
+        rng = _checks.random_generator(seed)
         bound = 1.0 / np.sqrt(self._hidden_size)
         weights = {}
         for name, shape in shapes.items():
