@@ -95,3 +95,17 @@ def test_refusals():
     layer(x)
     with pytest.raises(ValueError, match="mask: .*prefix"):
         elman.from_keras(layer)(x, mask=np.array([[True, False, True, True, True, True]] * B))
+
+
+def test_bad_initial_states():
+    x = np.zeros((B, T, I), np.float32)
+    layer = keras.layers.SimpleRNN(H)
+    layer(x)
+    with pytest.raises(ValueError, match=r"initial_state: expected shape \(3, 5\) \(B, H\)"):
+        elman.from_keras(layer)(x, initial_state=np.zeros((B, H + 1), np.float32))
+    both = keras.layers.Bidirectional(keras.layers.SimpleRNN(H))
+    both(x)
+    with pytest.raises(ValueError, match=r"initial_state: expected \[forward, backward\]"):
+        elman.from_keras(both)(x, initial_state=[np.zeros((B, H), np.float32)])
+    with pytest.raises(ValueError, match=r"initial_state: expected shape"):  # not np.stack's error
+        elman.from_keras(both)(x, initial_state=[np.zeros((B, H), np.float32), np.zeros((B, H + 1), np.float32)])

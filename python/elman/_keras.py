@@ -103,6 +103,17 @@ class KerasRNN:
         return (f"KerasRNN(return_sequences={self.return_sequences}, return_state={self.return_state}, "
                 f"go_backwards={self.go_backwards}, merge_mode={self.merge_mode!r}, rnn={self.rnn!r})")
 
+    def _initial_states(self, initial_state, batch: int) -> np.ndarray:
+        """initial_state as the layer's h0: (num_directions, B, H)."""
+        states = list(initial_state) if self.rnn.bidirectional else [initial_state]
+        if len(states) != self.rnn.num_directions:
+            raise ValueError(f"initial_state: expected [forward, backward] states for Bidirectional, "
+                             f"got {len(states)} state(s)")
+        states = [_checks.real_array("initial_state", h, self.rnn.dtype) for h in states]
+        for h in states:
+            _checks.exact_shape("initial_state", h, (batch, self.rnn.hidden_size), "(B, H)")
+        return np.stack(states)
+
     def __call__(self, x, initial_state=None, mask=None):
         """x (B, T, I); initial_state: (B, H), or [forward, backward] for Bidirectional;
         mask (B, T) bool that keeps a prefix of each sequence (right padding)."""
@@ -110,8 +121,7 @@ class KerasRNN:
         if x.ndim != 3:
             raise ValueError(f"x: expected 3 dimensions (B, T, I), got shape {_checks.shape_str(x.shape)}")
         lengths = None if mask is None else _mask_to_lengths(mask, x.shape[:2])
-        h0 = None if initial_state is None else np.stack(
-            [np.asarray(s) for s in (initial_state if self.rnn.bidirectional else [initial_state])])
+        h0 = None if initial_state is None else self._initial_states(initial_state, x.shape[0])
         if self.rnn.bidirectional:
             y, h_n = self.rnn(x, h0, lengths)
             H = self.rnn.hidden_size
