@@ -141,6 +141,12 @@ def test_unsupported_module(module, match):
         elman.from_torch(module())
 
 
+@pytest.mark.parametrize("module", [lambda: nn.RNN(I, H, device="meta"), lambda: nn.RNNCell(I, H, device="meta")])
+def test_meta_module_is_refused(module):
+    with pytest.raises(ValueError, match="module: .*meta device"):
+        elman.from_torch(module())
+
+
 def test_dropout_in_training_mode_is_refused():
     module = nn.RNN(I, H, 2, dropout=0.3)
     with pytest.raises(ValueError, match="dropout=0.3 in training mode"):

@@ -29,6 +29,9 @@ def from_torch(module) -> RNN:
     ``cell(x, h)``."""
     torch = _torch()
     nn = torch.nn
+    if isinstance(module, nn.Module) and any(p.is_meta for p in module.parameters()):
+        raise ValueError("module: its parameters are on the meta device (shapes without values); "
+                         "give them values first (module.to_empty(device='cpu'), then load them)")
     if isinstance(module, nn.RNNCell):
         return _from_cell(module)
     if type(module) is not nn.RNN:  # nn.LSTM and nn.GRU share nn.RNNBase but are no Elman layers
