@@ -70,3 +70,28 @@ def test_bound_ratio_at_batch_one():
     row = statistics_of([10e-6], config)
     # 4*256*256 bytes at 2 x 100 GB/s: 1.31 us; a step of 1 us is 0.76 of it.
     assert row["wy_read_bound_ratio"] == pytest.approx(1.0 / 1.31072, rel=1e-6)
+
+
+# ---------------------------------------------------------------- command line refusals
+@pytest.mark.parametrize("argv", [["--config", "1,1,1"], ["--config", "0,1,1,1"], ["--threads", "0"],
+                                  ["--threads", "1,100000"], ["--peers", "foo"], ["--repeats", "0"]])
+def test_bad_arguments_are_usage_errors(argv, capsys):
+    from elman.__main__ import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", *argv])
+    assert exit_.value.code == 2 and f"argument {argv[0]}:" in capsys.readouterr().err
+
+
+def test_unwritable_out_is_refused_before_measuring(tmp_path, monkeypatch, capsys):
+    from elman.__main__ import main
+    monkeypatch.setattr(benchmark, "run_benchmark", lambda *a, **k: pytest.fail("measured anyway"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["bench", "--out", str(blocker / "results")]) == 2
+    assert "--out: cannot write to" in capsys.readouterr().err
+
+
+def test_missing_plot_input(tmp_path, capsys):
+    from elman.__main__ import main
+    assert main(["bench", "--plot", str(tmp_path / "none.json")]) == 2
+    assert "--plot: no such file" in capsys.readouterr().err

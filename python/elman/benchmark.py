@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from elman import _core
 from elman._bench import impls, measure, report
 from elman._bench.grid import FULL_GRID, QUICK_GRID
 
@@ -159,7 +160,11 @@ def parse_config(text):
 
 
 def parse_threads(text):
-    return parse_ints(text, what="thread counts like 1,2")
+    counts = parse_ints(text, what="thread counts like 1,2")
+    most = _core.max_num_threads()
+    if max(counts) > most:
+        raise argparse.ArgumentTypeError(f"expected thread counts of at most {most}, got {text!r}")
+    return counts
 
 
 def parse_peers(text):
@@ -215,12 +220,25 @@ def write_plot(json_path, png_path=None):
     return path
 
 
+def usage_error(message):
+    print(f"python -m elman bench: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(args):
     if args.plot:
+        if not args.plot.is_file():
+            return usage_error(f"--plot: no such file {str(args.plot)!r}")
         out = args.out / args.plot.with_suffix(".png").name if args.out else None
         return 0 if write_plot(args.plot, out) else 1
+    out_dir = args.out or default_out_dir()
+    try:  # before the measurements, which a folder that cannot be written would lose
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_dir).close()
+    except OSError as e:
+        return usage_error(f"--out: cannot write to {str(out_dir)!r} ({e.strerror or e})")
     shapes = args.config or (FULL_GRID if args.grid == "full" else QUICK_GRID)
     runs = run_benchmark(shapes, args.threads, args.repeats, args.peers)
-    base = report_runs(runs, args.peers, args.out or default_out_dir())
+    base = report_runs(runs, args.peers, out_dir)
     write_plot(base.with_suffix(".json"))
     return 0
