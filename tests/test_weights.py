@@ -63,6 +63,16 @@ def test_weights_read_only():
         assert not arr.flags.writeable
 
 
+@pytest.mark.parametrize("name", ["w_y_l0", "b_l0", "hidden_size", "_weights", "_net"])
+def test_attributes_cannot_be_deleted(name):
+    layer = elman.RNN(3, 4, seed=0)
+    x = np.ones((2, 1, 3), np.float32)
+    before = layer(x)[0]
+    with pytest.raises(AttributeError, match=f"{name}: RNN attributes cannot be deleted"):
+        delattr(layer, name)
+    np.testing.assert_array_equal(layer(x)[0], before)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("H", [1, 16, 257])
 def test_init_distribution(H, dtype):

@@ -172,6 +172,10 @@ class RNN:
         self._weights[name] = w
         object.__setattr__(self, "_net", None)  # repacked at the next call
 
+    def __delattr__(self, name):
+        # Every weight is part of the layer's shape, and its other attributes are read-only.
+        raise AttributeError(f"{name}: RNN attributes cannot be deleted (assign a weight to change it)")
+
     def _network(self):
         net = self._net
         if net is None:
