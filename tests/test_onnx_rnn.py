@@ -127,6 +127,18 @@ def test_bad_arguments_name_the_argument(kwargs, arg):
         elman.onnx.rnn(**args)
 
 
+@pytest.mark.parametrize("kwargs,arg", [
+    (dict(activations="Tanh"), "activations"),  # list("Tanh") would be four names
+    (dict(activations=["LeakyRelu"], activation_alpha=0.1), "activation_alpha"),
+    (dict(activations=["Affine"], activation_beta=1), "activation_beta"),
+])
+def test_attribute_lists_given_as_scalars(kwargs, arg):
+    args = problem(("bad",), 1)
+    args.update(kwargs)
+    with pytest.raises(TypeError, match=f"^{arg}: expected a list"):
+        elman.onnx.rnn(**args)
+
+
 # -- against ONNX Runtime ------------------------------------------------------------------
 
 def run_onnxruntime(args, **attrs):

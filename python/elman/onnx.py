@@ -8,6 +8,8 @@ package, ``rnn`` does not.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _activations, _checks, _run
@@ -25,6 +27,11 @@ def activations_from_attributes(num_directions: int, activations=None, activatio
     order of the activations, each by those that take such a parameter; those left
     without one get ONNX's default. One activation for two directions serves both.
     """
+    for name, value, entries in (("activations", activations, "names, one per direction"),
+                                 ("activation_alpha", activation_alpha, "numbers"),
+                                 ("activation_beta", activation_beta, "numbers")):
+        if isinstance(value, (str, bytes, numbers.Number)):  # lists, as ONNX's attributes
+            raise TypeError(f"{name}: expected a list of {entries}, got {value!r}")
     names = ["Tanh"] * num_directions if activations is None else list(activations)
     if len(names) == 1 and num_directions == 2:
         names = names * 2
