@@ -1,5 +1,6 @@
 #include "cpu/thread_pool.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -48,11 +49,32 @@ ThreadPool& ThreadPool::global() {
   return pool;
 }
 
-ThreadPool::ThreadPool() { threads_ = available_cpus(); }
+ThreadPool::ThreadPool() {
+  threads_ = available_cpus();
+  pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+}
 
 ThreadPool::~ThreadPool() {
   std::lock_guard<std::mutex> lock(run_mutex_);
   resize(0);
+}
+
+// A job in progress finishes before the fork (its workers would not exist in the child);
+// the next one waits until the fork is done. Only ever called after global() has built
+// the pool, which registers these handlers; at exit no Python code forks any more.
+void ThreadPool::before_fork() { global().run_mutex_.lock(); }
+
+void ThreadPool::after_fork_in_parent() { global().run_mutex_.unlock(); }
+
+void ThreadPool::after_fork_in_child() {
+  ThreadPool& pool = global();
+  // The old crew is leaked: destroying a joinable std::thread terminates the process,
+  // and joining a thread that does not exist here would never return. The child's first
+  // job with threads starts new workers.
+  (void)pool.crew_.release();
+  pool.crew_ = std::make_unique<Crew>();
+  pool.stopping_ = false;
+  pool.run_mutex_.unlock();  // locked by before_fork, in the thread that lives on here
 }
 
 int ThreadPool::max_threads() {
@@ -65,31 +87,33 @@ void ThreadPool::set_threads(int n) {
 }
 
 void ThreadPool::resize(int workers) {
-  if (static_cast<int>(workers_.size()) == workers) return;
-  if (!workers_.empty()) {  // stop them all, then start the wanted number afresh
+  Crew& crew = *crew_;
+  if (static_cast<int>(crew.workers.size()) == workers) return;
+  if (!crew.workers.empty()) {  // stop them all, then start the wanted number afresh
     {
-      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      std::lock_guard<std::mutex> lock(crew.sleep_mutex);
       stopping_ = true;
       epoch_.fetch_add(1, std::memory_order_release);
     }
-    wake_.notify_all();
-    for (auto& t : workers_) t.join();
-    workers_.clear();
+    crew.wake.notify_all();
+    for (auto& t : crew.workers) t.join();
+    crew.workers.clear();
     stopping_ = false;
   }
   // Each starts from the current epoch: a job published before it runs is not its own.
   const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
-  for (int k = 0; k < workers; ++k) workers_.emplace_back(&ThreadPool::worker, this, k + 1, epoch);
+  for (int k = 0; k < workers; ++k)
+    crew.workers.emplace_back(&ThreadPool::worker, this, &crew, k + 1, epoch);
 }
 
-void ThreadPool::worker(int index, std::uint64_t seen) {
+void ThreadPool::worker(Crew* crew, int index, std::uint64_t seen) {
   for (;;) {
     // Spin for a new epoch, then sleep until one is published.
     for (int i = 0; i < kIdleSpins && epoch_.load(std::memory_order_acquire) == seen; ++i)
       ELMAN_PAUSE();
     if (epoch_.load(std::memory_order_acquire) == seen) {
-      std::unique_lock<std::mutex> lock(sleep_mutex_);
-      wake_.wait(lock, [&] { return epoch_.load(std::memory_order_acquire) != seen; });
+      std::unique_lock<std::mutex> lock(crew->sleep_mutex);
+      crew->wake.wait(lock, [&] { return epoch_.load(std::memory_order_acquire) != seen; });
     }
     seen = epoch_.load(std::memory_order_acquire);
     if (stopping_) return;
@@ -111,16 +135,17 @@ void ThreadPool::run(int n, const std::function<void(int)>& job) {
     return;
   }
   std::lock_guard<std::mutex> lock(run_mutex_);
-  if (static_cast<int>(workers_.size()) < n - 1) resize(n - 1);
+  if (static_cast<int>(crew_->workers.size()) < n - 1) resize(n - 1);
+  Crew& crew = *crew_;
   job_ = &job;
   job_threads_ = n;
   error_ = nullptr;
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  pending_.store(static_cast<int>(crew.workers.size()), std::memory_order_relaxed);
   {
-    std::lock_guard<std::mutex> wake_lock(sleep_mutex_);  // no wake-up can be missed
+    std::lock_guard<std::mutex> wake_lock(crew.sleep_mutex);  // no wake-up can be missed
     epoch_.fetch_add(1, std::memory_order_release);
   }
-  wake_.notify_all();
+  crew.wake.notify_all();
   try {
     job(0);
   } catch (...) {

@@ -2,7 +2,8 @@
 //
 // Per-step synchronisation between cores must cost well under a microsecond, so waiting
 // threads spin first; they yield after a while (an oversubscribed machine must not
-// collapse) and workers sleep when the pool has been idle for a while.
+// collapse) and workers sleep when the pool has been idle for a while. fork copies only
+// the forking thread: a forked child starts workers of its own (after_fork_in_child).
 #pragma once
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -38,12 +40,25 @@ class ThreadPool {
 
  private:
   ThreadPool();
-  void worker(int index, std::uint64_t seen_epoch);
+  // The workers, and what they sleep on. A forked child has none of the workers, and
+  // a lock one of them held, or a condition variable it waited on, would block there
+  // forever: the child leaks its copy and starts with a new crew.
+  struct Crew {
+    std::vector<std::thread> workers;  // worker k runs job index k + 1
+    std::mutex sleep_mutex;            // guards the sleeping workers' wake-up
+    std::condition_variable wake;
+  };
+
+  void worker(Crew* crew, int index, std::uint64_t seen_epoch);
   void resize(int workers);  // with run_mutex_ held
+  // pthread_atfork's handlers: no job runs while the process forks.
+  static void before_fork();
+  static void after_fork_in_parent();
+  static void after_fork_in_child();
 
   std::atomic<int> threads_{1};
-  std::mutex run_mutex_;             // one job at a time
-  std::vector<std::thread> workers_;  // worker k runs job index k + 1
+  std::mutex run_mutex_;  // one job at a time
+  std::unique_ptr<Crew> crew_ = std::make_unique<Crew>();
   // The current job, published by bumping epoch_.
   const std::function<void(int)>* job_ = nullptr;
   int job_threads_ = 0;
@@ -52,8 +67,6 @@ class ThreadPool {
   std::atomic<int> pending_{0};
   std::exception_ptr error_;
   std::mutex error_mutex_;
-  std::mutex sleep_mutex_;  // guards the sleeping workers' wake-up
-  std::condition_variable wake_;
 };
 
 // Every thread of a job calls wait(); none returns before all n have arrived.

@@ -1,0 +1,106 @@
+"""Forked processes (multiprocessing's "fork" start method, os.fork): a child of a process
+whose thread pool has run jobs computes with new threads of its own, also when another
+thread was running jobs as the process forked, and exits normally.
+
+fork copies only the calling thread: without elman's fork handlers the child waited
+forever for the parent's workers (and, on a normal exit, joined them forever). Every
+child is waited for with a timeout, so a hang fails the test.
+"""
+
+import importlib.util
+import multiprocessing
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import elman
+from helpers import ROOT
+
+_spec = importlib.util.spec_from_file_location("elman_stress", ROOT / "bench" / "stress.py")
+stress = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(stress)
+
+TIMEOUT = 60  # seconds; a child takes well under one
+# Python 3.12+ warns that forking a process with threads may deadlock the child: the case
+# these tests check elman handles.
+pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+
+
+@pytest.fixture
+def two_threads():
+    before = elman.get_num_threads()
+    elman.set_num_threads(2)  # the calls' paths split over two threads (bench/stress.py)
+    yield
+    elman.set_num_threads(before)
+
+
+def results_of(tasks):
+    return {name: [np.asarray(a) for a in task()] for name, task in tasks.items()}
+
+
+def child(tasks, expected, queue):
+    got = results_of(tasks)
+    queue.put(all(np.array_equal(a, b) for name in tasks for a, b in zip(got[name], expected[name])))
+
+
+def run_child(tasks, expected):
+    """Fork a child that repeats the calls; whether it matched, and its exit code."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(tasks, expected, queue))
+    process.start()
+    process.join(TIMEOUT)
+    if process.is_alive():
+        process.kill()
+        pytest.fail(f"the forked child hung for {TIMEOUT} s")
+    return queue.get(timeout=TIMEOUT), process.exitcode
+
+
+def test_forked_child_runs_with_its_own_threads(two_threads):
+    tasks = stress.make_tasks()
+    expected = results_of(tasks)  # the parent's pool now has its worker
+    assert run_child(tasks, expected) == (True, 0)
+
+
+def test_fork_while_another_thread_runs_jobs(two_threads):
+    tasks = stress.make_tasks()
+    expected = results_of(tasks)
+    stop = threading.Event()
+
+    def keep_running():
+        while not stop.is_set():
+            results_of(tasks)
+
+    runner = threading.Thread(target=keep_running)
+    runner.start()
+    try:
+        for _ in range(3):
+            assert run_child(tasks, expected) == (True, 0)
+    finally:
+        stop.set()
+        runner.join(TIMEOUT)
+    assert not runner.is_alive()
+    assert all(np.array_equal(a, b) for name, r in results_of(tasks).items() for a, b in zip(r, expected[name]))
+
+
+def test_forked_child_exits_normally():
+    # The child leaves through the interpreter's normal exit, which destroys the pool.
+    script = textwrap.dedent("""
+        import os, sys, numpy as np, elman
+        elman.set_num_threads(2)
+        layer = elman.RNN(8, 640, seed=3)
+        x = np.ones((6, 2, 8), np.float32)
+        y = layer(x)[0]
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0 if np.array_equal(layer(x)[0], y) else 3)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    done = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
+                          timeout=TIMEOUT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
