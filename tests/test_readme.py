@@ -1,13 +1,29 @@
-"""The README's API tour runs as written (so the README stays true)."""
+"""The README's API and interop tours run as written (so the README stays true)."""
 
+import os
 import pathlib
 import re
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_api_tour_runs():
+def run_first_python_block(heading):
     readme = (ROOT / "README.md").read_text()
-    tour = readme[readme.index("## API tour"):]
-    code = re.search(r"```python\n(.*?)```", tour, re.S).group(1)
-    exec(compile(code, "README.md (API tour)", "exec"), {})
+    section = readme[readme.index(heading):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, f"README.md ({heading})", "exec"), {})
+
+
+def test_api_tour_runs():
+    run_first_python_block("## API tour")
+
+
+def test_interop_tour_runs(tmp_path, monkeypatch):
+    if "KERAS_BACKEND" not in os.environ:
+        monkeypatch.setenv("KERAS_BACKEND", "jax")  # as the interop tests (no TensorFlow here)
+    for module in ("torch", "keras", "onnx"):
+        pytest.importorskip(module, reason=f"the interop tour needs {module}")
+    monkeypatch.chdir(tmp_path)  # it writes model.onnx and layer.npz
+    run_first_python_block("## Interop")
