@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "binding_checks.h"
+#include "gil.h"
 #include "cpu/blas.h"
 #include "cpu/epilogue.h"
 #include "network.h"
@@ -27,6 +28,7 @@ using Lengths = py::array_t<int64_t, py::array::c_style>;
 
 using elman::binding::require;
 using elman::binding::require_shape;
+using elman::binding::without_gil;
 
 // The pointwise function phi(clip(z)); clip None = no clip.
 elman::ActivationParams activation_params(elman::Activation kind, double alpha, double beta,
@@ -63,11 +65,10 @@ py::tuple forward(const elman::Network<T>& net, const Array<T>& x, std::optional
   }
   Array<T> y({steps, batch, net.num_directions() * H});
   Array<T> h_n({states, batch, H});
-  {
-    py::gil_scoped_release release;
+  without_gil([&] {
     net.forward(steps, batch, x.data(), h0 ? h0->data() : nullptr,
                 lengths ? lengths->data() : nullptr, y.mutable_data(), h_n.mutable_data());
-  }
+  });
   return py::make_tuple(y, h_n);
 }
 
@@ -93,12 +94,11 @@ Array<float> matmul(const Array<float>& a, const Array<float>& b) {
           "matmul: expected a (m, k) and b (k, n)");
   const int64_t m = a.shape(0), k = a.shape(1), n = b.shape(1);
   Array<float> c({m, n});
-  {
-    py::gil_scoped_release release;
+  without_gil([&] {
     elman::cpu::Weight<float> w(b.data(), k, n);
     elman::cpu::parallel_matmul<float>(m, a.data(), k, w, c.mutable_data(), n,
                                        elman::cpu::num_threads());
-  }
+  });
   return c;
 }
 
@@ -109,10 +109,7 @@ Array<T> activation(const Array<T>& v, elman::Activation kind, double alpha, dou
   const elman::ActivationParams act = activation_params(kind, alpha, beta, clip);
   Array<T> out(v.size());
   std::copy(v.data(), v.data() + v.size(), out.mutable_data());
-  {
-    py::gil_scoped_release release;
-    elman::cpu::bias_activation(out.size(), out.mutable_data(), nullptr, nullptr, act);
-  }
+  without_gil([&] { elman::cpu::bias_activation(out.size(), out.mutable_data(), nullptr, nullptr, act); });
   return out;
 }
 

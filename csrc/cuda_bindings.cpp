@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "binding_checks.h"
+#include "gil.h"
 #include "cuda/cuda.h"
 #include "cuda/dlpack.h"
 
@@ -26,6 +27,7 @@ using HostArray = elman::binding::Array<float>;
 using Lengths = py::array_t<int64_t, py::array::c_style>;
 
 using elman::binding::require;
+using elman::binding::without_gil;
 
 // A stream number of DLPack and __cuda_array_interface__ as a stream: 1 and 2 (the legacy
 // and the per-thread default stream) are CUDA's own handles for them.
@@ -117,15 +119,14 @@ class DeviceArray {
     py::array out = storage_ == Storage::F16 ? py::array(py::dtype("float16"), shape_)
                                              : py::array(py::dtype("float32"), shape_);
     void* host = out.mutable_data();
-    {
-      py::gil_scoped_release release;
+    without_gil([&] {
       const elman::cuda::CurrentDevice on(device_);  // bfloat16 is widened by a kernel there
       if (ready_) ready_->synchronize();
       if (storage_ == Storage::BF16)
         elman::cuda::download(data(), static_cast<float*>(host), count_, storage_);
       else  // float32 or float16: the bytes as they are
         elman::cuda::copy_to_host(host, data(), buffer_->bytes());
-    }
+    });
     return out;
   }
 
@@ -201,8 +202,7 @@ py::tuple forward_host(const elman::cuda::Network& net, const HostArray& x,
   check_lengths(lengths, steps, batch);
   HostArray y({steps, batch, s.num_directions * s.hidden_size});
   HostArray h_n({states, batch, s.hidden_size});
-  {
-    py::gil_scoped_release release;
+  without_gil([&] {
     const elman::cuda::CurrentDevice on(net.device());  // the copies go to the layer's GPU
     const Storage storage = net.storage();
     const size_t bytes = elman::cuda::storage_bytes(storage);
@@ -213,7 +213,7 @@ py::tuple forward_host(const elman::cuda::Network& net, const HostArray& x,
                 lengths ? lengths->data() : nullptr, y_d.data(), h_d.data());
     elman::cuda::download(y_d.data(), y.mutable_data(), y.size(), storage);
     elman::cuda::download(h_d.data(), h_n.mutable_data(), h_n.size(), storage);
-  }
+  });
   return py::make_tuple(y, h_n);
 }
 
@@ -231,8 +231,7 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
   const elman::cuda::CurrentDevice gpu(net.device());  // where the outputs are allocated
   const int64_t features = s.num_directions * s.hidden_size;
   std::optional<DeviceArray> y, h_n;
-  {
-    py::gil_scoped_release release;
+  without_gil([&] {
     elman::cuda::reuse_freed_memory();  // may wait for the GPU; before the outputs are made
     y.emplace(batch_first ? std::vector<int64_t>{batch, steps, features}
                           : std::vector<int64_t>{steps, batch, features},
@@ -244,7 +243,7 @@ py::tuple forward_device(const elman::cuda::Network& net, std::uintptr_t x, int6
       y->written_on(on);
       h_n->written_on(on);
     }
-  }
+  });
   return py::make_tuple(*y, *h_n);
 }
 
@@ -257,8 +256,9 @@ auto kernel_query(const char* name, Result (*query)(int, int, bool, elman::cuda:
     require(batch >= 1 && batch <= INT_MAX && hidden >= 1 && hidden <= INT_MAX,
             std::string(name) + ": batch and hidden must be in [1, 2**31)");
     const elman::cuda::Storage s = storage_named(storage);
-    py::gil_scoped_release release;
-    return query((int)batch, (int)hidden, lengths, s);
+    Result result;
+    without_gil([&] { result = query((int)batch, (int)hidden, lengths, s); });
+    return result;
   };
 }
 

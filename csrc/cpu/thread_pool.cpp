@@ -45,8 +45,10 @@ void spin_until(Done done) {
 }  // namespace
 
 ThreadPool& ThreadPool::global() {
-  static ThreadPool pool;
-  return pool;
+  // Never destroyed: at exit a daemon Python thread may still be running a job, or start
+  // one; the workers end with the process.
+  static ThreadPool* const pool = new ThreadPool;
+  return *pool;
 }
 
 ThreadPool::ThreadPool() {
@@ -54,14 +56,9 @@ ThreadPool::ThreadPool() {
   pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
 }
 
-ThreadPool::~ThreadPool() {
-  std::lock_guard<std::mutex> lock(run_mutex_);
-  resize(0);
-}
-
 // A job in progress finishes before the fork (its workers would not exist in the child);
-// the next one waits until the fork is done. Only ever called after global() has built
-// the pool, which registers these handlers; at exit no Python code forks any more.
+// the next one waits until the fork is done. Registered by the pool's constructor, so
+// global() has built it.
 void ThreadPool::before_fork() { global().run_mutex_.lock(); }
 
 void ThreadPool::after_fork_in_parent() { global().run_mutex_.unlock(); }

@@ -23,8 +23,6 @@ class ThreadPool {
   // The process-wide pool, sized to the CPUs this process may run on.
   static ThreadPool& global();
 
-  ~ThreadPool();
-
   int threads() const { return threads_.load(std::memory_order_relaxed); }
   void set_threads(int n);  // clamped to [1, max_threads()]
 

@@ -1,10 +1,16 @@
-"""Forked processes (multiprocessing's "fork" start method, os.fork): a child of a process
-whose thread pool has run jobs computes with new threads of its own, also when another
-thread was running jobs as the process forked, and exits normally.
+"""Forked processes and process exit.
 
-fork copies only the calling thread: without elman's fork handlers the child waited
-forever for the parent's workers (and, on a normal exit, joined them forever). Every
-child is waited for with a timeout, so a hang fails the test.
+Fork (multiprocessing's "fork" start method, os.fork): a child of a process whose thread
+pool has run jobs computes with new threads of its own, also when another thread was
+running jobs as the process forked, and exits normally. fork copies only the calling
+thread: without elman's fork handlers the child waited forever for the parent's workers
+(and, on a normal exit, joined them forever).
+
+Exit: a process whose daemon threads are in elman's calls exits cleanly. It aborted
+("terminate called without an active exception") when such a thread took the GIL back
+in a destructor as the interpreter finalized (csrc/gil.h).
+
+Every child process is waited for with a timeout, so a hang fails the test.
 """
 
 import importlib.util
@@ -104,3 +110,23 @@ def test_forked_child_exits_normally():
     done = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
                           timeout=TIMEOUT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("seconds", [0.2, 0.5, 0.9])
+def test_exit_while_daemon_threads_run_calls(seconds):
+    script = textwrap.dedent(f"""
+        import threading, time, numpy as np, elman
+        elman.set_num_threads(2)
+        layer = elman.RNN(64, 640, num_layers=4, seed=0)  # a barrier per step, 4 jobs a call
+        x = np.ones((200, 1, 64), np.float32)
+        W = np.full((64, 64), 0.01, np.float32)
+        calls = [lambda: layer(x), lambda: elman.rnn(x, W, W), lambda: layer.step(x[0])]
+        def loop(call):
+            while True:
+                call()
+        for call in calls:
+            threading.Thread(target=loop, args=(call,), daemon=True).start()
+        time.sleep({seconds})
+    """)
+    done = subprocess.run([sys.executable, "-c", script], timeout=TIMEOUT, capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "")
