@@ -15,6 +15,8 @@ Every child process is waited for with a timeout, so a hang fails the test.
 
 import importlib.util
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -66,6 +68,20 @@ def run_child(tasks, expected):
     return queue.get(timeout=TIMEOUT), process.exitcode
 
 
+def run_script(script, *python_options):
+    """Runs a Python script in a new session; a hang kills its whole process group (a
+    forked grandchild too) and fails the test. Returns (exit code, stderr)."""
+    process = subprocess.Popen([sys.executable, *python_options, "-c", script], start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"the script hung for {TIMEOUT} s")
+    return process.returncode, stderr
+
+
 def test_forked_child_runs_with_its_own_threads(two_threads):
     tasks = stress.make_tasks()
     expected = results_of(tasks)  # the parent's pool now has its worker
@@ -107,9 +123,7 @@ def test_forked_child_exits_normally():
         _, status = os.waitpid(pid, 0)
         sys.exit(os.waitstatus_to_exitcode(status))
     """)
-    done = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
-                          timeout=TIMEOUT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert run_script(script, "-W", "ignore::DeprecationWarning") == (0, "")
 
 
 @pytest.mark.parametrize("seconds", [0.2, 0.5, 0.9])
@@ -128,5 +142,4 @@ def test_exit_while_daemon_threads_run_calls(seconds):
             threading.Thread(target=loop, args=(call,), daemon=True).start()
         time.sleep({seconds})
     """)
-    done = subprocess.run([sys.executable, "-c", script], timeout=TIMEOUT, capture_output=True, text=True)
-    assert (done.returncode, done.stderr) == (0, "")
+    assert run_script(script) == (0, "")
