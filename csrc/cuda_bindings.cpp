@@ -266,6 +266,7 @@ auto kernel_query(const char* name, Result (*query)(int, int, bool, elman::cuda:
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "elman's CUDA backend; use the elman package, not this module.";
+  elman::binding::watch_for_finalization();
   m.def("device_count", &elman::cuda::device_count);
   m.def("current_device", &elman::cuda::current_device_id, "The calling thread's current GPU");
   m.def("recurrence_kernel", kernel_query("recurrence_kernel", elman::cuda::recurrence_kernel),

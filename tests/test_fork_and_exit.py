@@ -8,7 +8,8 @@ thread: without elman's fork handlers the child waited forever for the parent's 
 
 Exit: a process whose daemon threads are in elman's calls exits cleanly. It aborted
 ("terminate called without an active exception") when such a thread took the GIL back
-in a destructor as the interpreter finalized (csrc/gil.h).
+in a destructor as the interpreter finalized (csrc/gil.h). A call from a __del__ that
+runs during finalization, in the finalizing thread, still works.
 
 Every child process is waited for with a timeout, so a hang fails the test.
 """
@@ -143,3 +144,20 @@ def test_exit_while_daemon_threads_run_calls(seconds):
         time.sleep({seconds})
     """)
     assert run_script(script) == (0, "")
+
+
+def test_call_from_del_during_finalization():
+    # The finalizing thread itself takes the GIL back as usual (a daemon thread would wait).
+    script = textwrap.dedent("""
+        import sys, numpy as np, elman
+        class Flusher:
+            def __init__(self):
+                self.layer = elman.RNN(4, 8, seed=0)
+                self.x = np.ones((3, 1, 4), np.float32)
+                self.expected = self.layer(self.x)[0]
+            def __del__(self):  # runs as the interpreter clears this module, finalizing
+                same = self.layer(self.x)[0].tobytes() == self.expected.tobytes()  # no import: modules are going
+                sys.stderr.write("same" if same else "different")
+        keep = Flusher()
+    """)
+    assert run_script(script) == (0, "same")
