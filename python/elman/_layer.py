@@ -138,7 +138,7 @@ class RNN:
 
     def _weight_shapes(self) -> dict:
         H, D = self._hidden_size, self.num_directions
-        shapes = {}
+        shapes: dict[str, tuple[int, ...]] = {}
         for k in range(self._num_layers):
             for suffix in ("", "_reverse")[:D]:
                 shapes[f"w_x_l{k}{suffix}"] = (self._input_size if k == 0 else D * H, H)
@@ -324,7 +324,7 @@ class Stream:
         in its storage type (a layer's h_n, another stream's state), read in place, after
         which the chunks are on the GPU. None: zeros, as after reset()."""
         layer = self._layer
-        if layer._gpu is not None and isinstance(h, cuda.DeviceArray):  # (no module: no GPU layer)
+        if layer._gpu is not None and cuda.DeviceArray is not None and isinstance(h, cuda.DeviceArray):
             cuda.check_state(layer._network(), "state", h, self._batch_size)
         elif h is not None:
             h = _checks.real_array("state", h, layer.dtype)

@@ -81,7 +81,7 @@ def to_torch(layer: RNN):
                           dtype=dtype)
     with torch.no_grad():
         for name, w in layer.weights().items():
-            kind, k, suffix = WEIGHT_NAME.match(name).groups()
+            kind, k, suffix = WEIGHT_NAME.fullmatch(name).groups()  # type: ignore[union-attr]  # weights() names match
             where = f"l{k}{suffix or ''}"
             if kind == "b":
                 getattr(module, f"bias_ih_{where}").copy_(torch.tensor(w))

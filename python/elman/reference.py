@@ -65,7 +65,7 @@ ACTIVATIONS = {
 
 # The parameters each activation takes, with their defaults: those of the ONNX operator
 # of the same name (ScaledTanh has none in ONNX: alpha = beta = 1, i.e. plain tanh).
-PARAMETERS = {name: {} for name in ACTIVATIONS} | {
+PARAMETERS: dict[str, dict[str, float]] = {name: {} for name in ACTIVATIONS} | {
     "affine": {"alpha": 1.0, "beta": 0.0},
     "leaky_relu": {"alpha": 0.01},
     "thresholded_relu": {"alpha": 1.0},
