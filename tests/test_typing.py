@@ -1,6 +1,7 @@
 """The package ships py.typed: mypy checks code that uses elman, and elman's own code,
-without errors. Before _core.pyi, mypy could not resolve the compiled module and stopped
-with an internal error on any file that imported elman."""
+without errors, and the public signatures' types catch a wrong argument. Before _core.pyi,
+mypy could not resolve the compiled module and stopped with an internal error on any file
+that imported elman."""
 
 import subprocess
 import sys
@@ -40,3 +41,12 @@ def test_user_code_type_checks(tmp_path):
 def test_package_type_checks():
     code, out = mypy("-p", "elman")
     assert code == 0, out
+
+
+def test_wrong_argument_type_is_caught(tmp_path):
+    path = tmp_path / "wrong.py"
+    path.write_text("import elman\nelman.RNN('80', 256)\nelman.rnn([[[0.0]]], [[0.0]], [[0.0]], clip='1')\n")
+    code, out = mypy(str(path))
+    assert code == 1, out
+    assert 'Argument 1 to "RNN" has incompatible type "str"; expected "int"' in out
+    assert '"clip" to "rnn" has incompatible type "str"' in out

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import _activations, _checks, _run
 
 
-def rnn(x, W_x, W_y, b=None, h0=None, *, activation="tanh", activation_alpha=None,
-        activation_beta=None, clip=None, lengths=None, reverse=False, batch_first=False):
+def rnn(x: Any, W_x: Any, W_y: Any, b: Any = None, h0: Any = None, *, activation: str = "tanh",
+        activation_alpha: float | None = None, activation_beta: float | None = None,
+        clip: float | None = None, lengths: Any = None, reverse: bool = False,
+        batch_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Run y_t = act(x_t @ W_x + y_{t-1} @ W_y + b) over a sequence.
 
     x: (T, B, I), or (B, T, I) with batch_first, or (T, I) unbatched.

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import threading
 from functools import partial
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _activations, _checks, _run, cuda
 
@@ -27,10 +29,12 @@ class RNN:
     pre-activation to [-clip, clip]; None = none), the same in every layer and direction.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, bidirectional=False, dtype=np.float32, seed=None, *,
-                 activation_alpha=None, activation_beta=None, clip=None, device="cpu",
-                 storage="float32"):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 bidirectional: bool = False, dtype: npt.DTypeLike = np.float32,
+                 seed: Any = None, *,
+                 activation_alpha: float | None = None, activation_beta: float | None = None,
+                 clip: float | None = None, device: Any = "cpu", storage: str = "float32") -> None:
         s = object.__setattr__
         s(self, "_input_size", _checks.positive_int("input_size", input_size, _checks.MAX_FEATURES))
         s(self, "_hidden_size", _checks.positive_int("hidden_size", hidden_size, _checks.MAX_FEATURES))
@@ -86,7 +90,7 @@ class RNN:
     device = property(lambda self: "cpu" if self._gpu is None else f"cuda:{self._gpu}")
     storage = property(lambda self: self._storage)
 
-    def to(self, device, *, storage=None) -> "RNN":
+    def to(self, device: Any, *, storage: str | None = None) -> "RNN":
         """Runs this layer on `device` from now on: "cpu"; "cuda", the GPU current now;
         or "cuda:N", GPU N (a torch.device works too). float32 layers only on a GPU.
 
@@ -192,7 +196,8 @@ class RNN:
         return net
 
     # -- running --------------------------------------------------------------------------
-    def __call__(self, x, h0=None, lengths=None, *, stream=None):
+    def __call__(self, x: Any, h0: Any = None, lengths: npt.ArrayLike | None = None, *,
+                 stream: Any = None) -> tuple[Any, Any]:
         """(y, h_n) for a whole sequence.
 
         x: (T, B, I), (B, T, I) with batch_first, or (T, I) unbatched.
@@ -216,7 +221,7 @@ class RNN:
                              f"(this layer is on {self.device!r}, x is {type(x).__name__})")
         return _run.run(self._network(), self._dtype, x, h0, lengths, batch_first=self._batch_first)
 
-    def step(self, x_t, h=None):
+    def step(self, x_t: Any, h: Any = None) -> Any:
         """One time step through every layer: x_t (B, I) or (I,); h (L, B, H) or (L, H),
         None = zeros. Returns the new h; h[-1] is the last layer's output.
         On a GPU, x_t (B, I) on that GPU (in the layer's storage dtype) is read in place, h
@@ -232,7 +237,7 @@ class RNN:
                           names=("x_t", "h"))
         return h_n
 
-    def stream(self, batch_size):
+    def stream(self, batch_size: int) -> "Stream":
         """A Stream that runs chunks of one long sequence, keeping the state between them."""
         self._require_unidirectional("stream")
         return Stream(self, _checks.positive_int("batch_size", batch_size))
@@ -271,7 +276,7 @@ class Stream:
         self._state = None
         self._busy = threading.Lock()
 
-    def __call__(self, x_chunk):
+    def __call__(self, x_chunk: Any) -> Any:
         """x_chunk: (T_c, B, I), or (B, T_c, I) if the layer is batch_first. Returns y_chunk.
         On a GPU, chunks on that GPU are read in place and give DeviceArrays (the state
         stays on the GPU); a stream's chunks are all on the GPU or all on the host."""
@@ -300,7 +305,7 @@ class Stream:
         finally:
             self._busy.release()
 
-    def reset(self):
+    def reset(self) -> None:
         """Start a new sequence: the state returns to zeros."""
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("stream: cannot reset while another thread runs a chunk")
