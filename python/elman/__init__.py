@@ -6,11 +6,17 @@ elman.RNN is a stack of such layers shaped like torch.nn.RNN; elman.rnn runs one
 from weights given per call; elman.reference is the float64 NumPy oracle.
 """
 
+import os
+from typing import TYPE_CHECKING, Any, BinaryIO
+
 from . import _core, cuda
 from ._functional import rnn
 from ._layer import RNN, Stream
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the Keras wrapper's module imports only when from_keras is called
+    from ._keras import KerasRNN
 
 from . import _threadpoolctl  # noqa: E402
 
@@ -20,26 +26,26 @@ __all__ = ["RNN", "Stream", "rnn", "set_num_threads", "get_num_threads", "refere
 
 
 # The importers load their framework only when called (never at `import elman`).
-def from_torch(module) -> RNN:
+def from_torch(module: Any) -> RNN:
     """An elman.RNN equal to a torch.nn.RNN or torch.nn.RNNCell (see elman/_torch.py)."""
     from . import _torch
     return _torch.from_torch(module)
 
 
-def from_keras(layer):
+def from_keras(layer: Any) -> "KerasRNN":
     """An elman.RNN equal to a Keras SimpleRNN or Bidirectional(SimpleRNN); see
     elman/_keras.py for how its outputs map to Keras's."""
     from . import _keras
     return _keras.from_keras(layer)
 
 
-def from_onnx(model_or_path) -> RNN:
+def from_onnx(model_or_path: Any) -> RNN:
     """An elman.RNN from the RNN node(s) of an ONNX model (a path or a ModelProto)."""
     from . import _onnx_model
     return _onnx_model.from_onnx(model_or_path)
 
 
-def load(path) -> RNN:
+def load(path: str | os.PathLike | BinaryIO) -> RNN:
     """A layer written by RNN.save."""
     from . import _io
     return _io.load(path)

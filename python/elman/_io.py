@@ -16,6 +16,7 @@ import json
 import os
 import zipfile
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,8 @@ def save(layer: RNN, path) -> None:
     options = {name: getattr(layer, name) for name in _OPTIONS}
     options["dtype"] = layer.dtype.name
     header = json.dumps({"format": FORMAT, "version": VERSION, "options": options})
-    arrays = {"header": np.frombuffer(header.encode(), np.uint8), **layer.weights()}
+    # (typed Any: NumPy's stubs would match the ** entries against savez's allow_pickle)
+    arrays: dict[str, Any] = {"header": np.frombuffer(header.encode(), np.uint8), **layer.weights()}
     if isinstance(path, (str, os.PathLike)):
         with open(path, "wb") as f:
             np.savez(f, **arrays)

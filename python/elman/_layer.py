@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from functools import partial
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -151,7 +152,7 @@ class RNN:
                     shapes[f"b_l{k}{suffix}"] = (H,)
         return shapes
 
-    def weights(self) -> dict:
+    def weights(self) -> dict[str, np.ndarray]:
         """Every weight by name, in layer order (forward direction first)."""
         return {name: w.view() for name, w in self._weights.items()}
 
@@ -243,17 +244,17 @@ class RNN:
         return Stream(self, _checks.positive_int("batch_size", batch_size))
 
     # -- interop (each in its own module, which imports its framework only when called) --
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike | BinaryIO) -> None:
         """Write every option and weight to `path` (format: elman/_io.py, README)."""
         from . import _io
         _io.save(self, path)
 
-    def to_torch(self):
+    def to_torch(self) -> Any:
         """An equivalent torch.nn.RNN (tanh or relu, no clip), in evaluation mode."""
         from . import _torch
         return _torch.to_torch(self)
 
-    def to_onnx(self, path=None, *, opset: int = 22):
+    def to_onnx(self, path: str | os.PathLike | None = None, *, opset: int = 22) -> Any:
         """An ONNX model (one standard RNN node per layer) computing this layer; written to
         `path` if given. Returns the onnx.ModelProto."""
         from . import _onnx_model

@@ -9,6 +9,7 @@ package, ``rnn`` does not.
 from __future__ import annotations
 
 import numbers
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -56,8 +57,11 @@ def activations_from_attributes(num_directions: int, activations=None, activatio
     return out
 
 
-def rnn(X, W, R, B=None, sequence_lens=None, initial_h=None, *, hidden_size=None, activations=None,
-        activation_alpha=None, activation_beta=None, clip=None, direction="forward", layout=0):
+def rnn(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None, initial_h: Any = None, *,
+        hidden_size: int | None = None, activations: Sequence[str] | None = None,
+        activation_alpha: Sequence[float] | None = None, activation_beta: Sequence[float] | None = None,
+        clip: float | None = None, direction: str = "forward",
+        layout: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The ONNX RNN operator: returns (Y, Y_h).
 
     layout 0: X [T, B, I], initial_h [D, B, H], Y [T, D, B, H], Y_h [D, B, H];
