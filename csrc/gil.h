@@ -51,6 +51,8 @@ void without_gil(Work&& work) {
   } catch (...) {
     error = std::current_exception();
   }
+  // A thread that passes this check just as finalization starts is still ended by
+  // CPython, but from here, in plain code, whose unwinding does not abort.
   while (finalizing_elsewhere()) std::this_thread::sleep_for(std::chrono::hours(1));
   PyEval_RestoreThread(state);
   if (error) std::rethrow_exception(error);
