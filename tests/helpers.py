@@ -24,6 +24,7 @@ NaN and Inf must sit at exactly the same places as in the oracle.
 """
 
 import importlib.util
+import os
 import pathlib
 import zlib
 
@@ -35,6 +36,9 @@ REFERENCE_PATH = ROOT / "python" / "elman" / "reference.py"
 _spec = importlib.util.spec_from_file_location("elman_reference_oracle", REFERENCE_PATH)
 ref = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ref)
+
+# set_num_threads' documented limit: 1024, or the CPUs this process may run on where more.
+MOST_THREADS = max(1024, len(os.sched_getaffinity(0)))
 
 F32_MULTIPLE = 4.0
 F32_FLOOR = 1e-6

@@ -1,14 +1,13 @@
 """set_num_threads / get_num_threads, results under 1 and 2 threads, and Python threads
 calling in parallel (the GIL is released while kernels run)."""
 
-import os
 import threading
 
 import numpy as np
 import pytest
 
 import elman
-from helpers import check_layer, check_rnn, rng_for, uniform
+from helpers import MOST_THREADS, check_layer, check_rnn, rng_for, uniform
 
 
 @pytest.fixture
@@ -26,13 +25,9 @@ def test_get_set(restore_threads):
         assert elman.get_num_threads() == k
 
 
-def most_threads():  # set_num_threads' limit: 1024, or the CPUs where there are more
-    return max(1024, len(os.sched_getaffinity(0)))
-
-
 def test_set_num_threads_at_the_limit(restore_threads):
-    elman.set_num_threads(most_threads())
-    assert elman.get_num_threads() == most_threads()
+    elman.set_num_threads(MOST_THREADS)
+    assert elman.get_num_threads() == MOST_THREADS
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -87,4 +82,4 @@ def test_threadpoolctl_limits_elman():
     with threadpoolctl.threadpool_limits(1, user_api="elman"):
         assert elman.get_num_threads() == 1
     with threadpoolctl.threadpool_limits(10**6, user_api="elman"):  # C symbols cannot raise: clamped
-        assert elman.get_num_threads() == most_threads()
+        assert elman.get_num_threads() == MOST_THREADS
