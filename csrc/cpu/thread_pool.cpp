@@ -132,8 +132,8 @@ void ThreadPool::run(int n, const std::function<void(int)>& job) {
     return;
   }
   std::lock_guard<std::mutex> lock(run_mutex_);
-  if (static_cast<int>(crew_->workers.size()) < n - 1) resize(n - 1);
-  Crew& crew = *crew_;
+  Crew& crew = *crew_;  // resize keeps the crew (only a forked child gets a new one)
+  if (static_cast<int>(crew.workers.size()) < n - 1) resize(n - 1);
   job_ = &job;
   job_threads_ = n;
   error_ = nullptr;
