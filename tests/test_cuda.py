@@ -547,15 +547,17 @@ def test_one_row_kernels(H):
 
 
 @gpu
+@pytest.mark.parametrize("kernel", ["few_rows", "lean"])
 @pytest.mark.parametrize("B", [1, 2, 3, 4])
 @pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 512, 513])
-def test_few_rows_kernel(B, H):
-    """1-4 rows: few_rows (lean, its form with fewer threads, for H <= 128 in one block; a
-    cluster of two for H <= 256, of eight for H <= 512; a group of one row each where they
-    fit at once, test_few_rows_groups covers the larger groups), with h0 and with lengths
-    that end rows at different steps; past H = 512 another kernel. Two stacked bidirectional
-    layers: the directions' recurrences run side by side on two streams, and the second
-    layer must wait for both."""
+def test_few_rows_kernel(B, H, kernel, monkeypatch):
+    """1-4 rows: few_rows and lean, its form with fewer threads that the rule takes where it
+    runs (H <= 128 in one block; a cluster of two for H <= 256, of eight for H <= 512; a
+    group of one row each where they fit at once, test_few_rows_groups covers few_rows's
+    larger groups), each forced, with h0 and with lengths that end rows at different steps;
+    past H = 512 another kernel. Two stacked bidirectional layers: the directions'
+    recurrences run side by side on two streams, and the second layer must wait for both."""
+    monkeypatch.setenv("ELMAN_CUDA_KERNEL", kernel)
     T, I = 30, 20
     layer = elman.RNN(I, H, 2, bidirectional=True, seed=33, device="cuda")
     rng = rng_for("cuda-few-rows", B, H)
@@ -588,7 +590,7 @@ def test_few_rows_groups(H, storage, monkeypatch):
     (G = the SM count at H <= 128, the clusters of 2 or 8 that fit beyond), of 2 rows up to
     2G, of 4 up to 4G, and leaves more to another kernel. Each grouping, with a partial
     last group, against the oracle, with lengths and h0, both directions. Forced (the rule
-    takes lean at H <= 128), so the limit is few_rows's own: past it the rule chooses."""
+    takes lean at H <= 512 where lean runs), so the limit is few_rows's own: past it the rule chooses."""
     monkeypatch.setenv("ELMAN_CUDA_KERNEL", "few_rows")
     limit = few_rows_limit(H, storage)
     if limit == 0 and H > 128:

@@ -261,9 +261,12 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
 // gpu-check-h200-20261126-10/gpu-tune.md, gpu-check-h200-20261126-11/gpu-tune.md):
 // - lean at H <= 128, where a group is one block whose step needs one barrier: 0.53-0.92
 //   of few_rows's time at H = 64 (B = 256: 0.43 against 0.80), 0.76-1.17 at H = 128. In
-//   clusters (H 256 and 512) 0.76-1.02 of it in that run but 0.85-1.15 in the next
-//   (gpu-check-h200-20261126-13, 4% faster on average at H = 256, even at 512): few_rows
-//   stays there until a closer A/B.
+//   clusters (H 256 and 512) 0.76-1.02 of it in that run, 0.85-1.15 in the next
+//   (gpu-check-h200-20261126-13, 4% faster on average), and on an H100 in one process,
+//   kernel against kernel (bench/gpu_kernel_ab.py, gpu-check-h100-20261126/ab): float32
+//   geometric means 0.947 at H = 256 (0.87-1.02 a shape; B = 1: 0.995) and 0.843 at 512;
+//   bfloat16, noisier, 0.967 and 0.877 (B = 1, H = 256 the one clear loss: 1.21). Two
+//   float32 tunes there agree (lean 1.11-1.24 us at H = 512, few_rows 1.37-1.71).
 // - few_rows (or lean) wins wherever it runs (H <= 512, as many rows as its groups fit at
 //   once; B = 1, H = 256: 0.96 in float32, a cluster kernel, since removed, 1.78, the
 //   grid kernel 2.23; B = 64, H = 256: 1.14, tiled 7.37).
@@ -282,7 +285,7 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
 //   18.1 in float32) and not where it is large: per step it took ~2.5 us plus ~4x its cost
 //   model's estimate (gpu-check-h200-20261126-2/profile.txt). Tiled up to an estimate of
 //   2.5 us (B = 64, H = 256: 0.8; B = 256, H = 512: 4.2).
-constexpr int kLeanMaxHidden = 128;
+constexpr int kLeanMaxHidden = 512;
 constexpr double kGemmMaxWork[2] = {0x1p25, 0x1p27};  // B * H^2, 16-bit and float32 storage
 constexpr double kTiledMaxCost = 2500;  // ns
 
