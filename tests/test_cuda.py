@@ -1065,6 +1065,53 @@ def test_pinned_host_memory_read_in_place_or_refused():
 
 
 @gpu
+def test_real_gpu_arrays_where_host_arrays_go():
+    """Real GPU arrays (torch in float32 and bfloat16, CuPy, elman's DeviceArray) where a
+    host array goes: a CPU layer's input, state, chunk and weights, elman.rnn, lengths, and
+    h0 beside host x on a GPU layer. Each is a TypeError naming the argument, and the
+    layers are left as they were. test_bad_input checks the same with stand-ins on every
+    machine; this checks that the real producers are recognised."""
+    torch = _torch_cuda()
+    T, B, H = 4, 2, 5
+    I = H  # so that a GPU layer's output is a well-shaped input
+    x = make_input(rng_for("gpu-where-host"), T, B, I, H)
+    cpu = elman.RNN(I, H, num_layers=2, seed=27)
+    gpu_layer = elman.RNN(I, H, seed=27, device="cuda")
+    expected_cpu, expected_gpu = cpu(x)[0], gpu_layer(x)[0]  # NumPy in, NumPy out
+    producers = {"torch": lambda a: torch.from_numpy(np.ascontiguousarray(a)).cuda(),
+                 "torch bfloat16": lambda a: torch.from_numpy(np.ascontiguousarray(a)).cuda().to(torch.bfloat16)}
+    try:
+        import cupy
+        producers["cupy"] = cupy.asarray
+    except ImportError:
+        pass
+    h0 = np.zeros((2, B, H), np.float32)
+    for on_gpu in producers.values():
+        calls = {
+            "x": lambda: cpu(on_gpu(x)),
+            "h0": lambda: cpu(x, on_gpu(h0)),
+            "lengths": lambda: cpu(x, lengths=on_gpu(np.full(B, T, np.int64))),
+            "x_t": lambda: cpu.step(on_gpu(x[0])),
+            "x_chunk": lambda: cpu.stream(B)(on_gpu(x)),
+            "w_y_l1": lambda: setattr(cpu, "w_y_l1", on_gpu(np.zeros((H, H), np.float32))),
+            "W_x": lambda: elman.rnn(x, on_gpu(np.zeros((I, H), np.float32)), np.zeros((H, H), np.float32)),
+        }
+        for arg, call in calls.items():
+            with pytest.raises(TypeError, match=rf"\b{arg}: expected an array in host memory, got one in GPU memory"):
+                call()
+        with pytest.raises(TypeError, match=r"\bh0\b.*host memory"):
+            gpu_layer(x, on_gpu(h0[:1]))
+    to_torch = producers["torch"]
+    device_calls = {"x": lambda: cpu(gpu_layer(to_torch(x))[0]),
+                    "x_t": lambda: cpu.step(gpu_layer.step(to_torch(x[0])))}
+    for arg, call in device_calls.items():  # elman's own DeviceArray, from GPU input
+        with pytest.raises(TypeError, match=rf"\b{arg}: expected an array in host memory, got one in GPU memory"):
+            call()
+    assert np.array_equal(cpu(x)[0], expected_cpu)
+    assert np.array_equal(gpu_layer(x)[0], expected_gpu)
+
+
+@gpu
 def test_layer_on_second_gpu():
     """A layer on "cuda:1" runs there whatever GPU is current, leaves the current GPU as it
     was, gives outputs on GPU 1 (exported to torch in order with the caller's stream), and
