@@ -290,6 +290,27 @@ class _DLPackGPUArray:
         raise TypeError("cannot convert a GPU array to NumPy implicitly")
 
 
+def test_masked_array_with_masked_values(layer, x):
+    """A masked array whose mask hides values is refused, naming the argument: its mask
+    would otherwise be dropped and the hidden values read (a Keras user may mean padding).
+    One with nothing masked is read as its data."""
+    masked = np.ma.masked_array(x, mask=np.zeros_like(x, bool))
+    masked.mask[-1, 0] = True
+    calls = {
+        "x": lambda: layer(masked),
+        "h0": lambda: layer(x, np.ma.masked_array(np.zeros((2, B, H)), mask=True)),
+        "lengths": lambda: layer(x, lengths=np.ma.masked_array([T] * B, mask=[True] + [False] * (B - 1))),
+        "x_t": lambda: layer.step(masked[-1]),
+        "w_y_l1": lambda: setattr(layer, "w_y_l1", np.ma.masked_array(np.zeros((H, H)), mask=True)),
+        "W_x": lambda: elman.rnn(x, np.ma.masked_array(np.zeros((I, H)), mask=True), np.zeros((H, H))),
+    }
+    for arg, call in calls.items():
+        with pytest.raises(ValueError, match=name(arg) + r": a masked array with masked values"):
+            call()
+    nothing_masked = np.ma.masked_array(x, mask=np.zeros_like(x, bool))
+    assert np.array_equal(layer(nothing_masked)[0], layer(x)[0])
+
+
 @pytest.mark.parametrize("gpu_array", [_CUDAArray, _DLPackGPUArray])
 def test_gpu_array_where_a_host_array_goes(layer, x, gpu_array):
     """CPU code handed a GPU array says so, naming the argument (without this, NumPy

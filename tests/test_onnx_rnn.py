@@ -127,6 +127,22 @@ def test_bad_arguments_name_the_argument(kwargs, arg):
         elman.onnx.rnn(**args)
 
 
+@pytest.mark.parametrize("arg,value,exc", [
+    ("X", [[[0.0] * I] * B, [[0.0] * I] * (B - 1)], TypeError),  # ragged: no array at all
+    ("R", "not an array", TypeError),
+    ("initial_h", np.array([None]), TypeError),
+    ("sequence_lens", np.ma.masked_array([T] * B, mask=[True] + [False] * (B - 1)), ValueError),
+    ("W", np.ma.masked_array(np.zeros((1, H, I)), mask=True), ValueError),
+])
+def test_unreadable_arrays_name_the_argument(arg, value, exc):
+    """An array argument that cannot be read (or whose mask would be dropped) is named
+    before the arrays' common dtype is chosen."""
+    args = problem(("bad",), 1, with_h0=True)
+    args[arg] = value
+    with pytest.raises(exc, match=f"^{arg}:"):
+        elman.onnx.rnn(**args)
+
+
 @pytest.mark.parametrize("kwargs,arg", [
     (dict(activations="Tanh"), "activations"),  # list("Tanh") would be four names
     (dict(activations=["LeakyRelu"], activation_alpha=0.1), "activation_alpha"),

@@ -69,6 +69,10 @@ def real_array(name: str, value, dtype: np.dtype) -> np.ndarray:
 def host_array(name: str, value) -> np.ndarray:
     """`value` as a NumPy array of real numbers in its own dtype, sharing its memory where
     it can (see real_array)."""
+    if np.ma.is_masked(value):  # np.asarray would drop the mask and read what is under it
+        raise ValueError(f"{name}: a masked array with masked values; elman does not read masks "
+                         "(pass the array filled, e.g. .filled(0), and for sequences that end "
+                         "early their lengths)")
     try:
         a = _shared(value)
     except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: e.g. torch, requires_grad

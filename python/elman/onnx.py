@@ -78,8 +78,10 @@ def rnn(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None, initia
     if layout not in (0, 1):
         raise ValueError(f"layout: expected 0 or 1, got {layout!r}")
     D = 2 if direction == "bidirectional" else 1
-    arrays = [np.asarray(a) for a in (X, W, R, B, initial_h) if a is not None]
-    dtype = np.dtype(np.float64 if any(a.dtype == np.float64 for a in arrays) else np.float32)
+    X, W, R, B, initial_h = (None if a is None else _checks.host_array(name, a) for name, a in
+                             zip(("X", "W", "R", "B", "initial_h"), (X, W, R, B, initial_h)))
+    dtype = np.dtype(np.float64 if any(a is not None and a.dtype == np.float64 for a in (X, W, R, B, initial_h))
+                     else np.float32)
     X = _checks.real_array("X", X, dtype)
     if X.ndim != 3:
         raise ValueError(f"X: expected 3 dimensions, got shape {_checks.shape_str(X.shape)}")
@@ -105,7 +107,7 @@ def rnn(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None, initia
         if layout == 1:
             initial_h = initial_h.transpose(1, 0, 2)
     if sequence_lens is not None:
-        sequence_lens = np.asarray(sequence_lens)
+        sequence_lens = _checks.host_array("sequence_lens", sequence_lens)
         if sequence_lens.dtype.kind not in "iu" or sequence_lens.shape != (batch,):
             raise ValueError(f"sequence_lens: expected {batch} integers (one per sequence), got "
                              f"dtype {sequence_lens.dtype}, shape {_checks.shape_str(sequence_lens.shape)}")
