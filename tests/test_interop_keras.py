@@ -95,6 +95,11 @@ def test_refusals():
     layer(x)
     with pytest.raises(ValueError, match="mask: .*prefix"):
         elman.from_keras(layer)(x, mask=np.array([[True, False, True, True, True, True]] * B))
+    for mask in (np.full((B, T), 0.5), np.full((B, T), 2), ["yes"] * T):  # not read by truthiness
+        with pytest.raises(TypeError, match="^mask: expected (booleans|an array)"):
+            elman.from_keras(layer)(x, mask=mask)
+    ones = np.ones((B, T), np.int64)
+    np.testing.assert_array_equal(elman.from_keras(layer)(x, mask=ones), elman.from_keras(layer)(x))
 
 
 def test_bad_initial_states():

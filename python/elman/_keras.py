@@ -151,7 +151,10 @@ class KerasRNN:
 
 
 def _mask_to_lengths(mask, shape) -> np.ndarray:
-    mask = np.asarray(mask, bool)
+    mask = _checks.host_array("mask", mask)
+    if mask.dtype != bool and not (mask.dtype.kind in "iu" and np.isin(mask, (0, 1)).all()):
+        raise TypeError(f"mask: expected booleans (or the integers 0 and 1), got {mask.dtype} values")
+    mask = mask.astype(bool)
     _checks.exact_shape("mask", mask, shape, "(B, T), like x's first two dimensions")
     lengths = mask.sum(axis=1)
     prefix = np.arange(shape[1])[None, :] < lengths[:, None]
