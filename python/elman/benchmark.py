@@ -186,7 +186,7 @@ def add_arguments(parser):
                       help="one configuration per regime, about a minute (the default): "
                            + " ".join(",".join(map(str, s)) for s in QUICK_GRID))
     grid.add_argument("--full", action="store_const", dest="grid", const="full",
-                      help=f"the whole grid of DESIGN.md section 5, {len(FULL_GRID)} "
+                      help=f"the whole grid (FULL_GRID in elman/_bench/grid.py), {len(FULL_GRID)} "
                            "configurations (about 10 minutes)")
     grid.add_argument("--config", type=parse_config, action="append", metavar="T,B,I,H",
                       help="one configuration (may be repeated)")
