@@ -1,9 +1,10 @@
 """A small workload for tools/valgrind: every public entry point once or twice, on small
 shapes (memcheck runs them ~50x slower), including refused calls and two elman threads.
 
-valgrind emulates a CPU without AVX-512, so the layers' outputs are also checked against
-the float64 oracle here: this is the one run of the suite's machine that takes the
-kernels for CPUs without it (OpenBLAS instead of the packed products, the AVX2 epilogue)."""
+valgrind emulates a CPU without AVX-512 (it reports x86-64-v3), so the layers' outputs
+are also checked against the float64 oracle here: this is the one run on the suite's
+machine that takes the kernels for CPUs without it (OpenBLAS instead of the packed
+products, the AVX2 epilogue)."""
 
 import sys
 
