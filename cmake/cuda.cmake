@@ -1,8 +1,9 @@
 # The optional CUDA backend: the extension module elman._cuda.
 #
 # ELMAN_CUDA=AUTO (default) builds it when nvcc and cuBLAS are found, ON fails loudly
-# when they are not, OFF never builds it. cuBLAS comes from the CUDA toolkit, or from
-# the nvidia-cublas wheel (nvidia/cu13) of the Python that builds elman.
+# when they are not, OFF never builds it. nvcc and the runtime come from a CUDA toolkit
+# or from the nvidia-cuda-nvcc wheel (CUDACXX names its nvcc); cuBLAS from the toolkit,
+# or from the nvidia-cublas wheel (nvidia/cu13) of the Python that builds elman.
 set(ELMAN_CUDA "AUTO" CACHE STRING "Build the CUDA backend: AUTO, ON or OFF")
 set_property(CACHE ELMAN_CUDA PROPERTY STRINGS AUTO ON OFF)
 
@@ -10,6 +11,10 @@ set_property(CACHE ELMAN_CUDA PROPERTY STRINGS AUTO ON OFF)
 macro(elman_find_cublas)
   # The toolkit is the compiler's own (nvcc may be a wrapper script elsewhere on PATH).
   set(CUDAToolkit_ROOT "${CMAKE_CUDA_COMPILER_TOOLKIT_ROOT}")
+  # FindCUDAToolkit requires a libcudart.so; the nvidia-cuda-runtime wheel (beside the
+  # nvidia-cuda-nvcc wheel's compiler, in nvidia/cu13) has only libcudart.so.13.
+  find_library(CUDA_CUDART NAMES cudart libcudart.so.13
+               HINTS "${CUDAToolkit_ROOT}/lib64" "${CUDAToolkit_ROOT}/lib" NO_DEFAULT_PATH)
   find_package(CUDAToolkit QUIET)
   if(NOT CUDAToolkit_FOUND)
     set(ELMAN_CUDA_MISSING "no CUDA toolkit (runtime headers and libraries)")
