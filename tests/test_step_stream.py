@@ -195,6 +195,16 @@ def test_stream_state_set_is_refused_while_a_chunk_runs():
     assert np.array_equal(s.state, np.zeros((1, 2, 4)))
 
 
+def test_stream_batch_size_and_layer_read_only():
+    layer = elman.RNN(3, 5, seed=2)
+    s = layer.stream(batch_size=4)
+    assert s.batch_size == 4 and s.layer is layer
+    for name, value in (("batch_size", 2), ("layer", elman.RNN(3, 5))):
+        with pytest.raises(AttributeError):
+            setattr(s, name, value)
+    assert s.batch_size == 4 and s.layer is layer
+
+
 def test_stream_pickles_and_copies():
     """pickle and copy.copy keep the layer, the batch size and the state: the copy goes on
     exactly as the original, and the two are independent afterwards (a branch)."""

@@ -314,6 +314,16 @@ class Stream:
         self._busy.release()
 
     @property
+    def batch_size(self) -> int:
+        """B, the sequences that every chunk holds."""
+        return self._batch_size
+
+    @property
+    def layer(self) -> RNN:
+        """The layer whose weights the chunks run through (its current weights at each chunk)."""
+        return self._layer
+
+    @property
     def state(self) -> np.ndarray:
         """A copy of the current state on the host, (num_layers, B, H)."""
         if self._state is None:
