@@ -1,10 +1,11 @@
-"""A small workload for tools/valgrind: every public entry point once or twice, on small
-shapes (memcheck runs them ~50x slower), including refused calls and two elman threads.
+"""A small workload for tools/valgrind and tools/qemu-without-avx2: every public entry point
+once or twice, on small shapes (memcheck runs them ~50x slower), including refused calls
+and two elman threads, with the layers' outputs checked against the float64 oracle.
 
-valgrind emulates a CPU without AVX-512 (it reports x86-64-v3), so the layers' outputs
-are also checked against the float64 oracle here: this is the one run on the suite's
-machine that takes the kernels for CPUs without it (OpenBLAS instead of the packed
-products, the AVX2 epilogue)."""
+Both tools run it on a CPU without AVX-512, and the second one without AVX2, so it is the
+check of the kernels that such CPUs take, on a machine that has both: valgrind reports
+x86-64-v3 (OpenBLAS instead of the packed products, and the AVX2 epilogue), qemu a Sandy
+Bridge (OpenBLAS's Sandy Bridge kernels, and the baseline x86-64 epilogue)."""
 
 import sys
 
