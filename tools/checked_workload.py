@@ -1,11 +1,11 @@
-"""A small workload for tools/valgrind and tools/qemu-without-avx2: every public entry point
+"""A small workload for tools/valgrind and tools/qemu-older-cpus: every public entry point
 once or twice, on small shapes (memcheck runs them ~50x slower), including refused calls
 and two elman threads, with the layers' outputs checked against the float64 oracle.
 
-Both tools run it on a CPU without AVX-512, and the second one without AVX2, so it is the
-check of the kernels that such CPUs take, on a machine that has both: valgrind reports
-x86-64-v3 (OpenBLAS instead of the packed products, and the AVX2 epilogue), qemu a Sandy
-Bridge (OpenBLAS's Sandy Bridge kernels, and the baseline x86-64 epilogue)."""
+Both tools run it on CPUs without AVX-512, so it checks the kernels that such CPUs take on
+a machine that has it: OpenBLAS's float32 products instead of the packed ones (which
+nothing else in the suite runs there), the AVX2 epilogue (valgrind reports x86-64-v3;
+qemu emulates a Haswell) and the baseline one (qemu emulates a Sandy Bridge)."""
 
 import sys
 
