@@ -16,6 +16,7 @@
 #include "gil.h"
 #include "cpu/blas.h"
 #include "cpu/epilogue.h"
+#include "cpu/packed_gemm.h"
 #include "network.h"
 
 namespace py = pybind11;
@@ -149,4 +150,6 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("n"));
   m.def("get_num_threads", &elman::cpu::num_threads);
   m.def("max_num_threads", &elman::cpu::max_num_threads);
+  m.def("packed_products", &elman::cpu::packed_gemm_supported,
+        "Whether float32 products run in elman's packed AVX-512 kernels (else OpenBLAS).");
 }

@@ -180,3 +180,21 @@ def test_h0_other_dtype_converted():
 def test_dtype_given_as_np_dtype():
     assert elman.RNN(3, 4, dtype=np.dtype("float64")).dtype == np.float64
     assert elman.RNN(3, 4, dtype=np.dtype(np.float32)).dtype == np.float32
+
+
+def test_openblas_path_of_cpus_without_avx512():
+    """float32 products run in elman's packed AVX-512 kernels where the CPU has them, and
+    through OpenBLAS on CPUs without, a path this suite would otherwise not take on an
+    AVX-512 machine. ELMAN_CPU_PACKED=0 (read once per process) takes it: this module's
+    float32 tests again, in a child process, after checking that the child is on it."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import elman._core as c; assert not c.packed_products(), 'still the packed path'"
+    env = dict(os.environ, ELMAN_CPU_PACKED="0")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                           "-k", "float32 and not openblas_path"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <new>
+#include <string>
 
 // The kernels are compiled for AVX-512F only (the target attribute), and reached only
 // when the CPU has it (packed_gemm_supported), so the rest of the library stays
@@ -150,7 +151,12 @@ TileFn tile_for(int mr, int np) {
 }  // namespace
 
 bool packed_gemm_supported() {
-  static const bool supported = __builtin_cpu_supports("avx512f");
+  // ELMAN_CPU_PACKED=0 takes OpenBLAS's path, that of CPUs without AVX-512, on one that
+  // has it: the tests check that path here (read once: layers made before keep theirs).
+  static const bool supported = __builtin_cpu_supports("avx512f") && [] {
+    const char* setting = std::getenv("ELMAN_CPU_PACKED");
+    return !(setting && std::string(setting) == "0");
+  }();
   return supported;
 }
 

@@ -11,7 +11,8 @@
 
 namespace elman::cpu {
 
-// Whether this CPU runs the packed kernels (AVX-512F); otherwise callers use BLAS.
+// Whether this CPU runs the packed kernels (AVX-512F, unless ELMAN_CPU_PACKED=0);
+// otherwise callers use BLAS.
 bool packed_gemm_supported();
 
 // W (k, n) in column panels of kPanel columns, zero padded: element (i, j) at
