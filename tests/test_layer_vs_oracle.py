@@ -11,7 +11,7 @@ from helpers import check_layer, random_lengths, rng_for, uniform
 # (T, B, I, H, num_layers, bidirectional): every grid value of each axis, sizes just
 # below/above 16/32/64/256, long sequences, and DESIGN.md's odd benchmark shapes. The last
 # four: one row with H in one or two 32-column panels, where the packed kernels run all
-# steps in one call (and H = 65, just past it).
+# steps in one call (without lengths; and H = 65, just past it).
 CASES = [
     (1, 1, 1, 1, 1, False), (2, 3, 3, 3, 2, False), (7, 8, 16, 16, 3, False),
     (7, 17, 31, 31, 1, True), (2, 64, 64, 64, 2, True), (100, 3, 100, 100, 1, False),
@@ -20,7 +20,7 @@ CASES = [
     (7, 5, 33, 63, 2, False), (7, 2, 65, 255, 1, False), (3, 9, 1024, 3, 2, True),
     (101, 64, 31, 16, 1, False), (2, 17, 100, 257, 3, False), (64, 7, 37, 129, 2, True),
     (1, 64, 1, 1024, 1, True), (150, 4, 256, 256, 1, False),
-    (20, 1, 5, 32, 1, True), (50, 1, 7, 33, 2, True), (9, 1, 64, 64, 1, False), (30, 1, 3, 65, 2, False),
+    (20, 1, 5, 32, 1, True), (50, 1, 7, 33, 2, True), (30, 1, 3, 65, 2, False), (9, 1, 64, 64, 1, False),
 ]
 
 
