@@ -1,21 +1,27 @@
 #include "cpu/packed_gemm.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <new>
+#include <stdexcept>
 #include <string>
 
 // The kernels are compiled for AVX-512F only (the target attribute), and reached only
 // when the CPU has it (packed_gemm_supported), so the rest of the library stays
-// baseline x86-64.
+// baseline x86-64. On other processors (aarch64) there are none: OpenBLAS does every
+// product.
+#if defined(__x86_64__)
+#define ELMAN_PACKED_KERNELS 1
+#include <immintrin.h>
 #define ELMAN_AVX512 __attribute__((target("avx512f")))
+#endif
 
 namespace elman::cpu {
 namespace {
 
 constexpr std::int64_t P = PackedMatrix::kPanel;  // 2 vectors of 16 floats
+
+#ifdef ELMAN_PACKED_KERNELS
 // Rows of A handled per pass over a panel: they stay in L2 while the panels cycle.
 constexpr std::int64_t kRowBlock = 192;
 
@@ -148,9 +154,11 @@ TileFn tile_for(int mr, int np) {
   }
 }
 
+#endif
 }  // namespace
 
 bool packed_gemm_supported() {
+#ifdef ELMAN_PACKED_KERNELS
   // ELMAN_CPU_PACKED=0 takes OpenBLAS's path, that of CPUs without AVX-512, on one that
   // has it: the tests check that path here (read once: layers made before keep theirs).
   static const bool supported = __builtin_cpu_supports("avx512f") && [] {
@@ -158,6 +166,9 @@ bool packed_gemm_supported() {
     return !(setting && std::string(setting) == "0");
   }();
   return supported;
+#else
+  return false;
+#endif
 }
 
 void PackedMatrix::Free::operator()(float* p) const { std::free(p); }
@@ -179,6 +190,7 @@ PackedMatrix::PackedMatrix(const float* w, std::int64_t k, std::int64_t n) : k_(
 void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* a,
                  std::int64_t lda, const PackedMatrix& w, bool accumulate, float* c,
                  std::int64_t ldc) {
+#ifdef ELMAN_PACKED_KERNELS
   const std::int64_t k = w.rows(), stride = k * P;
   for (std::int64_t r0 = 0; r0 < m; r0 += kRowBlock) {
     const std::int64_t r1 = std::min(m, r0 + kRowBlock);
@@ -194,15 +206,24 @@ void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* 
       row += mr;
     }
   }
+#else
+  (void)m, (void)c0, (void)c1, (void)a, (void)lda, (void)w, (void)accumulate, (void)c, (void)ldc;
+  throw std::logic_error("packed_gemm: this processor has no packed kernels");  // unreachable
+#endif
 }
 
 bool packed_row_steps(std::int64_t steps, const float* h0, float* first, std::int64_t stride,
                       const PackedMatrix& w, RowFinish finish, const void* context) {
+#ifdef ELMAN_PACKED_KERNELS
   switch ((w.cols() + P - 1) / P) {
     case 1: row_steps<1, 4>(steps, h0, first, stride, w, finish, context); return true;
     case 2: row_steps<2, 4>(steps, h0, first, stride, w, finish, context); return true;
     default: return false;
   }
+#else
+  (void)steps, (void)h0, (void)first, (void)stride, (void)w, (void)finish, (void)context;
+  return false;
+#endif
 }
 
 }  // namespace elman::cpu
