@@ -311,6 +311,25 @@ def test_masked_array_with_masked_values(layer, x):
     assert np.array_equal(layer(nothing_masked)[0], layer(x)[0])
 
 
+class _CopyingGPUArray(_DLPackGPUArray):
+    """A GPU array that copies itself to the host when NumPy asks (as JAX arrays do)."""
+
+    def __init__(self, values):
+        super().__init__(values.shape)
+        self.values = values
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(self.values, dtype=dtype)
+
+
+def test_gpu_array_that_copies_itself_is_read(layer, x):
+    """Unlike torch and CuPy, a GPU array whose own conversion copies it to the host is
+    taken, through that copy: the same results as from the host array."""
+    y, h_n = layer(_CopyingGPUArray(x))
+    expected = layer(x)
+    assert np.array_equal(y, expected[0]) and np.array_equal(h_n, expected[1])
+
+
 @pytest.mark.parametrize("gpu_array", [_CUDAArray, _DLPackGPUArray])
 def test_gpu_array_where_a_host_array_goes(layer, x, gpu_array):
     """CPU code handed a GPU array says so, naming the argument (without this, NumPy
