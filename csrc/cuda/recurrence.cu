@@ -257,16 +257,17 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
   return p.kind == Plan::Stepwise ? Plan{} : p;
 }
 
-// Measured on an H200, us/step (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md,
+// Measured on an H200 (and where named an H100), us/step (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md,
 // gpu-check-h200-20261126-10/gpu-tune.md, gpu-check-h200-20261126-11/gpu-tune.md):
-// - lean at H <= 128, where a group is one block whose step needs one barrier: 0.53-0.92
-//   of few_rows's time at H = 64 (B = 256: 0.43 against 0.80), 0.76-1.17 at H = 128. In
-//   clusters (H 256 and 512) 0.76-1.02 of it in that run, 0.85-1.15 in the next
-//   (gpu-check-h200-20261126-13, 4% faster on average), and on an H100 in one process,
-//   kernel against kernel (bench/gpu_kernel_ab.py, gpu-check-h100-20261126/ab): float32
-//   geometric means 0.947 at H = 256 (0.87-1.02 a shape; B = 1: 0.995) and 0.843 at 512;
-//   bfloat16, noisier, 0.967 and 0.877 (B = 1, H = 256 the one clear loss: 1.21). Two
-//   float32 tunes there agree (lean 1.11-1.24 us at H = 512, few_rows 1.37-1.71).
+// - lean wherever it runs (H <= 512, one row per group). At H <= 128 a group is one block
+//   whose step needs one barrier: 0.53-0.92 of few_rows's time at H = 64 (B = 256: 0.43
+//   against 0.80), 0.76-1.17 at H = 128. In clusters (H 256 and 512) 0.76-1.02 of it in
+//   that run, 0.85-1.15 in the next (gpu-check-h200-20261126-13, 4% faster on average),
+//   and on an H100 in one process, kernel against kernel (bench/gpu_kernel_ab.py,
+//   gpu-check-h100-20261126/ab): float32 geometric means 0.947 at H = 256 (0.87-1.02 a
+//   shape; B = 1: 0.995) and 0.843 at 512; bfloat16, noisier, 0.967 and 0.877 (B = 1,
+//   H = 256: 1.21, but 1.00-1.02 in the tunes of both GPUs). Two float32 tunes there agree
+//   (lean 1.11-1.24 us at H = 512, few_rows 1.37-1.71).
 // - few_rows (or lean) wins wherever it runs (H <= 512, as many rows as its groups fit at
 //   once; B = 1, H = 256: 0.96 in float32, a cluster kernel, since removed, 1.78, the
 //   grid kernel 2.23; B = 64, H = 256: 1.14, tiled 7.37).
