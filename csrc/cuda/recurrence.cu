@@ -257,7 +257,8 @@ Plan plan_named(const std::string& name, int batch, int hidden, bool lengths, co
   return p.kind == Plan::Stepwise ? Plan{} : p;
 }
 
-// Measured on an H200 (and where named an H100), us/step (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md,
+// Measured on an H200 (and where named an H100), us/step
+// (bench/results/gpu-ab-h200-20261126-8/check/gpu-tune.md,
 // gpu-check-h200-20261126-10/gpu-tune.md, gpu-check-h200-20261126-11/gpu-tune.md):
 // - lean wherever it runs (H <= 512, one row per group). At H <= 128 a group is one block
 //   whose step needs one barrier: 0.53-0.92 of few_rows's time at H = 64 (B = 256: 0.43
