@@ -84,6 +84,14 @@ def host_array(name: str, value) -> np.ndarray:
     return a
 
 
+def host_arrays(named: dict) -> tuple[list, np.dtype]:
+    """Each value of `named` ({name: value or None}) as host_array gives it (None stays
+    None), and the dtype of arithmetic on them: float64 if any is float64, else float32."""
+    arrays = [None if value is None else host_array(name, value) for name, value in named.items()]
+    float64 = any(a is not None and a.dtype == np.float64 for a in arrays)
+    return arrays, np.dtype(np.float64 if float64 else np.float32)
+
+
 def _refuse_gpu_array(name: str, value) -> None:
     """Where `value` could not be read as a host array: if it is a GPU array, says so
     (NumPy's own complaint would be about its dtype, or the producer's about copying)."""

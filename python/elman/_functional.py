@@ -29,10 +29,7 @@ def rnn(x: Any, W_x: Any, W_y: Any, b: Any = None, h0: Any = None, *, activation
     """
     act = _activations.resolve("activation", activation, activation_alpha, activation_beta, clip)
     reverse, batch_first = _checks.flag("reverse", reverse), _checks.flag("batch_first", batch_first)
-    x, W_x, W_y, b, h0 = (None if a is None else _checks.host_array(name, a)
-                          for name, a in zip(("x", "W_x", "W_y", "b", "h0"), (x, W_x, W_y, b, h0)))
-    dtype = np.dtype(np.float64 if any(a is not None and a.dtype == np.float64 for a in (x, W_x, W_y, b, h0))
-                     else np.float32)
+    (x, W_x, W_y, b, h0), dtype = _checks.host_arrays({"x": x, "W_x": W_x, "W_y": W_y, "b": b, "h0": h0})
     W_x = _checks.real_array("W_x", W_x, dtype)
     if W_x.ndim != 2:
         raise ValueError(f"W_x: expected 2 dimensions (I, H), got shape {_checks.shape_str(W_x.shape)}")

@@ -78,10 +78,8 @@ def rnn(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None, initia
     if layout not in (0, 1):
         raise ValueError(f"layout: expected 0 or 1, got {layout!r}")
     D = 2 if direction == "bidirectional" else 1
-    X, W, R, B, initial_h = (None if a is None else _checks.host_array(name, a) for name, a in
-                             zip(("X", "W", "R", "B", "initial_h"), (X, W, R, B, initial_h)))
-    dtype = np.dtype(np.float64 if any(a is not None and a.dtype == np.float64 for a in (X, W, R, B, initial_h))
-                     else np.float32)
+    (X, W, R, B, initial_h), dtype = _checks.host_arrays({"X": X, "W": W, "R": R, "B": B,
+                                                          "initial_h": initial_h})
     X = _checks.real_array("X", X, dtype)
     if X.ndim != 3:
         raise ValueError(f"X: expected 3 dimensions, got shape {_checks.shape_str(X.shape)}")
