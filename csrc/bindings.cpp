@@ -150,6 +150,7 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("n"));
   m.def("get_num_threads", &elman::cpu::num_threads);
   m.def("max_num_threads", &elman::cpu::max_num_threads);
-  m.def("packed_products", &elman::cpu::packed_gemm_supported,
-        "Whether float32 products run in elman's packed AVX-512 kernels (else OpenBLAS).");
+  m.def("packed_products", &elman::cpu::packed_instruction_set,
+        "The instruction set of elman's packed kernels that run the float32 products: "
+        "'avx512f' or 'avx2', or None where OpenBLAS runs them.");
 }

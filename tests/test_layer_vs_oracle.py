@@ -1,11 +1,15 @@
 """elman.RNN (multi-layer, bidirectional, every option) against the oracle."""
 
 import itertools
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import elman
+import elman._core
 from helpers import check_layer, random_lengths, rng_for, uniform
 
 # (T, B, I, H, num_layers, bidirectional): every grid value of each axis, sizes just
@@ -185,19 +189,48 @@ def test_dtype_given_as_np_dtype():
     assert elman.RNN(3, 4, dtype=np.dtype(np.float32)).dtype == np.float32
 
 
-def test_openblas_path_of_cpus_without_avx512():
-    """float32 products run in elman's packed AVX-512 kernels where the CPU has them, and
-    through OpenBLAS on CPUs without, a path this suite would otherwise not take on an
-    AVX-512 machine. ELMAN_CPU_PACKED=0 (read once per process) takes it: this module's
-    float32 tests again, in a child process, after checking that the child is on it."""
-    import os
-    import subprocess
-    import sys
+# (m, k, n) for the float32 products alone: m around the tiles' rows (1-8, and past the
+# 192-row block), n around vectors, half panels, panels and the tiles' widths (16, 32, 64,
+# 128 columns), k = 1 and odd.
+PRODUCTS = list(itertools.product((1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 193), (1, 37),
+                                  (1, 15, 16, 17, 31, 33, 48, 64, 65, 97, 129, 160)))
 
-    code = "import elman._core as c; assert not c.packed_products(), 'still the packed path'"
-    env = dict(os.environ, ELMAN_CPU_PACKED="0")
+
+@pytest.mark.parametrize("dtype", [np.float32])
+def test_products_float32(dtype):
+    """elman's float32 products (the kernels of this process's path, on its threads)
+    against float64. Bound: a sum of k float32 products, each rounded, errs by at most
+    k * eps32 * sum|a_i b_i| (first order)."""
+    rng = rng_for("products")
+    for m, k, n in PRODUCTS:
+        a, b = uniform(rng, (m, k), 1.0, dtype), uniform(rng, (k, n), 1.0, dtype)
+        got = elman._core.matmul(a, b)
+        bound = k * np.finfo(np.float32).eps * (np.abs(a).astype(np.float64) @ np.abs(b))
+        error = np.abs(got - a.astype(np.float64) @ b)
+        assert np.all(error <= bound), (m, k, n, float(np.max(error - bound)))
+
+
+@pytest.mark.parametrize("setting, path", [("0", None), ("avx2", "avx2")])
+def test_paths_of_cpus_without_avx512(setting, path):
+    """float32 products run in elman's packed kernels for AVX-512 where the CPU has it,
+    else in those for AVX2 (with FMA), else through OpenBLAS: paths this suite would
+    otherwise not take on an AVX-512 machine. ELMAN_CPU_PACKED (read once per process)
+    takes them: this module's float32 tests again, in a child process, after checking
+    that the child is on the path."""
+    if elman._core.packed_products() is None and path is not None:
+        pytest.skip("this CPU has no AVX2 and FMA")
+    code = f"import elman._core as c; assert c.packed_products() == {path!r}, c.packed_products()"
+    env = dict(os.environ, ELMAN_CPU_PACKED=setting)
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-                           "-k", "float32 and not openblas_path"],
+                           "-k", "float32 and not paths_of_cpus"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_unknown_packed_setting_is_refused():
+    code = "import elman, numpy as np; elman.RNN(3, 4)(np.ones((2, 1, 3), np.float32))"
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, ELMAN_CPU_PACKED="avx"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "ValueError: ELMAN_CPU_PACKED: expected 0" in done.stderr and "not 'avx'" in done.stderr

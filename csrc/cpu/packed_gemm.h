@@ -1,5 +1,6 @@
-// elman's own float32 matrix product for AVX-512 CPUs, with the weight operand packed
-// once (at layer construction) into the layout the kernel streams.
+// elman's own float32 matrix product for x86-64 CPUs with AVX-512 or AVX2 and FMA, with
+// the weight operand packed once (at layer construction) into the layout the kernels
+// stream.
 //
 // OpenBLAS would do the same products, but it packs the weights again on every call
 // (every time step), its single-row path is a separate, slower sgemv, and its kernel
@@ -11,9 +12,12 @@
 
 namespace elman::cpu {
 
-// Whether this CPU runs the packed kernels (AVX-512F, unless ELMAN_CPU_PACKED=0);
-// otherwise callers use BLAS.
-bool packed_gemm_supported();
+// The instruction set of the packed kernels this process runs: "avx512f", else "avx2"
+// (with FMA), or nullptr where the CPU has neither, and callers use BLAS.
+// ELMAN_CPU_PACKED=0 (BLAS) or =avx2 takes the path of an older CPU on a newer one;
+// another value throws std::invalid_argument. Read once, at the first call.
+const char* packed_instruction_set();
+inline bool packed_gemm_supported() { return packed_instruction_set() != nullptr; }
 
 // W (k, n) in column panels of kPanel columns, zero padded: element (i, j) at
 // panels[((j / kPanel) * k + i) * kPanel + j % kPanel], 64-byte aligned.
