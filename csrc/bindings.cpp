@@ -88,17 +88,17 @@ void bind_network(py::module_& m, const char* name) {
       .def_property_readonly("num_directions", &Net::num_directions);
 }
 
-// a @ b with elman's float32 product (b packed first, as layers do at construction) on
-// elman's threads: the yardstick of the benchmark.
-Array<float> matmul(const Array<float>& a, const Array<float>& b) {
+// a @ b with elman's product (b packed first, as layers do at construction) on elman's
+// threads: the benchmark's float32 yardstick, and the tests' view of the kernels.
+template <typename T>
+Array<T> matmul(const Array<T>& a, const Array<T>& b) {
   require(a.ndim() == 2 && b.ndim() == 2 && a.shape(1) == b.shape(0),
           "matmul: expected a (m, k) and b (k, n)");
   const int64_t m = a.shape(0), k = a.shape(1), n = b.shape(1);
-  Array<float> c({m, n});
+  Array<T> c({m, n});
   without_gil([&] {
-    elman::cpu::Weight<float> w(b.data(), k, n);
-    elman::cpu::parallel_matmul<float>(m, a.data(), k, w, c.mutable_data(), n,
-                                       elman::cpu::num_threads());
+    elman::cpu::Weight<T> w(b.data(), k, n);
+    elman::cpu::parallel_matmul<T>(m, a.data(), k, w, c.mutable_data(), n, elman::cpu::num_threads());
   });
   return c;
 }
@@ -142,7 +142,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("alpha") = 0.0, py::arg("beta") = 0.0, py::arg("clip") = py::none());
   m.def("activation", &activation<double>, py::arg("v"), py::arg("activation"),
         py::arg("alpha") = 0.0, py::arg("beta") = 0.0, py::arg("clip") = py::none());
-  m.def("matmul", &matmul, py::arg("a"), py::arg("b"));
+  m.def("matmul", &matmul<float>, py::arg("a"), py::arg("b"));
+  m.def("matmul", &matmul<double>, py::arg("a"), py::arg("b"));
   m.def("set_num_threads", [](int n) {
     require(n >= 1, "n: expected an integer >= 1");
     require(n <= elman::cpu::max_num_threads(), "n: expected at most max_num_threads()");
@@ -151,6 +152,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &elman::cpu::num_threads);
   m.def("max_num_threads", &elman::cpu::max_num_threads);
   m.def("packed_products", &elman::cpu::packed_instruction_set,
-        "The instruction set of elman's packed kernels that run the float32 products: "
+        "The instruction set of elman's packed kernels that run the products: "
         "'avx512f' or 'avx2', or None where OpenBLAS runs them.");
 }

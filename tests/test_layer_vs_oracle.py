@@ -189,41 +189,44 @@ def test_dtype_given_as_np_dtype():
     assert elman.RNN(3, 4, dtype=np.dtype(np.float32)).dtype == np.float32
 
 
-# (m, k, n) for the float32 products alone: m around the tiles' rows (1-8, and past the
-# 192-row block), n around vectors, half panels, panels and the tiles' widths (16, 32, 64,
-# 128 columns), k = 1 and odd.
+# (m, k, n) for the products alone: m around the tiles' rows (1-8, and past the 192-row
+# block), n around vectors, half panels, panels and the tiles' widths (8 to 256 columns),
+# k = 1 and odd.
 PRODUCTS = list(itertools.product((1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 193), (1, 37),
-                                  (1, 15, 16, 17, 31, 33, 48, 64, 65, 97, 129, 160)))
+                                  (1, 7, 9, 15, 16, 17, 31, 33, 48, 64, 65, 97, 129, 160, 255, 257)))
 
 
-@pytest.mark.parametrize("dtype", [np.float32])
-def test_products_float32(dtype):
-    """elman's float32 products (the kernels of this process's path, on its threads)
-    against float64. Bound: a sum of k float32 products, each rounded, errs by at most
-    k * eps32 * sum|a_i b_i| (first order)."""
-    rng = rng_for("products")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products(dtype):
+    """elman's products (the kernels of this process's path, on its threads) against
+    float64 (float32) or a float64 product of exact float64 products (float64: NumPy's).
+    Bound: a sum of k products, each rounded, errs by at most k * eps * sum|a_i b_i|
+    (first order), for the kernel and, in float64, for NumPy's product too."""
+    rng = rng_for("products", dtype)
+    eps = np.finfo(dtype).eps
     for m, k, n in PRODUCTS:
         a, b = uniform(rng, (m, k), 1.0, dtype), uniform(rng, (k, n), 1.0, dtype)
         got = elman._core.matmul(a, b)
-        bound = k * np.finfo(np.float32).eps * (np.abs(a).astype(np.float64) @ np.abs(b))
+        assert got.dtype == dtype
+        bound = (1 if dtype == np.float32 else 2) * k * eps * (np.abs(a).astype(np.float64) @ np.abs(b))
         error = np.abs(got - a.astype(np.float64) @ b)
         assert np.all(error <= bound), (m, k, n, float(np.max(error - bound)))
 
 
 @pytest.mark.parametrize("setting, path", [("0", None), ("avx2", "avx2")])
 def test_paths_of_cpus_without_avx512(setting, path):
-    """float32 products run in elman's packed kernels for AVX-512 where the CPU has it,
-    else in those for AVX2 (with FMA), else through OpenBLAS: paths this suite would
-    otherwise not take on an AVX-512 machine. ELMAN_CPU_PACKED (read once per process)
-    takes them: this module's float32 tests again, in a child process, after checking
-    that the child is on the path."""
+    """Products run in elman's packed kernels for AVX-512 where the CPU has it, else in
+    those for AVX2 (with FMA), else through OpenBLAS: paths this suite would otherwise
+    not take on an AVX-512 machine. ELMAN_CPU_PACKED (read once per process) takes them:
+    this module's tests again, in a child process, after checking that the child is on
+    the path."""
     if elman._core.packed_products() is None and path is not None:
         pytest.skip("this CPU has no AVX2 and FMA")
     code = f"import elman._core as c; assert c.packed_products() == {path!r}, c.packed_products()"
     env = dict(os.environ, ELMAN_CPU_PACKED=setting)
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-                           "-k", "float32 and not paths_of_cpus"],
+                           "-k", "not paths_of_cpus and not packed_setting"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import elman
+import elman._core
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("ELMAN_SANITIZED") == "1", reason="ASan holds freed memory"),
@@ -143,13 +144,14 @@ LAYER_PROBE = textwrap.dedent("""
 
 def predicted_layer_bytes(I, H, L, itemsize, packed):
     """README.md's formula: per layer, the weights twice (the layer's NumPy arrays and the
-    engine's copy), plus the packed float32 copy (columns padded to 32) on AVX-512 CPUs."""
+    engine's copy), plus the packed copy (columns padded to 32) where the CPU runs the
+    packed kernels (AVX-512, or AVX2 and FMA)."""
     total = 0
     for k in range(L):
         inputs = I if k == 0 else H
         total += 2 * itemsize * (inputs * H + H * H + H)
         if packed:
-            total += 4 * (inputs + H) * (-(-H // 32) * 32)
+            total += itemsize * (inputs + H) * (-(-H // 32) * 32)
     return total
 
 
@@ -162,9 +164,7 @@ def test_memory_held_by_a_layer(dtype):
     assert done.returncode == 0, done.stderr[-2000:]
     measured = json.loads(done.stdout.splitlines()[-1])
     itemsize = np.dtype(dtype).itemsize
-    # float32 weights are packed only where the CPU has AVX-512: either formula may hold
-    candidates = {predicted_layer_bytes(I, H, L, itemsize, packed) for packed in (dtype == "float32", False)}
-    print(f"layer {dtype}: measured {measured / 2**20:.1f} MiB, "
-          f"formula {sorted(round(c / 2**20, 1) for c in candidates)} MiB")
-    assert any(abs(measured - c) <= 0.05 * c + (1 << 20) for c in candidates), (
-        f"layer holds {measured / 2**20:.1f} MiB, formula {[c / 2**20 for c in candidates]} MiB")
+    predicted = predicted_layer_bytes(I, H, L, itemsize, elman._core.packed_products() is not None)
+    print(f"layer {dtype}: measured {measured / 2**20:.1f} MiB, formula {predicted / 2**20:.1f} MiB")
+    assert abs(measured - predicted) <= 0.05 * predicted + (1 << 20), (
+        f"layer holds {measured / 2**20:.1f} MiB, formula {predicted / 2**20:.1f} MiB")

@@ -5,6 +5,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 // Each instruction set's kernels are compiled for it alone (a target attribute on each
 // function) and reached only when the CPU has it (packed_instruction_set), so the rest
@@ -18,31 +19,41 @@
 namespace elman::cpu {
 namespace {
 
-constexpr std::int64_t P = PackedMatrix::kPanel;
+constexpr std::int64_t P = PackedMatrix<float>::kPanel;
 
 #ifdef ELMAN_PACKED_KERNELS
 // Rows of A handled per pass over a panel: they stay in L2 while the panels cycle.
 constexpr std::int64_t kRowBlock = 192;
 
-using TileFn = void (*)(std::int64_t, const float*, std::int64_t, const float*, std::int64_t, bool,
-                        float*, std::int64_t, std::int64_t);
-using RowStepsFn = bool (*)(std::int64_t, const float*, float*, std::int64_t, const PackedMatrix&,
-                            RowFinish, const void*);
+template <typename T>
+using TileFn = void (*)(std::int64_t, const T*, std::int64_t, const T*, std::int64_t, bool, T*,
+                        std::int64_t, std::int64_t);
+template <typename T>
+using RowStepsFn = bool (*)(std::int64_t, const T*, T*, std::int64_t, const PackedMatrix<T>&,
+                            RowFinish<T>, const void*);
 
-// An instruction set's kernels and how packed_gemm tiles a product with them.
+// An instruction set's kernels for one scalar type, and how packed_gemm tiles a product
+// with them. Tile widths count vectors (the registers bound them, whatever the scalar),
+// in whole pairs.
+template <typename T>
 struct KernelSet {
+  int vector_width;                          // scalars per vector
+  int max_rows;                              // rows of A per tile
+  int (*vectors_for_rows)(int rows);         // a tile's width for that many rows
+  TileFn<T> (*tile_for)(int rows, int vectors);
+  RowStepsFn<T> row_steps;                   // packed_row_steps
+};
+
+struct InstructionSet {
   const char* name;
-  int vector_width;                         // floats per vector
-  int max_rows;                             // rows of A per tile
-  int column_step;                          // tile widths are multiples of it (16 or 32)
-  int (*columns_for_rows)(int rows);        // a tile's width for that many rows
-  TileFn (*tile_for)(int rows, int vectors);
-  RowStepsFn row_steps;                     // packed_row_steps
+  KernelSet<float> f32;
+  KernelSet<double> f64;
 };
 
 namespace avx512 {
 #define ELMAN_TARGET __attribute__((target("avx512f")))
-struct Vec {
+struct F32 {
+  using Scalar = float;
   using Reg = __m512;
   static constexpr int kWidth = 16;
   ELMAN_TARGET static Reg zero() { return _mm512_setzero_ps(); }
@@ -54,57 +65,86 @@ struct Vec {
   ELMAN_TARGET static Reg load_first(const float* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
   ELMAN_TARGET static void store_first(float* p, Reg v, int n) { _mm512_mask_storeu_ps(p, first(n), v); }
 };
+struct F64 {
+  using Scalar = double;
+  using Reg = __m512d;
+  static constexpr int kWidth = 8;
+  ELMAN_TARGET static Reg zero() { return _mm512_setzero_pd(); }
+  ELMAN_TARGET static Reg broadcast(double x) { return _mm512_set1_pd(x); }
+  ELMAN_TARGET static Reg load(const double* p) { return _mm512_load_pd(p); }
+  ELMAN_TARGET static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
+  ELMAN_TARGET static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
+  ELMAN_TARGET static __mmask8 first(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
+  ELMAN_TARGET static Reg load_first(const double* p, int n) { return _mm512_maskz_loadu_pd(first(n), p); }
+  ELMAN_TARGET static void store_first(double* p, Reg v, int n) { _mm512_mask_storeu_pd(p, first(n), v); }
+};
 #include "cpu/packed_kernels.inc"
 #undef ELMAN_TARGET
 
 // 32 registers. Widths: enough independent accumulators (>= 8) to hide the FMA
-// latency, few enough (<= 16) to stay in registers with the weights.
-int columns_for_rows(int rows) { return rows >= 8 ? 32 : rows >= 4 ? 64 : 128; }
+// latency, few enough (<= 16) to stay in registers with the weights. One row keeps no
+// weights in registers: 16 vectors (float64 at B = 1, H = 256: 3.7-4.3 us a step
+// against 5.5 with 8; float32 the same within the noise).
+int vectors_for_rows(int rows) { return rows >= 8 ? 2 : rows >= 4 ? 4 : rows >= 2 ? 8 : 16; }
 
-template <int MR>
-TileFn tile_of(int vectors) {
+template <class Vec, int MR>
+TileFn<typename Vec::Scalar> tile_of(int vectors) {
   switch (vectors) {
-    case 2: return tile<MR, 2>;
-    case 4: return tile<MR, 4>;
-    case 6: return tile<MR, 6>;
-    default: return tile<MR, 8>;
+    case 2: return tile<Vec, MR, 2>;
+    case 4: return tile<Vec, MR, 4>;
+    case 6: return tile<Vec, MR, 6>;
+    default: return tile<Vec, MR, 8>;
   }
 }
 
-TileFn tile_for(int rows, int vectors) {
+template <class Vec>
+TileFn<typename Vec::Scalar> tile_for(int rows, int vectors) {
   switch (rows) {
-    case 1:  // at most 16 accumulators
+    case 1:  // at most 16 accumulators, in 1-4 partial sums
       switch (vectors) {
-        case 2: return row<2, 4>;
-        case 4: return row<4, 4>;
-        case 6: return row<6, 2>;
-        default: return row<8, 2>;
+        case 2: return row<Vec, 2, 4>;
+        case 4: return row<Vec, 4, 4>;
+        case 6: return row<Vec, 6, 2>;
+        case 8: return row<Vec, 8, 2>;
+        case 10: return row<Vec, 10, 1>;
+        case 12: return row<Vec, 12, 1>;
+        case 14: return row<Vec, 14, 1>;
+        default: return row<Vec, 16, 1>;
       }
-    case 2: return tile_of<2>(vectors);
-    case 3: return tile_of<3>(vectors);
-    case 4: return tile_of<4>(vectors);
-    case 5: return tile_of<5>(vectors);
-    case 6: return tile_of<6>(vectors);
-    case 7: return tile_of<7>(vectors);
-    default: return tile_of<8>(vectors);
+    case 2: return tile_of<Vec, 2>(vectors);
+    case 3: return tile_of<Vec, 3>(vectors);
+    case 4: return tile_of<Vec, 4>(vectors);
+    case 5: return tile_of<Vec, 5>(vectors);
+    case 6: return tile_of<Vec, 6>(vectors);
+    case 7: return tile_of<Vec, 7>(vectors);
+    default: return tile_of<Vec, 8>(vectors);
   }
 }
 
-bool steps_of_row(std::int64_t steps, const float* h0, float* first, std::int64_t stride,
-                  const PackedMatrix& w, RowFinish finish, const void* context) {
-  switch ((w.cols() + P - 1) / P) {
-    case 1: row_steps<2, 4>(steps, h0, first, stride, w, finish, context); return true;
-    case 2: row_steps<4, 4>(steps, h0, first, stride, w, finish, context); return true;
-    default: return false;
-  }
+// Two vectors in 4 partial sums where all of W is that wide (float32, one panel), else
+// four a call (a float32 call spans both panels, a float64 call one panel).
+template <class Vec>
+bool steps_of_row(std::int64_t steps, const typename Vec::Scalar* h0, typename Vec::Scalar* first,
+                  std::int64_t stride, const PackedMatrix<typename Vec::Scalar>& w,
+                  RowFinish<typename Vec::Scalar> finish, const void* context) {
+  if (w.cols() > 2 * P) return false;
+  const std::int64_t vectors = (w.cols() + P - 1) / P * (P / Vec::kWidth);
+  if (vectors <= 2) row_steps<Vec, 2, 4>(steps, h0, first, stride, w, finish, context);
+  else row_steps<Vec, 4, 4>(steps, h0, first, stride, w, finish, context);
+  return true;
 }
 
-const KernelSet kernels{"avx512f", Vec::kWidth, 8, 32, columns_for_rows, tile_for, steps_of_row};
+template <class Vec>
+constexpr KernelSet<typename Vec::Scalar> kernels{Vec::kWidth, 8, vectors_for_rows, tile_for<Vec>,
+                                                  steps_of_row<Vec>};
+const InstructionSet instructions{"avx512f", kernels<F32>, kernels<F64>};
 }  // namespace avx512
 
 namespace avx2 {
 #define ELMAN_TARGET __attribute__((target("avx2,fma")))
-struct Vec {
+// Whole vectors without a mask: masked stores are slow on some CPUs (AMD's).
+struct F32 {
+  using Scalar = float;
   using Reg = __m256;
   static constexpr int kWidth = 8;
   ELMAN_TARGET static Reg zero() { return _mm256_setzero_ps(); }
@@ -115,7 +155,6 @@ struct Vec {
   ELMAN_TARGET static __m256i first(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
-  // Whole vectors without a mask: masked stores are slow on some CPUs (AMD's).
   ELMAN_TARGET static Reg load_first(const float* p, int n) {
     return n == kWidth ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first(n));
   }
@@ -124,99 +163,133 @@ struct Vec {
     else _mm256_maskstore_ps(p, first(n), v);
   }
 };
+struct F64 {
+  using Scalar = double;
+  using Reg = __m256d;
+  static constexpr int kWidth = 4;
+  ELMAN_TARGET static Reg zero() { return _mm256_setzero_pd(); }
+  ELMAN_TARGET static Reg broadcast(double x) { return _mm256_set1_pd(x); }
+  ELMAN_TARGET static Reg load(const double* p) { return _mm256_load_pd(p); }
+  ELMAN_TARGET static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
+  ELMAN_TARGET static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }
+  ELMAN_TARGET static __m256i first(int n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  ELMAN_TARGET static Reg load_first(const double* p, int n) {
+    return n == kWidth ? _mm256_loadu_pd(p) : _mm256_maskload_pd(p, first(n));
+  }
+  ELMAN_TARGET static void store_first(double* p, Reg v, int n) {
+    if (n == kWidth) _mm256_storeu_pd(p, v);
+    else _mm256_maskstore_pd(p, first(n), v);
+  }
+};
 #include "cpu/packed_kernels.inc"
 #undef ELMAN_TARGET
 
 // 16 registers: 8-12 accumulators, the weights of one k and a broadcast. Tiles of 4-6
-// rows are 16 columns wide (2 vectors, half a panel), of 1-3 rows 32; one row sums in
-// 3 partial sums. (For one row, 64 or 96 columns a call were no faster.)
-int columns_for_rows(int rows) { return rows >= 4 ? 16 : 32; }
+// rows are 2 vectors wide, of 1-3 rows 4; one row sums in 3 partial sums. (For one row,
+// 8 or 12 vectors a call were no faster.)
+int vectors_for_rows(int rows) { return rows >= 4 ? 2 : 4; }
 
-TileFn tile_for(int rows, int vectors) {
+template <class Vec>
+TileFn<typename Vec::Scalar> tile_for(int rows, int vectors) {
   const bool narrow = vectors == 2;
   switch (rows) {
-    case 1: return narrow ? row<2, 4> : row<4, 3>;
-    case 2: return narrow ? tile<2, 2> : tile<2, 4>;
-    case 3: return narrow ? tile<3, 2> : tile<3, 4>;
-    case 4: return tile<4, 2>;
-    case 5: return tile<5, 2>;
-    default: return tile<6, 2>;
+    case 1: return narrow ? row<Vec, 2, 4> : row<Vec, 4, 3>;
+    case 2: return narrow ? tile<Vec, 2, 2> : tile<Vec, 2, 4>;
+    case 3: return narrow ? tile<Vec, 3, 2> : tile<Vec, 3, 4>;
+    case 4: return tile<Vec, 4, 2>;
+    case 5: return tile<Vec, 5, 2>;
+    default: return tile<Vec, 6, 2>;
   }
 }
 
-// One or two panels, a panel per call of row<4, 2> (8 accumulators; 3 partial sums or
-// both panels in one call were no faster).
-bool steps_of_row(std::int64_t steps, const float* h0, float* first, std::int64_t stride,
-                  const PackedMatrix& w, RowFinish finish, const void* context) {
+// 4 vectors a call, in 2 partial sums (8 accumulators; 3 partial sums, or both float32
+// panels in one call, were no faster).
+template <class Vec>
+bool steps_of_row(std::int64_t steps, const typename Vec::Scalar* h0, typename Vec::Scalar* first,
+                  std::int64_t stride, const PackedMatrix<typename Vec::Scalar>& w,
+                  RowFinish<typename Vec::Scalar> finish, const void* context) {
   if (w.cols() > 2 * P) return false;
-  row_steps<4, 2>(steps, h0, first, stride, w, finish, context);
+  row_steps<Vec, 4, 2>(steps, h0, first, stride, w, finish, context);
   return true;
 }
 
-const KernelSet kernels{"avx2", Vec::kWidth, 6, 16, columns_for_rows, tile_for, steps_of_row};
+template <class Vec>
+constexpr KernelSet<typename Vec::Scalar> kernels{Vec::kWidth, 6, vectors_for_rows, tile_for<Vec>,
+                                                  steps_of_row<Vec>};
+const InstructionSet instructions{"avx2", kernels<F32>, kernels<F64>};
 }  // namespace avx2
 
 // The kernels this process uses, or none (BLAS). ELMAN_CPU_PACKED=0 takes OpenBLAS's
 // path, and ELMAN_CPU_PACKED=avx2 the AVX2 kernels, that of CPUs without AVX-512, on a
 // CPU that has it: the tests check each path here. Read once: layers made before keep
 // theirs.
-const KernelSet* choose_kernels() {
+const InstructionSet* choose_instructions() {
   const char* variable = std::getenv("ELMAN_CPU_PACKED");
   const std::string setting = variable ? variable : "";
   if (setting == "0") return nullptr;
   if (!setting.empty() && setting != "avx2")
     throw std::invalid_argument("ELMAN_CPU_PACKED: expected 0 (OpenBLAS's products) or avx2 (at most the "
                                 "AVX2 kernels), or unset, not '" + setting + "'");
-  if (setting.empty() && __builtin_cpu_supports("avx512f")) return &avx512::kernels;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &avx2::kernels;
+  if (setting.empty() && __builtin_cpu_supports("avx512f")) return &avx512::instructions;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &avx2::instructions;
   return nullptr;
 }
 
-const KernelSet* kernel_set() {
-  static const KernelSet* const set = choose_kernels();
+const InstructionSet* instruction_set() {
+  static const InstructionSet* const set = choose_instructions();
   return set;
+}
+
+template <typename T>
+const KernelSet<T>& kernels_for() {
+  if constexpr (std::is_same_v<T, float>) return instruction_set()->f32;
+  else return instruction_set()->f64;
 }
 #endif
 }  // namespace
 
 const char* packed_instruction_set() {
 #ifdef ELMAN_PACKED_KERNELS
-  const KernelSet* set = kernel_set();
+  const InstructionSet* set = instruction_set();
   return set ? set->name : nullptr;
 #else
   return nullptr;
 #endif
 }
 
-void PackedMatrix::Free::operator()(float* p) const { std::free(p); }
+template <typename T>
+void PackedMatrix<T>::Free::operator()(T* p) const { std::free(p); }
 
-PackedMatrix::PackedMatrix(const float* w, std::int64_t k, std::int64_t n) : k_(k), n_(n) {
+template <typename T>
+PackedMatrix<T>::PackedMatrix(const T* w, std::int64_t k, std::int64_t n) : k_(k), n_(n) {
   const std::int64_t panels = (n + P - 1) / P;
-  const std::size_t bytes = static_cast<std::size_t>(panels * k * P) * sizeof(float);
-  float* data = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  const std::size_t bytes = static_cast<std::size_t>(panels * k * P) * sizeof(T);
+  T* data = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
   if (!data) throw std::bad_alloc();
   data_.reset(data);
   for (std::int64_t p = 0; p < panels; ++p)
     for (std::int64_t i = 0; i < k; ++i)
       for (std::int64_t j = 0; j < P; ++j) {
         const std::int64_t col = p * P + j;
-        data[(p * k + i) * P + j] = col < n ? w[i * n + col] : 0.0f;
+        data[(p * k + i) * P + j] = col < n ? w[i * n + col] : T(0);
       }
 }
 
-void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* a,
-                 std::int64_t lda, const PackedMatrix& w, bool accumulate, float* c,
-                 std::int64_t ldc) {
+template <typename T>
+void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const T* a, std::int64_t lda,
+                 const PackedMatrix<T>& w, bool accumulate, T* c, std::int64_t ldc) {
 #ifdef ELMAN_PACKED_KERNELS
-  const KernelSet& set = *kernel_set();
-  const std::int64_t k = w.rows(), stride = k * P, step = set.column_step;
+  const KernelSet<T>& set = kernels_for<T>();
+  const std::int64_t k = w.rows(), stride = k * P, step = 2 * set.vector_width;
   for (std::int64_t r0 = 0; r0 < m; r0 += kRowBlock) {
     const std::int64_t r1 = std::min(m, r0 + kRowBlock);
     for (std::int64_t row = r0; row < r1;) {
       const int mr = static_cast<int>(std::min<std::int64_t>(set.max_rows, r1 - row));
-      const std::int64_t width = set.columns_for_rows(mr);
+      const std::int64_t width = set.vectors_for_rows(mr) * set.vector_width;
       // Tiles start at multiples of their width from c0 (a panel's start), and the last
-      // is narrowed to what is left, in whole column steps: none straddles a panel
+      // is narrowed to what is left, in whole pairs of vectors: none straddles a panel
       // unless it starts at one (vector_at).
       for (std::int64_t col = c0; col < c1;) {
         const std::int64_t columns = std::min(width, (c1 - col + step - 1) / step * step);
@@ -234,14 +307,25 @@ void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const float* 
 #endif
 }
 
-bool packed_row_steps(std::int64_t steps, const float* h0, float* first, std::int64_t stride,
-                      const PackedMatrix& w, RowFinish finish, const void* context) {
+template <typename T>
+bool packed_row_steps(std::int64_t steps, const T* h0, T* first, std::int64_t stride,
+                      const PackedMatrix<T>& w, RowFinish<T> finish, const void* context) {
 #ifdef ELMAN_PACKED_KERNELS
-  return kernel_set()->row_steps(steps, h0, first, stride, w, finish, context);
+  return kernels_for<T>().row_steps(steps, h0, first, stride, w, finish, context);
 #else
   (void)steps, (void)h0, (void)first, (void)stride, (void)w, (void)finish, (void)context;
   return false;
 #endif
 }
+
+#define ELMAN_INSTANTIATE(T)                                                                        \
+  template class PackedMatrix<T>;                                                                   \
+  template void packed_gemm<T>(std::int64_t, std::int64_t, std::int64_t, const T*, std::int64_t,   \
+                               const PackedMatrix<T>&, bool, T*, std::int64_t);                     \
+  template bool packed_row_steps<T>(std::int64_t, const T*, T*, std::int64_t, const PackedMatrix<T>&, \
+                                    RowFinish<T>, const void*);
+ELMAN_INSTANTIATE(float)
+ELMAN_INSTANTIATE(double)
+#undef ELMAN_INSTANTIATE
 
 }  // namespace elman::cpu

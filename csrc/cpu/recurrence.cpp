@@ -1,7 +1,6 @@
 #include "cpu/recurrence.h"
 
 #include <algorithm>
-#include <type_traits>
 #include <vector>
 
 #include "cpu/epilogue.h"
@@ -18,19 +17,17 @@ template <typename T>
 void full_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1, std::int64_t c0,
                  std::int64_t c1, SpinBarrier* barrier) {
   const std::int64_t rows = r1 - r0, cols = c1 - c0, H = r.hidden, step = r.batch * r.ldy;
-  if constexpr (std::is_same_v<T, float>) {
-    if (rows == 1 && cols == H && r.w_y.packed) {  // one row, all columns: one call
-      const auto finish = [](float* yt, const void* context) {
-        const auto& rec = *static_cast<const Recurrence<float>*>(context);
-        bias_activation(rec.hidden, yt, nullptr, rec.bias, rec.act);
-      };
-      float* first = r.y + (r.reverse ? r.steps - 1 : 0) * step + r0 * r.ldy;
-      if (packed_row_steps(r.steps, r.h0 + r0 * H, first, r.reverse ? -step : step, *r.w_y.packed,
-                           finish, &r)) {
-        const float* last = first + (r.steps - 1) * (r.reverse ? -step : step);
-        std::copy(last, last + H, r.h_n + r0 * H);
-        return;
-      }
+  if (rows == 1 && cols == H && r.w_y.packed) {  // one row, all columns: one call
+    const auto finish = [](T* yt, const void* context) {
+      const auto& rec = *static_cast<const Recurrence<T>*>(context);
+      bias_activation(rec.hidden, yt, nullptr, rec.bias, rec.act);
+    };
+    T* first = r.y + (r.reverse ? r.steps - 1 : 0) * step + r0 * r.ldy;
+    if (packed_row_steps<T>(r.steps, r.h0 + r0 * H, first, r.reverse ? -step : step, *r.w_y.packed,
+                            finish, &r)) {
+      const T* last = first + (r.steps - 1) * (r.reverse ? -step : step);
+      std::copy(last, last + H, r.h_n + r0 * H);
+      return;
     }
   }
   const T* bias = r.bias ? r.bias + c0 : nullptr;
@@ -108,7 +105,7 @@ void run_recurrence(const Recurrence<T>& r, int threads) {
     });
   } else {  // columns apart, in whole panels of packed W_y: each core keeps its share
             // of W_y in its cache; a barrier per step
-    const std::int64_t grain = PackedMatrix::kPanel;
+    const std::int64_t grain = PackedMatrix<T>::kPanel;
     n = static_cast<int>(std::min<std::int64_t>(n, (H + grain - 1) / grain));
     SpinBarrier barrier(n);
     ThreadPool::global().run(n, [&](int i) {
