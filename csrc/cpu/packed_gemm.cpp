@@ -223,8 +223,7 @@ const InstructionSet instructions{"avx2", kernels<F32>, kernels<F64>};
 
 // The kernels this process uses, or none (BLAS). ELMAN_CPU_PACKED=0 takes OpenBLAS's
 // path, and ELMAN_CPU_PACKED=avx2 the AVX2 kernels, that of CPUs without AVX-512, on a
-// CPU that has it: the tests check each path here. Read once: layers made before keep
-// theirs.
+// CPU that has it: the tests check each path here. Read once, at the first call.
 const InstructionSet* choose_instructions() {
   const char* variable = std::getenv("ELMAN_CPU_PACKED");
   const std::string setting = variable ? variable : "";
