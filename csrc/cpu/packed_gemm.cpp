@@ -81,10 +81,11 @@ struct F64 {
 #include "cpu/packed_kernels.inc"
 #undef ELMAN_TARGET
 
-// 32 registers. Widths: enough independent accumulators (>= 8) to hide the FMA
-// latency, few enough (<= 16) to stay in registers with the weights. One row keeps no
-// weights in registers: 16 vectors (float64 at B = 1, H = 256: 3.7-4.3 us a step
-// against 5.5 with 8; float32 the same within the noise).
+// 32 registers. Widths: at least 16 accumulators (rows x vectors) to hide the FMA
+// latency; 2-7 rows take up to 28, beside which the weights of one k may have to come
+// from memory (not tuned). One row keeps no weights in registers: 16 vectors (float64
+// at B = 1, H = 256: 3.7-4.3 us a step against 5.5 with 8; float32 the same within the
+// noise).
 int vectors_for_rows(int rows) { return rows >= 8 ? 2 : rows >= 4 ? 4 : rows >= 2 ? 8 : 16; }
 
 template <class Vec, int MR>
@@ -223,7 +224,7 @@ const InstructionSet instructions{"avx2", kernels<F32>, kernels<F64>};
 
 // The kernels this process uses, or none (BLAS). ELMAN_CPU_PACKED=0 takes OpenBLAS's
 // path, and ELMAN_CPU_PACKED=avx2 the AVX2 kernels, that of CPUs without AVX-512, on a
-// CPU that has it: the tests check each path here. Read once, at the first call.
+// CPU that has it: the tests check each path here.
 const InstructionSet* choose_instructions() {
   const char* variable = std::getenv("ELMAN_CPU_PACKED");
   const std::string setting = variable ? variable : "";

@@ -15,7 +15,8 @@ namespace elman::cpu {
 // The instruction set of the packed kernels this process runs: "avx512f", else "avx2"
 // (with FMA), or nullptr where the CPU has neither, and callers use BLAS.
 // ELMAN_CPU_PACKED=0 (BLAS) or =avx2 takes the path of an older CPU on a newer one;
-// another value throws std::invalid_argument. Read once, at the first call.
+// another value throws std::invalid_argument (at every call, until it is mended). The
+// choice is made once. Off x86-64 there are no kernels and the variable is not read.
 const char* packed_instruction_set();
 inline bool packed_gemm_supported() { return packed_instruction_set() != nullptr; }
 
