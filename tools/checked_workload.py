@@ -3,9 +3,9 @@ once or twice, on small shapes (memcheck runs them ~50x slower), including refus
 and two elman threads, with the layers' outputs checked against the float64 oracle.
 
 Both tools run it on CPUs without AVX-512, so it checks the kernels that such CPUs take on
-a machine that has it: the packed float32 products' AVX2 kernels and the AVX2 epilogue
-(valgrind reports x86-64-v3; qemu emulates a Haswell), OpenBLAS's float32 products and the
-baseline epilogue (qemu emulates a Sandy Bridge). The tests also check both products
+a machine that has it: the packed products' AVX2 kernels and the AVX2 epilogue (valgrind
+reports x86-64-v3; qemu emulates a Haswell), OpenBLAS's products and the baseline epilogue
+(qemu emulates a Sandy Bridge). The tests also check both products
 natively (ELMAN_CPU_PACKED=avx2 and =0)."""
 
 import sys
