@@ -268,6 +268,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.doc() = "elman's CUDA backend; use the elman package, not this module.";
   elman::binding::watch_for_finalization();
   m.def("device_count", &elman::cuda::device_count);
+  m.def("unavailable_reason", &elman::cuda::unavailable_reason, "Why device_count() is 0 ('' if it is not)");
   m.def("current_device", &elman::cuda::current_device_id, "The calling thread's current GPU");
   m.def("recurrence_kernel", kernel_query("recurrence_kernel", elman::cuda::recurrence_kernel),
         py::arg("batch"), py::arg("hidden"), py::arg("lengths"), py::arg("storage"),

@@ -3,7 +3,9 @@
 Two parts:
 
 * Always run (CI has no GPU): what a build without CUDA, or a CUDA build on a machine
-  without a GPU, must say (RuntimeError naming the reason), the functions of elman.cuda,
+  without a GPU, must say (RuntimeError naming the reason: no driver, or, with stand-in
+  driver libraries, a driver too old for the build's CUDA or one CUDA cannot start
+  with), the functions of elman.cuda,
   device names ("cuda:N", unknown strings: ValueError), and, with elman._cuda faked,
   the refusal of memory and streams of another GPU. The "no device" case is also exercised on a
   GPU machine, in a subprocess with CUDA_VISIBLE_DEVICES="".
@@ -24,10 +26,12 @@ chain), raise the multiple for that case with the reason written next to it.
 """
 
 import copy
+import ctypes
 import gc
 import itertools
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -437,17 +441,34 @@ def test_built_without_cuda():
     check_refused("built without CUDA", "no-cuda")
 
 
+def driver_loads():
+    """Whether the NVIDIA driver's library loads here, asked without elman: as the CUDA
+    runtime looks for it."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
 @pytest.mark.skipif(not BUILT or AVAILABLE,
                     reason="checks a CUDA build on a machine without a GPU (the CI case); "
                            "on a GPU machine test_no_visible_device_subprocess covers it")
 def test_built_but_no_device():
-    check_refused("no CUDA device", "no-dev")
+    check_refused("no CUDA device can be used", "no-dev")
+    if not driver_loads():   # the CI case: the reason names the missing driver
+        check_refused(r"no CUDA device can be used: no NVIDIA driver was found", "no-driver")
 
 
 def test_no_visible_device_subprocess():
     """With CUDA_VISIBLE_DEVICES="" the process sees no GPU, whatever the machine: a CUDA
     build must then report no device (and a build without CUDA say so)."""
-    expected = "no CUDA device" if BUILT else "built without CUDA"
+    if not BUILT:
+        expected = "built without CUDA"
+    elif driver_loads():
+        expected = 'no CUDA device is visible to this process (CUDA_VISIBLE_DEVICES="")'
+    else:
+        expected = "no NVIDIA driver was found"
     code = textwrap.dedent(f"""
         import numpy as np, elman, elman.cuda
         assert elman.cuda.is_built() is {BUILT}
@@ -466,6 +487,53 @@ def test_no_visible_device_subprocess():
         print("ok")
     """)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    env.pop("ELMAN_REQUIRE_CUDA", None)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT / "tests",
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def stand_in_driver(directory, version):
+    """A libcuda.so.1 in `directory` that reports CUDA `version` (1000 x major + 10 x
+    minor) and has nothing else: the CUDA runtime loads it from LD_LIBRARY_PATH before any
+    real driver, and must then refuse to start."""
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        pytest.skip("needs a C compiler to build a stand-in driver library")
+    source = directory / "driver.c"
+    source.write_text("int cuDriverGetVersion(int *v) { *v = %d; return 0; }\n"
+                      "int cuInit(unsigned flags) { (void)flags; return 0; }\n" % version)
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(directory / "libcuda.so.1"), str(source)],
+                   check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.skipif(not BUILT, reason="needs the CUDA module (no GPU needed)")
+@pytest.mark.parametrize("version, reason", [
+    # CUDA 11.8: older than any runtime elman builds with (clusters need CUDA 12)
+    (11080, r"the NVIDIA driver supports CUDA 11\.8, older than the CUDA 1[2-9]\.\d+ this elman "
+            r"was built with: update the driver to one for CUDA 1[2-9]\.0 or newer"),
+    # new enough by its number, but without the functions the runtime needs
+    (99000, r"CUDA could not start: \S"),
+])
+def test_unusable_driver_is_named(tmp_path, version, reason):
+    """With a GPU machine's driver too old for the CUDA elman was built with (the common
+    case: a wheel built with a newer CUDA than the driver's), moving a layer to "cuda"
+    says so, rather than that no device is there; a driver CUDA cannot start with gives
+    CUDA's own reason."""
+    stand_in_driver(tmp_path, version)
+    code = textwrap.dedent(f"""
+        import re, elman, elman.cuda
+        assert elman.cuda.is_available() is False and elman.cuda.device_count() == 0
+        try:
+            elman.RNN(3, 4, device="cuda")
+        except RuntimeError as e:
+            assert re.search({"device: no CUDA device can be used: " + reason!r}, str(e)), str(e)
+        else:
+            raise AssertionError("no RuntimeError")
+        print("ok")
+    """)
+    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(
+        p for p in (str(tmp_path), os.environ.get("LD_LIBRARY_PATH")) if p))
     env.pop("ELMAN_REQUIRE_CUDA", None)
     proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT / "tests",
                           capture_output=True, text=True, timeout=120)

@@ -22,6 +22,10 @@ using Stream = CUstream_st*;
 
 // GPUs usable by this process; 0 without a driver or a device.
 int device_count();
+// Why device_count() is 0, for the error a user sees (empty if it is not): no driver, a
+// driver older than the CUDA this module was built with, no device visible, or CUDA's own
+// error.
+std::string unavailable_reason();
 int current_device_id();
 
 // Makes `device` the calling thread's current GPU until destroyed, then restores the

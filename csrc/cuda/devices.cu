@@ -3,6 +3,7 @@
 #include <cudaTypedefs.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -77,6 +78,37 @@ int device_count() {
     return 0;
   }
   return n;
+}
+
+// CUDA's version numbers (1000 x major + 10 x minor) as "major.minor".
+std::string cuda_version(int version) {
+  return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+}
+
+std::string unavailable_reason() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  cudaGetLastError();
+  if (status == cudaSuccess && count > 0) return "";
+  int driver = 0, runtime = 0;
+  // Both answer without a driver: the driver's version is then 0.
+  if (cudaDriverGetVersion(&driver) != cudaSuccess || cudaRuntimeGetVersion(&runtime) != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("CUDA could not start: ") + cudaGetErrorString(status);
+  }
+  if (driver == 0) return "no NVIDIA driver was found (libcuda.so.1 could not be loaded)";
+  // A driver runs every runtime of its own major version or older (CUDA's minor version
+  // compatibility), so a newer major version is what it cannot run.
+  if (driver / 1000 < runtime / 1000)
+    return "the NVIDIA driver supports CUDA " + cuda_version(driver) + ", older than the CUDA " +
+           cuda_version(runtime) + " this elman was built with: update the driver to one for CUDA " +
+           std::to_string(runtime / 1000) + ".0 or newer, or build elman with a CUDA toolkit the driver supports";
+  if (status == cudaSuccess || status == cudaErrorNoDevice) {
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    return visible ? "no CUDA device is visible to this process (CUDA_VISIBLE_DEVICES=\"" + std::string(visible) + "\")"
+                   : "no CUDA device is visible to this process";
+  }
+  return std::string("CUDA could not start: ") + cudaGetErrorString(status) + " (" + cudaGetErrorName(status) + ")";
 }
 
 void clear_last_error() noexcept { cudaGetLastError(); }

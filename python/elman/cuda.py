@@ -53,6 +53,8 @@ def device_count() -> int:
 
 
 def is_available() -> bool:
+    """Whether layers can go to a GPU; where they cannot, moving one raises RuntimeError
+    saying why (no driver, a driver too old for this build's CUDA, no device visible)."""
     return device_count() > 0
 
 
@@ -64,7 +66,7 @@ def require() -> None:
                                "cuBLAS present, or ELMAN_CUDA=ON to fail when they are not)")
         raise RuntimeError(f"device: elman's CUDA module could not be loaded: {_load_error}")
     if device_count() == 0:
-        raise RuntimeError("device: no CUDA device is visible to this process")
+        raise RuntimeError(f"device: no CUDA device can be used: {_cuda.unavailable_reason()}")
 
 
 _GPU_NAME = re.compile(r"cuda:(0|[1-9][0-9]*)")
