@@ -30,6 +30,7 @@ using Lengths = py::array_t<int64_t, py::array::c_style>;
 using elman::binding::require;
 using elman::binding::require_shape;
 using elman::binding::without_gil;
+using elman::binding::without_gil_interruptible;
 
 // The pointwise function phi(clip(z)); clip None = no clip.
 elman::ActivationParams activation_params(elman::Activation kind, double alpha, double beta,
@@ -66,9 +67,9 @@ py::tuple forward(const elman::Network<T>& net, const Array<T>& x, std::optional
   }
   Array<T> y({steps, batch, net.num_directions() * H});
   Array<T> h_n({states, batch, H});
-  without_gil([&] {
+  without_gil_interruptible([&](const elman::StopCheck& stop) {
     net.forward(steps, batch, x.data(), h0 ? h0->data() : nullptr,
-                lengths ? lengths->data() : nullptr, y.mutable_data(), h_n.mutable_data());
+                lengths ? lengths->data() : nullptr, y.mutable_data(), h_n.mutable_data(), stop);
   });
   return py::make_tuple(y, h_n);
 }
@@ -151,6 +152,7 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("n"));
   m.def("get_num_threads", &elman::cpu::num_threads);
   m.def("max_num_threads", &elman::cpu::max_num_threads);
+  m.attr("SLICE_WORK") = elman::kSliceWork;  // interruption.h: a slice's multiply-adds
   m.def("packed_products", &elman::cpu::packed_instruction_set,
         "The instruction set of elman's packed kernels that run the products: "
         "'avx512f' or 'avx2', or None where OpenBLAS runs them.");

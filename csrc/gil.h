@@ -13,8 +13,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <exception>
 #include <thread>
+
+#include "interruption.h"
 
 namespace elman::binding {
 
@@ -22,10 +25,14 @@ namespace elman::binding {
 // finalizes it (0 until then).
 inline std::atomic<unsigned long> finalizing_thread{0};
 
+// The interpreter's main thread, the only one that runs Python's signal handlers.
+inline std::atomic<unsigned long> main_thread{0};
+
 // To call in a module's init (each extension module has its own finalizing_thread).
 inline void watch_for_finalization() {
   pybind11::module_::import("atexit").attr("register")(
       pybind11::cpp_function([] { finalizing_thread.store(PyThread_get_thread_ident()); }));
+  main_thread.store(pybind11::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>());
 }
 
 // Whether the interpreter is finalizing in another thread: taking the GIL back would end
@@ -56,6 +63,41 @@ void without_gil(Work&& work) {
   while (finalizing_elsewhere()) std::this_thread::sleep_for(std::chrono::hours(1));
   PyEval_RestoreThread(state);
   if (error) std::rethrow_exception(error);
+}
+
+// Ctrl-C during a long call: work(stop) runs as without_gil does, where stop, the engine's
+// StopCheck, says whether SIGINT has come. On the main thread it asks Python (taking the
+// GIL for a moment) kAskEvery after its first call and then at most that often; elsewhere,
+// where Python runs no signal handlers, it never stops. A stopped call hands the SIGINT
+// back to Python's handler: KeyboardInterrupt, or, if the handler returns, the work runs
+// again from the start (work must be repeatable).
+template <typename Work>
+void without_gil_interruptible(Work&& work) {
+  using Clock = std::chrono::steady_clock;
+  static constexpr auto kAskEvery = std::chrono::milliseconds(20);
+  const bool on_main_thread = PyThread_get_thread_ident() == main_thread.load();
+  for (;;) {
+    StopCheck stop;
+    if (on_main_thread)
+      stop = [next = Clock::time_point()]() mutable {  // the first call only sets `next`
+        const auto now = Clock::now();
+        if (now < next) return false;
+        const bool first = next == Clock::time_point();
+        next = now + kAskEvery;
+        if (first) return false;
+        const PyGILState_STATE gil = PyGILState_Ensure();
+        const bool interrupted = PyOS_InterruptOccurred() != 0;  // runs no Python code
+        PyGILState_Release(gil);
+        return interrupted;
+      };
+    try {
+      without_gil([&] { work(stop); });
+      return;
+    } catch (const Interrupted&) {
+      PyErr_SetInterruptEx(SIGINT);
+      if (PyErr_CheckSignals() != 0) throw pybind11::error_already_set();
+    }
+  }
 }
 
 }  // namespace elman::binding

@@ -32,9 +32,9 @@ Network<T>::Network(std::int64_t input_size, std::int64_t hidden_size, std::int6
 
 template <typename T>
 void Network<T>::forward(std::int64_t steps, std::int64_t batch, const T* x, const T* h0,
-                         const std::int64_t* lengths, T* y, T* h_n) const {
+                         const std::int64_t* lengths, T* y, T* h_n, const StopCheck& stop) const {
   const Shape shape{steps, batch, input_size_, hidden_size_, num_layers_, num_directions_};
-  cpu::forward(shape, cpu_, x, h0, lengths, y, h_n);
+  cpu::forward(shape, cpu_, x, h0, lengths, y, h_n, stop);
 }
 
 template class Network<float>;

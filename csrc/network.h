@@ -20,9 +20,10 @@ class Network {
   Network(const Network&) = delete;  // cells_ points into storage_
   Network& operator=(const Network&) = delete;
 
-  // See elman.h for the shapes; safe to call from several threads at once.
+  // See elman.h for the shapes; safe to call from several threads at once. A long pass
+  // asks `stop` now and then and throws Interrupted if it says so (interruption.h).
   void forward(std::int64_t steps, std::int64_t batch, const T* x, const T* h0,
-               const std::int64_t* lengths, T* y, T* h_n) const;
+               const std::int64_t* lengths, T* y, T* h_n, const StopCheck& stop = {}) const;
 
   std::int64_t input_size() const { return input_size_; }
   std::int64_t hidden_size() const { return hidden_size_; }

@@ -6,6 +6,7 @@
 
 #include "cpu/matmul.h"
 #include "elman.h"
+#include "interruption.h"
 
 namespace elman::cpu {
 
@@ -22,10 +23,11 @@ struct Cell {
 template <typename T>
 std::vector<Cell<T>> prepare(const Shape& shape, const std::vector<CellWeights<T>>& cells);
 
-// The forward pass of elman.h on elman's threads.
+// The forward pass of elman.h on elman's threads, asking `stop` (if any) between slices
+// (interruption.h).
 template <typename T>
 void forward(const Shape& shape, const std::vector<Cell<T>>& cells, const T* x, const T* h0,
-             const std::int64_t* lengths, T* y, T* h_n);
+             const std::int64_t* lengths, T* y, T* h_n, const StopCheck& stop);
 
 // C (m, W.cols) = A (m, W.rows) @ W, rows split over up to `threads` threads.
 template <typename T>

@@ -7,6 +7,7 @@
 #include "cpu/cpu.h"
 #include "cpu/recurrence.h"
 #include "cpu/thread_pool.h"
+#include "interruption.h"
 
 namespace elman::cpu {
 namespace {
@@ -42,9 +43,31 @@ std::vector<Cell<T>> prepare(const Shape& s, const std::vector<CellWeights<T>>& 
   return out;
 }
 
+namespace {
+
+// Before each slice of a pass: once a slice's work has been done since the caller's check
+// was last asked (so never in a short pass), asks it, and throws Interrupted if it says stop.
+class Slices {
+ public:
+  explicit Slices(const StopCheck& stop) : stop_(stop) {}
+  void next(std::int64_t work) {
+    if (done_ >= kSliceWork) {
+      done_ = 0;
+      if (stop_ && stop_()) throw Interrupted();
+    }
+    done_ += work;
+  }
+
+ private:
+  const StopCheck& stop_;
+  std::int64_t done_ = 0;  // multiply-adds since the last ask
+};
+
+}  // namespace
+
 template <typename T>
 void forward(const Shape& s, const std::vector<Cell<T>>& cells, const T* x, const T* h0,
-             const std::int64_t* lengths, T* y, T* h_n) {
+             const std::int64_t* lengths, T* y, T* h_n, const StopCheck& stop) {
   keep_blas_single_threaded();
   const int threads = ThreadPool::global().threads();
   const std::int64_t H = s.hidden_size, D = s.num_directions, rows = s.steps * s.batch;
@@ -59,6 +82,7 @@ void forward(const Shape& s, const std::vector<Cell<T>>& cells, const T* x, cons
     h0 = zeros.data();
   }
 
+  Slices slices(stop);
   const T* in = x;
   std::int64_t in_features = s.input_size;
   for (std::int64_t l = 0; l < s.num_layers; ++l) {
@@ -67,10 +91,21 @@ void forward(const Shape& s, const std::vector<Cell<T>>& cells, const T* x, cons
       const Cell<T>& cell = cells[l * D + d];
       const std::int64_t state = (l * D + d) * s.batch * H;
       // The projection goes straight into this direction's columns of the output.
-      parallel_matmul<T>(rows, in, in_features, cell.w_x, out + d * H, features, threads);
-      run_recurrence<T>({s.steps, s.batch, H, cell.activation, cell.w_y, cell.b, cell.reverse,
-                         h0 + state, lengths, out + d * H, features, h_n + state},
-                        threads);
+      const std::int64_t slice_rows = units_per_slice(in_features * H);
+      for (std::int64_t r0 = 0; r0 < rows; r0 += slice_rows) {
+        const std::int64_t n = std::min(slice_rows, rows - r0);
+        slices.next(n * in_features * H);
+        parallel_matmul<T>(n, in + r0 * in_features, in_features, cell.w_x,
+                           out + r0 * features + d * H, features, threads);
+      }
+      const Recurrence<T> r{s.steps, s.batch, H, cell.activation, cell.w_y, cell.b, cell.reverse,
+                            h0 + state, lengths, out + d * H, features, h_n + state};
+      const std::int64_t slice_steps = units_per_slice(s.batch * H * H);
+      for (std::int64_t k = 0; k < s.steps; k += slice_steps) {
+        const std::int64_t end = std::min(k + slice_steps, s.steps);
+        slices.next((end - k) * s.batch * H * H);
+        run_recurrence<T>(r, threads, k, end);
+      }
     }
     in = out;
     in_features = features;
@@ -80,7 +115,7 @@ void forward(const Shape& s, const std::vector<Cell<T>>& cells, const T* x, cons
 #define ELMAN_INSTANTIATE(T)                                                                     \
   template std::vector<Cell<T>> prepare<T>(const Shape&, const std::vector<CellWeights<T>>&);   \
   template void forward<T>(const Shape&, const std::vector<Cell<T>>&, const T*, const T*,       \
-                           const std::int64_t*, T*, T*);                                         \
+                           const std::int64_t*, T*, T*, const StopCheck&);                       \
   template void parallel_matmul<T>(std::int64_t, const T*, std::int64_t, const Weight<T>&, T*,   \
                                    std::int64_t, int);
 ELMAN_INSTANTIATE(float)

@@ -9,32 +9,32 @@
 namespace elman::cpu {
 namespace {
 
-// Rows [r0, r1) and columns [c0, c1) of every step, on one thread, when every row runs
-// all steps: the recurrent product of step t accumulates straight into the rows of
-// step t, which already hold the input projection. With columns split between
+// Rows [r0, r1) and columns [c0, c1) of iterations [begin, end), on one thread, when
+// every row runs all steps: the recurrent product of step t accumulates straight into the
+// rows of step t, which already hold the input projection. With columns split between
 // threads, `barrier` makes each step wait until all columns of the previous one exist.
 template <typename T>
 void full_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1, std::int64_t c0,
-                 std::int64_t c1, SpinBarrier* barrier) {
+                 std::int64_t c1, SpinBarrier* barrier, std::int64_t begin, std::int64_t end) {
   const std::int64_t rows = r1 - r0, cols = c1 - c0, H = r.hidden, step = r.batch * r.ldy;
+  // Row r0 of y at iteration k; the state before iteration `begin`.
+  const auto y_at = [&](std::int64_t k) { return r.y + (r.reverse ? r.steps - 1 - k : k) * step + r0 * r.ldy; };
+  const T* prev = begin == 0 ? r.h0 + r0 * H : y_at(begin - 1);
+  std::int64_t ld_prev = begin == 0 ? H : r.ldy;
   if (rows == 1 && cols == H && r.w_y.packed) {  // one row, all columns: one call
     const auto finish = [](T* yt, const void* context) {
       const auto& rec = *static_cast<const Recurrence<T>*>(context);
       bias_activation(rec.hidden, yt, nullptr, rec.bias, rec.act);
     };
-    T* first = r.y + (r.reverse ? r.steps - 1 : 0) * step + r0 * r.ldy;
-    if (packed_row_steps<T>(r.steps, r.h0 + r0 * H, first, r.reverse ? -step : step, *r.w_y.packed,
+    if (packed_row_steps<T>(end - begin, prev, y_at(begin), r.reverse ? -step : step, *r.w_y.packed,
                             finish, &r)) {
-      const T* last = first + (r.steps - 1) * (r.reverse ? -step : step);
-      std::copy(last, last + H, r.h_n + r0 * H);
+      std::copy(y_at(end - 1), y_at(end - 1) + H, r.h_n + r0 * H);
       return;
     }
   }
   const T* bias = r.bias ? r.bias + c0 : nullptr;
-  const T* prev = r.h0 + r0 * H;
-  std::int64_t ld_prev = H;
-  for (std::int64_t k = 0; k < r.steps; ++k) {
-    T* yt = r.y + (r.reverse ? r.steps - 1 - k : k) * step + r0 * r.ldy;
+  for (std::int64_t k = begin; k < end; ++k) {
+    T* yt = y_at(k);
     matmul<T>(rows, c0, c1, prev, ld_prev, r.w_y, true, yt, r.ldy);
     for (std::int64_t b = 0; b < rows; ++b) bias_activation(cols, yt + b * r.ldy + c0, nullptr, bias, r.act);
     if (barrier) barrier->wait();
@@ -49,12 +49,13 @@ void full_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1, std::
 // direction they sit at different steps at the same iteration, so the state lives in
 // h_n and each row's recurrent product comes from a separate buffer.
 template <typename T>
-void variable_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1) {
+void variable_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1, std::int64_t begin,
+                     std::int64_t end) {
   const std::int64_t rows = r1 - r0, H = r.hidden;
   T* h = r.h_n + r0 * H;
-  std::copy(r.h0 + r0 * H, r.h0 + r1 * H, h);
+  if (begin == 0) std::copy(r.h0 + r0 * H, r.h0 + r1 * H, h);
   std::vector<T> recurrent(rows * H);
-  for (std::int64_t k = 0; k < r.steps; ++k) {
+  for (std::int64_t k = begin; k < end; ++k) {
     matmul<T>(rows, 0, H, h, H, r.w_y, false, recurrent.data(), H);
     for (std::int64_t b = r0; b < r1; ++b) {
       if (k >= r.lengths[b]) continue;
@@ -64,6 +65,7 @@ void variable_length(const Recurrence<T>& r, std::int64_t r0, std::int64_t r1) {
       std::copy(row, row + H, r.h_n + b * H);
     }
   }
+  if (end < r.steps) return;
   for (std::int64_t b = r0; b < r1; ++b)
     for (std::int64_t t = r.lengths[b]; t < r.steps; ++t) {
       T* row = r.y + (t * r.batch + b) * r.ldy;
@@ -82,7 +84,7 @@ constexpr std::int64_t kL2Bytes = 1 << 20;
 }  // namespace
 
 template <typename T>
-void run_recurrence(const Recurrence<T>& r, int threads) {
+void run_recurrence(const Recurrence<T>& r, int threads, std::int64_t begin, std::int64_t end) {
   const std::int64_t H = r.hidden;
   const bool all_full = !r.lengths || std::all_of(r.lengths, r.lengths + r.batch,
                                                   [&](std::int64_t n) { return n == r.steps; });
@@ -94,14 +96,14 @@ void run_recurrence(const Recurrence<T>& r, int threads) {
     ThreadPool::global().run(n, [&](int i) {
       std::int64_t r0, r1;
       split_range(r.batch, n, i, 1, &r0, &r1);
-      variable_length(r, r0, r1);
+      variable_length(r, r0, r1, begin, end);
     });
   } else if (r.batch >= n && !(r.batch < kColumnSplitRows * n && H * H * sizeof(T) > kL2Bytes)) {
     // rows apart: no synchronisation at all, but every thread reads all of W_y each step
     ThreadPool::global().run(n, [&](int i) {
       std::int64_t r0, r1;
       split_range(r.batch, n, i, 1, &r0, &r1);
-      full_length(r, r0, r1, 0, H, nullptr);
+      full_length(r, r0, r1, 0, H, nullptr, begin, end);
     });
   } else {  // columns apart, in whole panels of packed W_y: each core keeps its share
             // of W_y in its cache; a barrier per step
@@ -111,12 +113,12 @@ void run_recurrence(const Recurrence<T>& r, int threads) {
     ThreadPool::global().run(n, [&](int i) {
       std::int64_t c0, c1;
       split_range(H, n, i, grain, &c0, &c1);
-      full_length(r, 0, r.batch, c0, c1, n > 1 ? &barrier : nullptr);
+      full_length(r, 0, r.batch, c0, c1, n > 1 ? &barrier : nullptr, begin, end);
     });
   }
 }
 
-template void run_recurrence<float>(const Recurrence<float>&, int);
-template void run_recurrence<double>(const Recurrence<double>&, int);
+template void run_recurrence<float>(const Recurrence<float>&, int, std::int64_t, std::int64_t);
+template void run_recurrence<double>(const Recurrence<double>&, int, std::int64_t, std::int64_t);
 
 }  // namespace elman::cpu

@@ -26,8 +26,10 @@ struct Recurrence {
   T* h_n;  // (batch, H): each row's state after its last valid step
 };
 
-// Runs on up to `threads` threads (elman's pool).
+// Runs iterations [begin, end) of the steps (iteration k is step k, or step
+// lengths[b] - 1 - k of row b in reverse) on up to `threads` threads (elman's pool);
+// each range continues from the state the previous one left in y and h_n.
 template <typename T>
-void run_recurrence(const Recurrence<T>& r, int threads);
+void run_recurrence(const Recurrence<T>& r, int threads, std::int64_t begin, std::int64_t end);
 
 }  // namespace elman::cpu
