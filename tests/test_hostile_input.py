@@ -185,6 +185,35 @@ def test_output_larger_than_memory_refused_early(monkeypatch, layer, data):
         layer(data[0])
 
 
+@pytest.mark.skipif(os.environ.get("ELMAN_SANITIZED") == "1",
+                    reason="AddressSanitizer's own address space does not fit under RLIMIT_AS")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux's")
+def test_engine_buffers_past_memory_name_x():
+    """Outputs that fit where the engine's buffers between layers do not (the address space
+    capped, as strict overcommit does): MemoryError naming x and what did not fit, not
+    C++'s bare "std::bad_alloc"."""
+    code = textwrap.dedent("""
+        import resource, numpy as np, elman
+        elman.set_num_threads(1)
+        layer = elman.RNN(8, 512, num_layers=3, seed=0)
+        x = np.zeros((20000, 8, 8), np.float32)   # y: 0.31 GiB, two buffers between layers 0.61
+        layer(x[:10])
+        used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + 500 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        try:
+            layer(x)
+        except MemoryError as e:
+            print(e)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # two layers' outputs (T, B, H) before the last, and h0's zeros (L, B, H), float32
+    gib = (2 * 20000 * 8 * 512 + 3 * 8 * 512) * 4 / 2**30
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (f"x: not enough memory for the pass's buffers beside its outputs: "
+                                   f"{gib:.3g} GiB (outputs of the layers before the last, and "
+                                   f"zeros standing for h0)"), proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("shape", [(2**31, 2**31, I), (2**62, 1, I)])
 def test_byte_count_past_64_bits(layer, shape):
     """Shapes whose byte count overflows 64 bits cannot reach the engine: NumPy refuses to
