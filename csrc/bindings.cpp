@@ -167,7 +167,12 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("n"));
   m.def("get_num_threads", &elman::cpu::num_threads);
   m.def("max_num_threads", &elman::cpu::max_num_threads);
-  m.attr("SLICE_WORK") = elman::kSliceWork;  // interruption.h: a slice's multiply-adds
+  m.def("slice_work", [] { return elman::slice_work.load(); },
+        "Multiply-adds per slice of a pass, between its checks for Ctrl-C (interruption.h).");
+  m.def("_set_slice_work", [](int64_t work) {
+    require(work >= 1, "work: expected an integer >= 1");
+    elman::slice_work.store(work);
+  }, py::arg("work"), "For the tests: smaller slices put slice boundaries into short sequences.");
   m.def("packed_products", &elman::cpu::packed_instruction_set,
         "The instruction set of elman's packed kernels that run the products: "
         "'avx512f' or 'avx2', or None where OpenBLAS runs them.");

@@ -13,8 +13,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <exception>
+#include <optional>
 #include <thread>
 
 #include "interruption.h"
@@ -33,6 +33,10 @@ inline void watch_for_finalization() {
   pybind11::module_::import("atexit").attr("register")(
       pybind11::cpp_function([] { finalizing_thread.store(PyThread_get_thread_ident()); }));
   main_thread.store(pybind11::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>());
+  // A child forked from another thread has that thread as its main one.
+  pybind11::module_::import("os").attr("register_at_fork")(
+      pybind11::arg("after_in_child") =
+          pybind11::cpp_function([] { main_thread.store(PyThread_get_thread_ident()); }));
 }
 
 // Whether the interpreter is finalizing in another thread: taking the GIL back would end
@@ -66,37 +70,34 @@ void without_gil(Work&& work) {
 }
 
 // Ctrl-C during a long call: work(stop) runs as without_gil does, where stop, the engine's
-// StopCheck, says whether SIGINT has come. On the main thread it asks Python (taking the
-// GIL for a moment) kAskEvery after its first call and then at most that often; elsewhere,
-// where Python runs no signal handlers, it never stops. A stopped call hands the SIGINT
-// back to Python's handler: KeyboardInterrupt, or, if the handler returns, the work runs
-// again from the start (work must be repeatable).
+// StopCheck (called between slices of a pass, with elman's threads idle), runs Python's
+// pending signal handlers. It does so on the main thread only (the only one where Python
+// runs them), at most every kAskEvery, in the caller's own thread state, taken back for
+// the moment. A handler that raises (KeyboardInterrupt, from Python's own) stops the
+// pass, and its exception comes out of the call; one that returns lets the pass go on.
+// Asking takes the GIL, and waits for it while other Python threads run, so it asks
+// rarely: a person does not notice a tenth of a second.
 template <typename Work>
 void without_gil_interruptible(Work&& work) {
   using Clock = std::chrono::steady_clock;
-  static constexpr auto kAskEvery = std::chrono::milliseconds(20);
-  const bool on_main_thread = PyThread_get_thread_ident() == main_thread.load();
-  for (;;) {
-    StopCheck stop;
-    if (on_main_thread)
-      stop = [next = Clock::time_point()]() mutable {  // the first call only sets `next`
-        const auto now = Clock::now();
-        if (now < next) return false;
-        const bool first = next == Clock::time_point();
-        next = now + kAskEvery;
-        if (first) return false;
-        const PyGILState_STATE gil = PyGILState_Ensure();
-        const bool interrupted = PyOS_InterruptOccurred() != 0;  // runs no Python code
-        PyGILState_Release(gil);
-        return interrupted;
-      };
-    try {
-      without_gil([&] { work(stop); });
-      return;
-    } catch (const Interrupted&) {
-      PyErr_SetInterruptEx(SIGINT);
-      if (PyErr_CheckSignals() != 0) throw pybind11::error_already_set();
-    }
+  static constexpr auto kAskEvery = std::chrono::milliseconds(100);
+  std::optional<pybind11::error_already_set> raised;  // by a handler
+  StopCheck stop;
+  if (PyThread_get_thread_ident() == main_thread.load())
+    stop = [caller = PyThreadState_Get(), &raised, next = Clock::time_point()]() mutable {
+      const auto now = Clock::now();
+      if (now < next) return false;
+      next = now + kAskEvery;
+      PyEval_RestoreThread(caller);
+      if (PyErr_CheckSignals() != 0) raised.emplace();  // takes the exception
+      PyEval_SaveThread();
+      return raised.has_value();
+    };
+  try {
+    without_gil([&] { work(stop); });
+  } catch (const Interrupted&) {
+    if (raised) throw *raised;
+    throw;
   }
 }
 

@@ -1,19 +1,21 @@
 """Long forward passes: run in slices, and stopped between them by Ctrl-C.
 
 The engine runs each layer's input projection (by rows) and recurrence (by steps) in
-slices of about `_core.SLICE_WORK` multiply-adds (csrc/interruption.h), and between
-slices, on the main thread, asks whether SIGINT has come.
+slices of about `_core.slice_work()` multiply-adds (csrc/interruption.h), and between
+slices, on the main thread, runs Python's pending signal handlers.
 
 * Slicing must not change a result: each path of the recurrence (one row in one call,
   rows split over threads, columns split with a barrier per step, rows with their own
-  lengths, both directions) and the projection, over several slices whose boundaries
-  fall mid-sequence (and mid-step for the projection's rows), against the oracle with the
-  suite's tolerance.
-* Ctrl-C: a real SIGINT sent to a child process while a call runs there, about 1 s of
+  lengths), in both directions, over several layers, with and without h0, and the
+  projection, against the oracle with the suite's tolerance. The tests shrink the slices
+  (`_core._set_slice_work`) so that short sequences cross many slice boundaries, down to a
+  slice per step and per projection row; one case crosses the real size's boundaries.
+* Ctrl-C: a real SIGINT sent to a child process while a call runs there, about 1.6 s of
   work on one thread, the signal after 0.1 s. Where the exception surfaces cannot tell
   whether the call was stopped (Python also checks for signals just after a call
-  returns), so the time it surfaces does: before half of the same call's time,
-  measured just before in the same process (stopped: ~0.1 s plus a slice, ~50 ms here).
+  returns), so the time it surfaces does: before half of the same call's time, measured
+  just before in the same process (stopped: ~0.1 s, plus up to the 0.1 s between asks
+  and a slice, ~50 ms here).
 """
 
 import subprocess
@@ -25,52 +27,78 @@ import pytest
 
 import elman
 from elman import _core
-from helpers import ROOT, check_layer, rng_for, uniform
+from helpers import ROOT, check_layer, random_lengths, rng_for, uniform
 
-
-def steps_per_slice(B, H):
-    return _core.SLICE_WORK // (B * H * H)
-
-
-# (name, T, B, I, H, bidirectional, lengths, threads, dtype): T or T * B past one slice.
-SLICED = [
-    # one row, H <= 64: all steps of a slice in one kernel call
-    ("one row in one call", steps_per_slice(1, 64) + 3, 1, 5, 64, False, None, 1, np.float32),
-    # rows split between two threads, no synchronisation
-    ("rows on two threads", steps_per_slice(4, 64) + 7, 4, 3, 64, False, None, 2, np.float32),
+# (name, T, B, I, H, num_layers, bidirectional, lengths, h0, threads, dtype); each path of
+# run_recurrence (csrc/cpu/recurrence.cpp) and of the projection.
+PATHS = [
+    # one row, H <= 64: a slice's steps in one kernel call, forwards and backwards
+    ("one row in one call", 9, 1, 5, 64, 2, True, False, True, 1, np.float32),
+    # rows split between two threads (B * H * H past one thread's share), no synchronisation
+    ("rows on two threads", 7, 4, 3, 128, 2, True, False, False, 2, np.float32),
     # W_y past 1 MiB at one row: columns split between two threads, a barrier per step
-    ("columns on two threads", 2 * steps_per_slice(1, 640) + 1, 1, 3, 640, False, None, 2, np.float32),
+    ("columns on two threads", 5, 1, 3, 640, 1, True, False, True, 2, np.float32),
     # rows with their own lengths, backwards within them too
-    ("lengths, both directions", steps_per_slice(3, 256) + 100, 3, 4, 256, True, "ragged", 2, np.float32),
-    ("the same in float64", steps_per_slice(3, 256) + 100, 3, 4, 256, True, "ragged", 2, np.float64),
-    # the projection's slices: I * H = 2^20, so SLICE_WORK / 2^20 rows each, cutting steps
-    ("projection", 1000, 3, 2048, 512, True, None, 2, np.float32),
+    ("lengths", 8, 5, 4, 33, 2, True, True, True, 2, np.float32),
+    ("lengths, float64", 8, 5, 4, 33, 2, True, True, False, 1, np.float64),
+    # odd sizes everywhere, one direction
+    ("odd sizes", 6, 3, 7, 31, 3, False, False, True, 2, np.float32),
 ]
 
 
-@pytest.mark.parametrize("case", SLICED, ids=[c[0] for c in SLICED])
-def test_sliced_pass_matches_oracle(case):
-    name, T, B, I, H, bidirectional, lengths, threads, dtype = case
-    rng = rng_for("sliced", name)
-    layer = elman.RNN(I, H, bidirectional=bidirectional, dtype=dtype, seed=1)
-    x = uniform(rng, (T, B, I), min(1.0, np.sqrt(H / I)), dtype)
-    if lengths == "ragged":  # a full row, one ending in the second slice, one in the first
-        lengths = np.array([T, T - 50, 10])
-        assert T - 50 > steps_per_slice(B, H) > 10
+@pytest.fixture
+def slices_of(request):
+    """Runs the test with slices of `work` multiply-adds, then restores the real size."""
+    real = _core.slice_work()
+
+    def set_work(work):
+        _core._set_slice_work(work)
+    yield set_work
+    _core._set_slice_work(real)
+
+
+@pytest.mark.parametrize("work", [1, 5000], ids=["a slice per step or row", "a few steps a slice"])
+@pytest.mark.parametrize("case", PATHS, ids=[c[0] for c in PATHS])
+def test_sliced_pass_matches_oracle(case, work, slices_of):
+    name, T, B, I, H, L, bidirectional, lengths, h0, threads, dtype = case
+    rng = rng_for("sliced", name, work)
+    layer = elman.RNN(I, H, num_layers=L, bidirectional=bidirectional, dtype=dtype, seed=1)
+    x = uniform(rng, (T, B, I), 1.0, dtype)
+    state = uniform(rng, ((1 + bidirectional) * L, B, H), 0.5, dtype) if h0 else None
+    lengths = random_lengths(rng, T, B) if lengths else None
     before = elman.get_num_threads()
     elman.set_num_threads(threads)
+    slices_of(work)
     try:
-        check_layer(layer, x, lengths=lengths)
+        check_layer(layer, x, h0=state, lengths=lengths)
     finally:
         elman.set_num_threads(before)
+
+
+def test_real_slice_boundaries():
+    """Slices of the real size, in a sequence that crosses two of them (columns split on
+    two threads, both directions)."""
+    T = 2 * (_core.slice_work() // 640**2) + 1
+    layer = elman.RNN(3, 640, bidirectional=True, seed=1)
+    before = elman.get_num_threads()
+    elman.set_num_threads(2)
+    try:
+        check_layer(layer, uniform(rng_for("real slices"), (T, 1, 3)))
+    finally:
+        elman.set_num_threads(before)
+
+
+def test_slice_size_is_checked():
+    with pytest.raises(ValueError, match="work"):
+        _core._set_slice_work(0)
 
 
 PRELUDE = """
     import os, signal, threading, time
     import numpy as np, elman
     elman.set_num_threads(1)
-    layer = elman.RNN(1, 2048, seed=0)      # ~200 us a step on one core
-    x = np.random.default_rng(0).standard_normal((5000, 1, 1)).astype(np.float32)
+    layer = elman.RNN(1, 2048, seed=0)      # ~200 us a step on one core: a 1.6 s call
+    x = np.random.default_rng(0).standard_normal((8000, 1, 1)).astype(np.float32)
     start = time.perf_counter()
     expected = layer(x)
     full = time.perf_counter() - start      # the whole call, uninterrupted
@@ -132,8 +160,7 @@ SCENARIOS = {
             stopped_early(since)
             print("ok")
     """),
-    # a handler that returns: it runs during the call, which then starts again and
-    # returns the whole result
+    # a handler that returns: it runs during the call, which goes on to the whole result
     "returning handler": ("""
         calls = []
         def handler(signum, frame):
@@ -144,6 +171,48 @@ SCENARIOS = {
         y, h_n = layer(x)
         assert calls == [signal.SIGINT], calls
         assert np.array_equal(y, expected[0]) and np.array_equal(h_n, expected[1])
+        print("ok")
+    """),
+    # SIGINT again and again, each to a handler that returns: the call still ends, in
+    # about its own time (a call restarted at each signal would never end)
+    "repeated signals": ("""
+        calls = []
+        signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+        def send():
+            for _ in range(8):
+                time.sleep(full / 5)
+                os.kill(os.getpid(), signal.SIGINT)
+        threading.Thread(target=send, daemon=True).start()
+        since = time.perf_counter()
+        y, h_n = layer(x)
+        took = time.perf_counter() - since
+        during = len(calls)
+        assert during >= 2 and took < 2 * full, (during, took, full)
+        assert np.array_equal(y, expected[0])
+        print("ok")
+    """),
+    # a child forked from another thread: that thread is the child's main one
+    "fork from a thread": ("""
+        status = []
+        def fork_and_wait():
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    since = sigint_soon()
+                    try:
+                        layer(x)
+                        time.sleep(60)
+                    except KeyboardInterrupt:
+                        stopped_early(since)
+                        code = 0
+                finally:
+                    os._exit(code)
+            status.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        forker = threading.Thread(target=fork_and_wait)
+        forker.start()
+        forker.join()
+        assert status == [0], status
         print("ok")
     """),
     # Python runs handlers on the main thread only: another thread's call is not stopped

@@ -51,7 +51,7 @@ class Slices {
  public:
   explicit Slices(const StopCheck& stop) : stop_(stop) {}
   void next(std::int64_t work) {
-    if (done_ >= kSliceWork) {
+    if (done_ >= slice_work.load(std::memory_order_relaxed)) {
       done_ = 0;
       if (stop_ && stop_()) throw Interrupted();
     }

@@ -52,4 +52,5 @@ def get_num_threads() -> int: ...
 def max_num_threads() -> int: ...
 def packed_products() -> str | None: ...  # "avx512f", "avx2", or None (OpenBLAS)
 
-SLICE_WORK: int  # multiply-adds per slice of a pass, between its checks for Ctrl-C
+def slice_work() -> int: ...  # multiply-adds per slice of a pass, between its checks for Ctrl-C
+def _set_slice_work(work: int) -> None: ...  # tests only
