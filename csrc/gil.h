@@ -11,6 +11,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -75,8 +76,10 @@ void without_gil(Work&& work) {
 // runs them), at most every kAskEvery, in the caller's own thread state, taken back for
 // the moment. A handler that raises (KeyboardInterrupt, from Python's own) stops the
 // pass, and its exception comes out of the call; one that returns lets the pass go on.
-// Asking takes the GIL, and waits for it while other Python threads run, so it asks
-// rarely: a person does not notice a tenth of a second.
+// Asking takes the GIL, and waits for it while other Python threads run (up to their
+// switch interval), so it asks rarely: every tenth of a second, which a person does not
+// notice, or, where the GIL was slow to come, after 100 times that wait, so that waiting
+// stays within 1% of the call.
 template <typename Work>
 void without_gil_interruptible(Work&& work) {
   using Clock = std::chrono::steady_clock;
@@ -87,10 +90,11 @@ void without_gil_interruptible(Work&& work) {
     stop = [caller = PyThreadState_Get(), &raised, next = Clock::time_point()]() mutable {
       const auto now = Clock::now();
       if (now < next) return false;
-      next = now + kAskEvery;
       PyEval_RestoreThread(caller);
+      const auto waited = Clock::now() - now;
       if (PyErr_CheckSignals() != 0) raised.emplace();  // takes the exception
       PyEval_SaveThread();
+      next = Clock::now() + std::max<Clock::duration>(kAskEvery, 100 * waited);
       return raised.has_value();
     };
   try {
