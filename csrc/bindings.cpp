@@ -134,7 +134,7 @@ Array<T> activation(const Array<T>& v, elman::Activation kind, double alpha, dou
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "elman's native engine; use the elman package, not this module.";
-  elman::binding::watch_for_finalization();
+  elman::binding::watch_interpreter();
   elman::cpu::keep_blas_single_threaded();
   py::enum_<elman::Activation>(m, "Activation")
       .value("tanh", elman::Activation::Tanh)

@@ -266,7 +266,7 @@ auto kernel_query(const char* name, Result (*query)(int, int, bool, elman::cuda:
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "elman's CUDA backend; use the elman package, not this module.";
-  elman::binding::watch_for_finalization();
+  elman::binding::watch_interpreter();
   m.def("device_count", &elman::cuda::device_count);
   m.def("unavailable_reason", &elman::cuda::unavailable_reason, "Why device_count() is 0 ('' if it is not)");
   m.def("current_device", &elman::cuda::current_device_id, "The calling thread's current GPU");

@@ -29,8 +29,9 @@ inline std::atomic<unsigned long> finalizing_thread{0};
 // The interpreter's main thread, the only one that runs Python's signal handlers.
 inline std::atomic<unsigned long> main_thread{0};
 
-// To call in a module's init (each extension module has its own finalizing_thread).
-inline void watch_for_finalization() {
+// To call in a module's init (each extension module has its own copies of the two):
+// notes the finalizing thread when it comes, and the main thread now and after a fork.
+inline void watch_interpreter() {
   pybind11::module_::import("atexit").attr("register")(
       pybind11::cpp_function([] { finalizing_thread.store(PyThread_get_thread_ident()); }));
   main_thread.store(pybind11::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>());

@@ -1,6 +1,6 @@
 // Stopping a long forward pass early (Ctrl-C). The engine runs a pass in slices (steps of
-// the recurrence, rows of the input projection) of about kSliceWork multiply-adds, a few
-// tens of milliseconds on one core (slice_work); before a slice, once a slice's work has been done
+// the recurrence, rows of the input projection) of about slice_work multiply-adds, a few
+// tens of milliseconds on one core; before a slice, once a slice's work has been done
 // since it last asked (never in a short pass), it asks the caller's check, and when that
 // says stop, the pass throws Interrupted, leaving its outputs incomplete. Slices do not
 // change results: each continues from the state the last one left.

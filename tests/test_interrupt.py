@@ -116,30 +116,32 @@ PRELUDE = """
         its end and only then saw the signal fails this.\"\"\"
         took = time.perf_counter() - since
         assert took < full / 2, f"{took:.2f} s of a {full:.2f} s call: not stopped early"
+
+    def stopped_by_sigint(call, exception=KeyboardInterrupt):
+        \"\"\"call() with SIGINT 0.1 s in: `exception` must come out of it, early (a call
+        that ran to its end would meet it in the sleep after).\"\"\"
+        since = sigint_soon()
+        try:
+            call()
+            time.sleep(60)
+        except exception:
+            stopped_early(since)
+            return
+        raise AssertionError(f"no {exception.__name__}")
 """
 
 SCENARIOS = {
     # Python's own handler: KeyboardInterrupt out of the call
     "default handler": ("""
-        since = sigint_soon()
-        try:
-            layer(x)
-            time.sleep(60)
-        except KeyboardInterrupt:
-            stopped_early(since)
-            print("ok")
+        stopped_by_sigint(lambda: layer(x))
+        print("ok")
     """),
     # a stream's state is left as it was, and the stream goes on
     "stream": ("""
         stream = layer.stream(batch_size=1)
         stream(x[:10])
         before = stream.state
-        since = sigint_soon()
-        try:
-            stream(x)
-            time.sleep(60)
-        except KeyboardInterrupt:
-            stopped_early(since)
+        stopped_by_sigint(lambda: stream(x))
         assert np.array_equal(stream.state, before)
         y = stream(x[10:20])
         assert np.array_equal(y, expected[0][10:20]), "the stream did not go on"
@@ -152,13 +154,8 @@ SCENARIOS = {
         def handler(signum, frame):
             raise Stop
         signal.signal(signal.SIGINT, handler)
-        since = sigint_soon()
-        try:
-            layer(x)
-            time.sleep(60)
-        except Stop:
-            stopped_early(since)
-            print("ok")
+        stopped_by_sigint(lambda: layer(x), Stop)
+        print("ok")
     """),
     # a handler that returns: it runs during the call, which goes on to the whole result
     "returning handler": ("""
@@ -199,13 +196,8 @@ SCENARIOS = {
             if pid == 0:
                 code = 1
                 try:
-                    since = sigint_soon()
-                    try:
-                        layer(x)
-                        time.sleep(60)
-                    except KeyboardInterrupt:
-                        stopped_early(since)
-                        code = 0
+                    stopped_by_sigint(lambda: layer(x))
+                    code = 0
                 finally:
                     os._exit(code)
             status.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
