@@ -69,17 +69,3 @@ def test_python_threads_in_parallel():
         (y, h_n), (yf, hf) = results[i]
         check_layer(layer, x, result=(y, h_n))
         check_rnn(lambda *a, **k: (yf, hf), x, W_x, W_y)
-
-
-def test_threadpoolctl_limits_elman():
-    threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
-    elman.set_num_threads(2)
-    info = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "elman"]
-    assert len(info) == 1 and info[0]["num_threads"] == 2
-    with threadpoolctl.threadpool_limits(1):
-        assert elman.get_num_threads() == 1
-    assert elman.get_num_threads() == 2
-    with threadpoolctl.threadpool_limits(1, user_api="elman"):
-        assert elman.get_num_threads() == 1
-    with threadpoolctl.threadpool_limits(10**6, user_api="elman"):  # C symbols cannot raise: clamped
-        assert elman.get_num_threads() == MOST_THREADS
