@@ -84,8 +84,9 @@ def test_threadpoolctl_sees_elman_in_any_import_order(order):
     run_python(textwrap.dedent(IMPORT_ORDERS[order]) + textwrap.dedent(CHECK_REGISTERED))
 
 
-def test_threadpoolctl_before_3_5_still_imports(tmp_path):
-    # threadpoolctl before 3.5 has no register(): elman goes unseen, and nothing fails.
+def test_threadpoolctl_before_3_2_still_imports(tmp_path):
+    # threadpoolctl before 3.2 has no register(): elman goes unseen, and nothing fails
+    # (import elman raised AttributeError with 3.0 and 3.1 installed).
     (tmp_path / "threadpoolctl.py").write_text("class LibController:\n    pass\nimported = True\n")
     run_python("""
         import elman, threadpoolctl

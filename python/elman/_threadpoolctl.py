@@ -65,7 +65,7 @@ class _RegisterAfterExec:
 
 
 def _register(threadpoolctl) -> None:
-    if not hasattr(threadpoolctl, "register"):  # before 3.5: no third-party controllers
+    if not hasattr(threadpoolctl, "register"):  # before 3.2: no third-party controllers
         return
 
     class ElmanController(threadpoolctl.LibController):
