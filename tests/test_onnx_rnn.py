@@ -127,6 +127,20 @@ def test_bad_arguments_name_the_argument(kwargs, arg):
         elman.onnx.rnn(**args)
 
 
+@pytest.mark.parametrize("kwargs,arg", [
+    (dict(layout=True), "layout"),  # not read as layout 1
+    (dict(layout=1.0), "layout"),
+    (dict(layout="1"), "layout"),
+    (dict(hidden_size=float(H)), "hidden_size"),
+    (dict(hidden_size=True), "hidden_size"),
+])
+def test_attributes_of_the_wrong_type_name_the_argument(kwargs, arg):
+    args = problem(("bad",), 1)
+    args.update(kwargs)
+    with pytest.raises(TypeError, match=f"^{arg}: expected"):
+        elman.onnx.rnn(**args)
+
+
 @pytest.mark.parametrize("arg,value,exc", [
     ("X", [[[0.0] * I] * B, [[0.0] * I] * (B - 1)], TypeError),  # ragged: no array at all
     ("R", "not an array", TypeError),

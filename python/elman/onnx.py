@@ -75,6 +75,8 @@ def rnn(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None, initia
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction: expected one of {', '.join(map(repr, DIRECTIONS))}, got {direction!r}")
+    if isinstance(layout, (bool, np.bool_)) or not isinstance(layout, numbers.Integral):
+        raise TypeError(f"layout: expected the integer 0 or 1, got {layout!r}")
     if layout not in (0, 1):
         raise ValueError(f"layout: expected 0 or 1, got {layout!r}")
     D = 2 if direction == "bidirectional" else 1
@@ -91,7 +93,7 @@ def rnn(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None, initia
         raise ValueError(f"W: expected shape (num_directions={D}, hidden_size, input_size={I}), "
                          f"got {_checks.shape_str(W.shape)}")
     H = W.shape[1]
-    if hidden_size is not None and hidden_size != H:
+    if hidden_size is not None and _checks.positive_int("hidden_size", hidden_size) != H:
         raise ValueError(f"hidden_size: {hidden_size} differs from W's {H}")
     R = _checks.real_array("R", R, dtype)
     _checks.exact_shape("R", R, (D, H, H), "(num_directions, hidden_size, hidden_size)")
