@@ -60,7 +60,8 @@ def test_constructor_seed(seed):
         elman.RNN(3, 4, seed=seed)
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.float16, np.complex64, np.complex128, object, "U4"])
+@pytest.mark.parametrize("dtype", [np.int32, np.float16, np.complex64, np.complex128, object, "U4",
+                                   None, np.float64(2.0), np.float32(0)])  # None: NumPy's float64
 def test_constructor_dtype(dtype):
     with pytest.raises(TypeError, match=name("dtype")):
         elman.RNN(3, 4, dtype=dtype)

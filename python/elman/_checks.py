@@ -16,6 +16,10 @@ MAX_FEATURES = 2**31 - 1
 
 
 def layer_dtype(dtype) -> np.dtype:
+    # NumPy reads None as float64 (torch reads it as its default, float32) and a scalar
+    # value as its type: neither names a dtype, so both are refused rather than guessed.
+    if not isinstance(dtype, (np.dtype, type, str)):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}")
     try:
         dt = np.dtype(dtype)
     except TypeError as e:
