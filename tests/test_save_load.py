@@ -88,6 +88,13 @@ def test_not_an_npz(tmp_path):
         elman.load(tmp_path / "b.npz")
 
 
+def test_a_file_that_cannot_be_opened_is_open_s_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        elman.load(tmp_path / "missing.npz")
+    with pytest.raises(IsADirectoryError):
+        elman.load(tmp_path)
+
+
 def test_pickled_arrays_are_refused(tmp_path):
     path = saved(tmp_path)
     with np.load(path) as f:

@@ -120,10 +120,11 @@ def shape_str(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def exact_shape(name: str, a: np.ndarray, shape: tuple, meaning: str) -> None:
+def exact_shape(name: str, a: np.ndarray, shape: tuple, meaning: str = "") -> None:
     if a.shape != tuple(shape):
+        meaning = f" {meaning}" if meaning else ""
         raise ValueError(
-            f"{name}: expected shape {shape_str(shape)} {meaning}, got {shape_str(a.shape)}")
+            f"{name}: expected shape {shape_str(shape)}{meaning}, got {shape_str(a.shape)}")
 
 
 def lengths_array(value, steps: int, batch: int) -> np.ndarray:

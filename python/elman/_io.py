@@ -46,10 +46,17 @@ def save(layer: RNN, path) -> None:
 
 def load(path) -> RNN:
     """The layer saved at `path`. A file that is not such a layer, or is truncated or
-    corrupt, raises ValueError naming the path and the fault."""
-    where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
+    corrupt, raises ValueError naming the path and the fault; one that cannot be opened
+    (missing, a directory, no permission) raises open()'s OSError, as np.load would."""
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "rb") as f:
+            return _read(f, os.fspath(path))
+    return _read(path, repr(path))
+
+
+def _read(file, where: str) -> RNN:
     try:
-        archive = np.load(path, allow_pickle=False)
+        archive = np.load(file, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
         with archive:

@@ -172,7 +172,7 @@ class RNN:
                 self.__getattr__(name)  # raises the explanation
             raise AttributeError(f"{name}: RNN attributes other than weights are read-only")
         w = _checks.real_array(name, value, self._dtype).copy()
-        _checks.exact_shape(name, w, self._weights[name].shape, "")
+        _checks.exact_shape(name, w, self._weights[name].shape)
         w.flags.writeable = False
         self._weights[name] = w
         object.__setattr__(self, "_net", None)  # repacked at the next call
