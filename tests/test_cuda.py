@@ -1080,6 +1080,50 @@ def test_second_gpu_alone_leaves_gpu_0_without_a_context():
 
 
 @gpu
+def test_forked_child_is_refused_and_leaves_the_parents_memory_alone():
+    """In a child forked after GPU work, a call raises RuntimeError saying why, and dropping
+    the layer and outputs it inherited returns (no CUDA call, no lock that a parent's thread
+    may have held at the fork: one keeps calling while the parent forks, 20 times)."""
+    code = textwrap.dedent("""
+        import os, threading, warnings, numpy as np, elman
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
+        layer = elman.RNN(3, 4, device="cuda", seed=0)
+        x = np.ones((2, 1, 3), np.float32)
+        outputs = []
+        try:
+            import torch
+            outputs += layer(torch.ones(2, 1, 3, device="cuda"))  # DeviceArrays
+        except ImportError:
+            pass
+        stop = threading.Event()
+        def churn():
+            while not stop.is_set():
+                layer(x)
+        thread = threading.Thread(target=churn)
+        thread.start()
+        children = []
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    layer(x)
+                    status = 3
+                except RuntimeError as e:
+                    status = 0 if "forked from one that had run GPU work" in str(e) else 4
+                del outputs[:]
+                del layer
+                os._exit(status)
+            children.append(pid)
+        stop.set()
+        thread.join()
+        print(sorted(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children) == [0] * 20)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stdout + proc.stderr
+
+
+@gpu
 def test_pickled_and_copied_gpu_layer():
     """A GPU layer's pickle or deep copy comes back on the same device name and storage,
     with bit-identical results (the same kernels on the same GPU)."""

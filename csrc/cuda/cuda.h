@@ -47,12 +47,19 @@ class CurrentDevice {
 // Clears the calling thread's last CUDA error (cudaGetLastError, its result dropped).
 void clear_last_error() noexcept;
 
+// True in a child forked after this process ran GPU work (a CurrentDevice was made). CUDA
+// cannot run there, the GPU memory is the parent's, and a mutex held by one of the
+// parent's other threads at the fork stays held: destructors then leave everything alone,
+// and a CurrentDevice (which all GPU work makes first) throws.
+bool forked_after_gpu_work() noexcept;
+
 // Runs `release` (which must not throw) with `device` current, or, where it cannot be
 // made current, with whatever GPU is: for destructors, which have no one to report to.
 // Its error, if any, is cleared: a later launch's check(cudaGetLastError()) would report
 // it as its own.
 template <typename Release>
 void release_on(int device, Release release) noexcept {
+  if (forked_after_gpu_work()) return;
   std::optional<CurrentDevice> on;
   try {
     on.emplace(device);

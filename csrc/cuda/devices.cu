@@ -1,7 +1,9 @@
 // Which GPUs there are and which one a thread, a pointer or a stream belongs to; the
 // guard that runs a layer's work on its own GPU.
 #include <cudaTypedefs.h>
+#include <pthread.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -69,7 +71,19 @@ CUcontext primary_context(int device) {
   return context;
 }
 
+std::atomic<bool> forked_child{false};
+
+// From the first GPU work on, a fork marks the child (forked_after_gpu_work). Not before:
+// a child of a process that never used CUDA can use it.
+void note_gpu_work() {
+  static const int registered =
+      pthread_atfork(nullptr, nullptr, [] { forked_child.store(true, std::memory_order_relaxed); });
+  (void)registered;
+}
+
 }  // namespace
+
+bool forked_after_gpu_work() noexcept { return forked_child.load(std::memory_order_relaxed); }
 
 int device_count() {
   int n = 0;
@@ -125,6 +139,12 @@ int current_device_id() {
 // process does not use (cudaSetDevice to restore GPU 0 would create one there, hundreds
 // of MB). By numbers only where the driver's functions are missing.
 CurrentDevice::CurrentDevice(int device) {
+  if (forked_after_gpu_work())
+    throw std::runtime_error(
+        "CUDA: this process was forked from one that had run GPU work, and CUDA cannot run in "
+        "such a child: start GPU worker processes with multiprocessing's \"spawn\" or "
+        "\"forkserver\" method");
+  note_gpu_work();
   const Driver& d = driver();
   const CUcontext target = primary_context(device);
   CUcontext previous = nullptr;

@@ -210,6 +210,11 @@ Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cell
 }
 
 Network::~Network() {
+  // In a forked child they are the parent's, and cuBLAS may not be called: left alone.
+  if (forked_after_gpu_work()) {
+    impl_.release();
+    return;
+  }
   // On its GPU: the cuBLAS handle, the stream and the events are that GPU's.
   release_on(device_, [this] { impl_.reset(); });
 }
@@ -217,8 +222,8 @@ Network::~Network() {
 void Network::forward(std::int64_t steps, std::int64_t batch, const void* x, const void* h0,
                       const std::int64_t* lengths, void* y, void* h_n, Stream stream,
                       bool batch_first) const {
+  const CurrentDevice on(device_);  // first: it refuses a forked child, before any lock
   std::lock_guard<std::mutex> lock(mutex_);
-  const CurrentDevice on(device_);
   if (steps * batch > INT_MAX || batch * sizes_.hidden_size > INT_MAX)
     throw std::invalid_argument("cuda forward: T * B beyond what cuBLAS takes (int)");
   // Without a stream the inputs may come from any other: let their writes land first.
