@@ -28,13 +28,6 @@ _spec.loader.exec_module(stress)
 JOIN_TIMEOUT = 120  # seconds; far above the few seconds these tests take
 
 
-@pytest.fixture
-def restore_threads():
-    before = elman.get_num_threads()
-    yield
-    elman.set_num_threads(before)
-
-
 def run_in_threads(work, count):
     """Run work(i) in `count` threads at once; returns the exceptions they raised.
     Fails if any thread is still running after JOIN_TIMEOUT (a deadlock)."""

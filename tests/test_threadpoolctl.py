@@ -13,13 +13,6 @@ import elman
 from helpers import MOST_THREADS
 
 
-@pytest.fixture
-def restore_threads():
-    before = elman.get_num_threads()
-    yield
-    elman.set_num_threads(before)
-
-
 def test_threadpoolctl_limits_elman(restore_threads):
     threadpoolctl = pytest.importorskip("threadpoolctl", minversion="3.5")
     elman.set_num_threads(2)

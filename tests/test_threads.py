@@ -10,13 +10,6 @@ import elman
 from helpers import MOST_THREADS, check_layer, check_rnn, rng_for, uniform
 
 
-@pytest.fixture
-def restore_threads():
-    before = elman.get_num_threads()
-    yield
-    elman.set_num_threads(before)
-
-
 def test_get_set(restore_threads):
     n = elman.get_num_threads()
     assert isinstance(n, int) and n >= 1
