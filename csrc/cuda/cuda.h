@@ -56,7 +56,7 @@ bool forked_after_gpu_work() noexcept;
 // Runs `release` (which must not throw) with `device` current, or, where it cannot be
 // made current, with whatever GPU is: for destructors, which have no one to report to.
 // Its error, if any, is cleared: a later launch's check(cudaGetLastError()) would report
-// it as its own.
+// it as its own. In a forked child (forked_after_gpu_work) nothing runs.
 template <typename Release>
 void release_on(int device, Release release) noexcept {
   if (forked_after_gpu_work()) return;
