@@ -75,14 +75,12 @@ py::tuple forward(const elman::Network<T>& net, const Array<T>& x, std::optional
       net.forward(steps, batch, x.data(), h0 ? h0->data() : nullptr,
                   lengths ? lengths->data() : nullptr, y.mutable_data(), h_n.mutable_data(), stop);
     });
-  } catch (const std::bad_alloc&) {  // the engine's buffers (csrc/cpu/forward.cpp)
-    const double between = double(std::min<int64_t>(net.num_layers() - 1, 2)) * y.nbytes();
-    const double zeros = h0 ? 0.0 : double(h_n.nbytes());
+  } catch (const elman::BuffersTooLarge& e) {
     char message[256];
     std::snprintf(message, sizeof message,
                   "x: not enough memory for the pass's buffers beside its outputs: %.3g GiB "
                   "(outputs of the layers before the last, and zeros standing for h0)",
-                  (between + zeros) / double(1 << 30));
+                  double(e.bytes) / double(1 << 30));
     PyErr_SetString(PyExc_MemoryError, message);
     throw py::error_already_set();
   }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <new>
 
 #include "activations.h"
 
@@ -32,6 +33,13 @@ struct CellWeights {
   const T* b;
   bool reverse;
   ActivationParams activation;
+};
+
+// Thrown by a forward pass whose own buffers (outputs of the layers before the last, and
+// zeros standing for a null h0) cannot be allocated, with their size for the user's error.
+struct BuffersTooLarge : std::bad_alloc {
+  explicit BuffersTooLarge(std::int64_t bytes) : bytes(bytes) {}
+  std::int64_t bytes;
 };
 
 }  // namespace elman

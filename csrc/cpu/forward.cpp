@@ -72,15 +72,18 @@ void forward(const Shape& s, const std::vector<Cell<T>>& cells, const T* x, cons
   const int threads = ThreadPool::global().threads();
   const std::int64_t H = s.hidden_size, D = s.num_directions, rows = s.steps * s.batch;
   const std::int64_t features = D * H;  // of every layer's output
-  // Layers before the last write into these, alternately.
-  std::vector<T> between[2];
-  for (std::int64_t l = 0; l + 1 < s.num_layers && l < 2; ++l) between[l].resize(rows * features);
-  // No h0 means zeros, multiplied like any state: 0 @ W_y is NaN where W_y has NaN or Inf.
-  std::vector<T> zeros;
-  if (!h0) {
-    zeros.resize(s.num_layers * D * s.batch * H);
-    h0 = zeros.data();
+  // Layers before the last write into these, alternately. No h0 means zeros, multiplied
+  // like any state: 0 @ W_y is NaN where W_y has NaN or Inf.
+  const std::int64_t betweens = std::min<std::int64_t>(s.num_layers - 1, 2), between_size = rows * features;
+  const std::int64_t zeros_size = h0 ? 0 : s.num_layers * D * s.batch * H;
+  std::vector<T> between[2], zeros;
+  try {
+    for (std::int64_t l = 0; l < betweens; ++l) between[l].resize(between_size);
+    zeros.resize(zeros_size);
+  } catch (const std::bad_alloc&) {
+    throw BuffersTooLarge(std::int64_t(sizeof(T)) * (betweens * between_size + zeros_size));
   }
+  if (!h0) h0 = zeros.data();
 
   Slices slices(stop);
   const T* in = x;

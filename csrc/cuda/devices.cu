@@ -104,11 +104,13 @@ std::string unavailable_reason() {
   const cudaError_t status = cudaGetDeviceCount(&count);
   cudaGetLastError();
   if (status == cudaSuccess && count > 0) return "";
+  const std::string could_not_start = std::string("CUDA could not start: ") + cudaGetErrorString(status) +
+                                      " (" + cudaGetErrorName(status) + ")";
   int driver = 0, runtime = 0;
   // Both answer without a driver: the driver's version is then 0.
   if (cudaDriverGetVersion(&driver) != cudaSuccess || cudaRuntimeGetVersion(&runtime) != cudaSuccess) {
     cudaGetLastError();
-    return std::string("CUDA could not start: ") + cudaGetErrorString(status);
+    return could_not_start;
   }
   if (driver == 0) return "no NVIDIA driver was found (libcuda.so.1 could not be loaded)";
   // A driver runs every runtime of its own major version or older (CUDA's minor version
@@ -122,7 +124,7 @@ std::string unavailable_reason() {
     return visible ? "no CUDA device is visible to this process (CUDA_VISIBLE_DEVICES=\"" + std::string(visible) + "\")"
                    : "no CUDA device is visible to this process";
   }
-  return std::string("CUDA could not start: ") + cudaGetErrorString(status) + " (" + cudaGetErrorName(status) + ")";
+  return could_not_start;
 }
 
 void clear_last_error() noexcept { cudaGetLastError(); }
