@@ -6,44 +6,54 @@ With it, ``threadpool_limits(n)`` limits elman as it limits BLAS and OpenMP, and
 ``import elman`` does not import threadpoolctl: importing it sets KMP_DUPLICATE_LIB_OK in
 the process's environment (threadpoolctl's own choice), which a program that never uses
 threadpoolctl should not get from elman. So elman registers with threadpoolctl when the
-program imports it: at once if it already has, else right after its import runs, through
-a finder on sys.meta_path that wraps threadpoolctl's loader.
+program imports it: at once if it already has, and each time its module runs (an import,
+or importlib.reload, which forgets controllers), through a finder on sys.meta_path that
+wraps threadpoolctl's loader. A finder put before it later that gives threadpoolctl's spec
+itself goes around it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib
 import sys
+import threading
+import warnings
 
 
 def register() -> None:
-    """Registers elman with threadpoolctl now if it is imported, else when it is."""
-    module = sys.modules.get("threadpoolctl")
-    if module is not None:
-        _register(module)
-    elif not any(getattr(f, "registers_elman", False) for f in sys.meta_path):
+    """Registers elman with threadpoolctl now if it is imported, and whenever it runs."""
+    if not any(getattr(f, "registers_elman", False) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegisterOnImport())
+    if sys.modules.get("threadpoolctl") is not None:  # None: its import is blocked
+        # Imported, or being imported by another thread: this waits until it has run.
+        _register(importlib.import_module("threadpoolctl"))
 
 
 class _RegisterOnImport:
     """A meta-path finder that finds nothing itself: for threadpoolctl it asks the finders
     after it and returns their spec with a loader that registers elman once the module has
-    run (also on importlib.reload, which runs it afresh and so forgets controllers)."""
+    run."""
 
     registers_elman = True
 
+    def __init__(self):
+        self._finding = threading.local()  # a finder that asks all finders may ask this one back
+
     def find_spec(self, name, path, target=None):
-        if name != "threadpoolctl":
+        if name != "threadpoolctl" or getattr(self._finding, "now", False) or self not in sys.meta_path:
             return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _RegisterAfterExec(spec.loader)
-                return spec
-        return None
+        self._finding.now = True
+        try:
+            for finder in sys.meta_path[sys.meta_path.index(self) + 1:]:
+                spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
+                if spec is not None:
+                    if hasattr(spec.loader, "exec_module") and not isinstance(spec.loader, _RegisterAfterExec):
+                        spec.loader = _RegisterAfterExec(spec.loader)
+                    return spec
+            return None
+        finally:
+            self._finding.now = False
 
 
 class _RegisterAfterExec:
@@ -61,13 +71,30 @@ class _RegisterAfterExec:
         _register(module)
 
     def __getattr__(self, name):
-        return getattr(self._loader, name)
+        loader = self.__dict__.get("_loader")  # absent while copy or pickle rebuild this object
+        if loader is None:
+            raise AttributeError(name)
+        return getattr(loader, name)
 
 
 def _register(threadpoolctl) -> None:
-    if not hasattr(threadpoolctl, "register"):  # before 3.2: no third-party controllers
+    """Registers once per run of threadpoolctl's module (a reload makes a new register()).
+    A failure is a warning: it must not break the import of threadpoolctl (scikit-learn's)."""
+    register_ = getattr(threadpoolctl, "register", None)
+    if register_ is None:  # before 3.2: no third-party controllers
         return
+    if threadpoolctl.__dict__.get("_elman_registered_with") is register_:
+        return
+    try:
+        register_(_controller(threadpoolctl))
+    except Exception as e:
+        warnings.warn(f"elman could not register its threads with threadpoolctl: {e!r}",
+                      RuntimeWarning, stacklevel=2)
+        return
+    threadpoolctl._elman_registered_with = register_
 
+
+def _controller(threadpoolctl):
     class ElmanController(threadpoolctl.LibController):
         user_api = "elman"
         internal_api = "elman"
@@ -90,4 +117,4 @@ def _register(threadpoolctl) -> None:
             from . import __version__
             return __version__
 
-    threadpoolctl.register(ElmanController)
+    return ElmanController
