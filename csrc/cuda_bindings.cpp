@@ -169,6 +169,7 @@ std::unique_ptr<elman::cuda::Network> make_network(int64_t input_size, int64_t h
                                                    int64_t num_layers, int64_t num_directions,
                                                    py::list cells, const std::string& storage,
                                                    std::optional<int> device) {
+  elman::cuda::require_not_forked();  // else device_count() is 0: "no such GPU" would mislead
   require(!device || (*device >= 0 && *device < elman::cuda::device_count()),
           "device: no such GPU");
   std::vector<HostArray> keep;  // holds the arrays alive while the network copies them

@@ -47,19 +47,21 @@ class CurrentDevice {
 // Clears the calling thread's last CUDA error (cudaGetLastError, its result dropped).
 void clear_last_error() noexcept;
 
-// True in a child forked after this process ran GPU work (a CurrentDevice was made). CUDA
-// cannot run there, the GPU memory is the parent's, and a mutex held by one of the
-// parent's other threads at the fork stays held: destructors then leave everything alone,
-// and a CurrentDevice (which all GPU work makes first) throws.
-bool forked_after_gpu_work() noexcept;
+// True in a child forked after this process used CUDA through elman (saw a GPU, or asked
+// for one). CUDA cannot run there, the GPU memory is the parent's, and a mutex held by one
+// of the parent's other threads at the fork stays held: so destructors leave everything
+// alone, device_count() is 0 and unavailable_reason() says why, and require_not_forked()
+// throws, as current_device_id() and CurrentDevice (which all GPU work makes first) do.
+bool forked_after_cuda_use() noexcept;
+void require_not_forked();
 
 // Runs `release` (which must not throw) with `device` current, or, where it cannot be
 // made current, with whatever GPU is: for destructors, which have no one to report to.
 // Its error, if any, is cleared: a later launch's check(cudaGetLastError()) would report
-// it as its own. In a forked child (forked_after_gpu_work) nothing runs.
+// it as its own. In a forked child (forked_after_cuda_use) nothing runs.
 template <typename Release>
 void release_on(int device, Release release) noexcept {
-  if (forked_after_gpu_work()) return;
+  if (forked_after_cuda_use()) return;
   std::optional<CurrentDevice> on;
   try {
     on.emplace(device);

@@ -73,9 +73,14 @@ CUcontext primary_context(int device) {
 
 std::atomic<bool> forked_child{false};
 
-// From the first GPU work on, a fork marks the child (forked_after_gpu_work). Not before:
-// a child of a process that never used CUDA can use it.
-void note_gpu_work() {
+constexpr const char* kForkedChild =
+    "this process was forked from one that had used CUDA, and CUDA cannot run in such a "
+    "child: start GPU worker processes with multiprocessing's \"spawn\" or \"forkserver\" method";
+
+// From CUDA's first use that found a GPU on, a fork marks the child (forked_after_cuda_use).
+// Not before: a child of a process that never started CUDA can use it, and one of a
+// process that found no driver or no GPU is better told that.
+void note_cuda_use() {
   static const int registered =
       pthread_atfork(nullptr, nullptr, [] { forked_child.store(true, std::memory_order_relaxed); });
   (void)registered;
@@ -83,14 +88,20 @@ void note_gpu_work() {
 
 }  // namespace
 
-bool forked_after_gpu_work() noexcept { return forked_child.load(std::memory_order_relaxed); }
+bool forked_after_cuda_use() noexcept { return forked_child.load(std::memory_order_relaxed); }
+
+void require_not_forked() {
+  if (forked_after_cuda_use()) throw std::runtime_error(std::string("CUDA: ") + kForkedChild);
+}
 
 int device_count() {
+  if (forked_after_cuda_use()) return 0;
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
     cudaGetLastError();  // no driver or no device: not an error to keep
     return 0;
   }
+  if (n > 0) note_cuda_use();
   return n;
 }
 
@@ -100,6 +111,7 @@ std::string cuda_version(int version) {
 }
 
 std::string unavailable_reason() {
+  if (forked_after_cuda_use()) return kForkedChild;
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   cudaGetLastError();
@@ -130,8 +142,10 @@ std::string unavailable_reason() {
 void clear_last_error() noexcept { cudaGetLastError(); }
 
 int current_device_id() {
+  require_not_forked();
   int dev = 0;
   check(cudaGetDevice(&dev), "current device");
+  note_cuda_use();
   return dev;
 }
 
@@ -141,12 +155,8 @@ int current_device_id() {
 // process does not use (cudaSetDevice to restore GPU 0 would create one there, hundreds
 // of MB). By numbers only where the driver's functions are missing.
 CurrentDevice::CurrentDevice(int device) {
-  if (forked_after_gpu_work())
-    throw std::runtime_error(
-        "CUDA: this process was forked from one that had run GPU work, and CUDA cannot run in "
-        "such a child: start GPU worker processes with multiprocessing's \"spawn\" or "
-        "\"forkserver\" method");
-  note_gpu_work();
+  require_not_forked();
+  note_cuda_use();
   const Driver& d = driver();
   const CUcontext target = primary_context(device);
   CUcontext previous = nullptr;

@@ -211,7 +211,7 @@ Network::Network(const Shape& sizes, const std::vector<CellWeights<float>>& cell
 
 Network::~Network() {
   // In a forked child they are the parent's, and cuBLAS may not be called: left alone.
-  if (forked_after_gpu_work()) {
+  if (forked_after_cuda_use()) {
     impl_.release();
     return;
   }

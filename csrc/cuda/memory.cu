@@ -91,7 +91,7 @@ class Pool {
   }
 
   void give(Block block) {
-    if (forked_after_gpu_work()) return;  // the parent's memory (see cuda.h)
+    if (forked_after_cuda_use()) return;  // the parent's memory (see cuda.h)
     if (block.bytes > kMaxBlock) return free_block(block);
     std::vector<Block> evicted;
     {
