@@ -36,6 +36,14 @@ def test_round_trip_is_exact(options, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("as_path", [str, bytes])
+def test_round_trip_through_a_str_or_bytes_path(as_path, tmp_path):
+    layer = elman.RNN(2, 3, seed=2)
+    path = as_path(tmp_path / "layer")  # no suffix added
+    layer.save(path)
+    assert (tmp_path / "layer").exists() and repr(elman.load(path)) == repr(layer)
+
+
 def test_file_object_round_trip():
     layer = elman.RNN(2, 3, seed=2)
     buffer = io.BytesIO()
@@ -89,8 +97,9 @@ def test_not_an_npz(tmp_path):
 
 
 def test_a_file_that_cannot_be_opened_is_open_s_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.npz"):
-        elman.load(tmp_path / "missing.npz")
+    for path in (tmp_path / "missing.npz", str(tmp_path / "missing.npz"), bytes(tmp_path / "missing.npz")):
+        with pytest.raises(FileNotFoundError, match="missing.npz"):
+            elman.load(path)
     with pytest.raises(IsADirectoryError):
         elman.load(tmp_path)
 

@@ -45,7 +45,7 @@ def from_onnx(model_or_path: Any) -> RNN:
     return _onnx_model.from_onnx(model_or_path)
 
 
-def load(path: str | os.PathLike | BinaryIO) -> RNN:
+def load(path: str | bytes | os.PathLike | BinaryIO) -> RNN:
     """A layer written by RNN.save."""
     from . import _io
     return _io.load(path)

@@ -37,7 +37,7 @@ def save(layer: RNN, path) -> None:
     header = json.dumps({"format": FORMAT, "version": VERSION, "options": options})
     # (typed Any: NumPy's stubs would match the ** entries against savez's allow_pickle)
     arrays: dict[str, Any] = {"header": np.frombuffer(header.encode(), np.uint8), **layer.weights()}
-    if isinstance(path, (str, os.PathLike)):
+    if isinstance(path, (str, bytes, os.PathLike)):
         with open(path, "wb") as f:
             np.savez(f, **arrays)
     else:
@@ -48,9 +48,9 @@ def load(path) -> RNN:
     """The layer saved at `path`. A file that is not such a layer, or is truncated or
     corrupt, raises ValueError naming the path and the fault; one that cannot be opened
     (missing, a directory, no permission) raises open()'s OSError, as np.load would."""
-    if isinstance(path, (str, os.PathLike)):
+    if isinstance(path, (str, bytes, os.PathLike)):
         with open(path, "rb") as f:
-            return _read(f, os.fspath(path))
+            return _read(f, os.fsdecode(path))
     return _read(path, repr(path))
 
 

@@ -32,7 +32,7 @@ class RNN:
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 bidirectional: bool = False, dtype: npt.DTypeLike = np.float32,
+                 bidirectional: bool = False, dtype: type | np.dtype | str = np.float32,
                  seed: Any = None, *,
                  activation_alpha: float | None = None, activation_beta: float | None = None,
                  clip: float | None = None, device: Any = "cpu", storage: str = "float32") -> None:
@@ -244,7 +244,7 @@ class RNN:
         return Stream(self, _checks.positive_int("batch_size", batch_size))
 
     # -- interop (each in its own module, which imports its framework only when called) --
-    def save(self, path: str | os.PathLike | BinaryIO) -> None:
+    def save(self, path: str | bytes | os.PathLike | BinaryIO) -> None:
         """Write every option and weight to `path` (format: elman/_io.py, README)."""
         from . import _io
         _io.save(self, path)
