@@ -1082,14 +1082,15 @@ def test_second_gpu_alone_leaves_gpu_0_without_a_context():
 @gpu
 def test_forked_child_is_refused_and_leaves_the_parents_memory_alone():
     """In a child forked after CUDA use, a call raises RuntimeError saying why, elman sees no
-    GPU there (and says why), and dropping the layer and outputs it inherited returns (no
-    CUDA call, no lock a parent's thread may have held: another layer keeps calling while
-    the parent forks, 20 times)."""
+    GPU there (and says why), the layer runs on after .to("cpu"), and dropping it and the
+    outputs it inherited returns (no CUDA call, no lock a parent's thread may have held:
+    another layer keeps calling while the parent forks, 20 times)."""
     code = textwrap.dedent("""
         import gc, os, threading, warnings, weakref, numpy as np, elman, elman.cuda
         warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
         layer = elman.RNN(3, 4, device="cuda", seed=0)
         x = np.ones((2, 1, 3), np.float32)
+        on_cpu = elman.RNN(3, 4, seed=0)(x)[0]  # the same weights
         outputs = list(layer(x))
         try:
             import torch
@@ -1119,6 +1120,8 @@ def test_forked_child_is_refused_and_leaves_the_parents_memory_alone():
                     elman.cuda.require()
                 except RuntimeError as e:
                     status = status if "forked from one that had used CUDA" in str(e) else 6
+                if not np.array_equal(layer.to("cpu")(x)[0], on_cpu):  # drops its GPU network
+                    status = 8
                 dropped = weakref.ref(layer)
                 del outputs[:]
                 del layer
