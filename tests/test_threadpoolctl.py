@@ -150,6 +150,36 @@ def test_threadpoolctl_being_imported_by_another_thread(tmp_path):
     """, pythonpath=tmp_path)
 
 
+def test_threadpoolctl_failing_in_another_thread_does_not_break_import_elman(tmp_path):
+    (tmp_path / "threadpoolctl.py").write_text(
+        "import time\nstarted = True\ntime.sleep(0.5)\nraise ImportError('broken')\n")
+    run_python("""
+        import sys, threading, time
+        thread = threading.Thread(target=lambda: __import__("threadpoolctl"))
+        thread.start()
+        while getattr(sys.modules.get("threadpoolctl"), "started", False) is False:
+            time.sleep(0.001)
+        import elman
+        thread.join()
+    """, pythonpath=tmp_path)
+
+
+def test_the_finder_asks_only_the_finders_after_it():
+    pytest.importorskip("threadpoolctl", minversion="3.5")
+    run_python("""
+        import sys, elman
+        finder = next(f for f in sys.meta_path if getattr(f, "registers_elman", False))
+        class Before:
+            asked = 0
+            def find_spec(self, name, path, target=None):
+                Before.asked += 1
+        sys.meta_path.insert(sys.meta_path.index(finder), Before())
+        assert finder.find_spec("threadpoolctl", None) is not None and Before.asked == 0
+        sys.meta_path.remove(finder)  # asked through a stale reference: finds nothing
+        assert finder.find_spec("threadpoolctl", None) is None
+    """)
+
+
 def test_blocked_threadpoolctl_does_not_break_import_elman():
     run_python("""
         import sys

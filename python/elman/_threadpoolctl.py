@@ -27,7 +27,14 @@ def register() -> None:
         sys.meta_path.insert(0, _RegisterOnImport())
     if sys.modules.get("threadpoolctl") is not None:  # None: its import is blocked
         # Imported, or being imported by another thread: this waits until it has run.
-        _register(importlib.import_module("threadpoolctl"))
+        # Should that import fail, this one tries again and fails too (or, were
+        # threadpoolctl to import elman, finds the cycle): no registration, and no reason
+        # for import elman to fail.
+        try:
+            module = importlib.import_module("threadpoolctl")
+        except Exception:
+            return
+        _register(module)
 
 
 class _RegisterOnImport:
