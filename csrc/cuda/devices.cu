@@ -115,7 +115,10 @@ std::string unavailable_reason() {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   cudaGetLastError();
-  if (status == cudaSuccess && count > 0) return "";
+  if (status == cudaSuccess && count > 0) {
+    note_cuda_use();
+    return "";
+  }
   const std::string could_not_start = std::string("CUDA could not start: ") + cudaGetErrorString(status) +
                                       " (" + cudaGetErrorName(status) + ")";
   int driver = 0, runtime = 0;
