@@ -39,8 +39,10 @@ import sys
 import time
 from pathlib import Path
 
-KERNELS = {"float32": ["default", "timed", "stepwise", "few_rows", "lean", "persistent", "tiled", "fma", "gemm"],
-           "float16": ["default", "timed", "stepwise", "few_rows", "lean", "persistent", "tiled", "gemm", "mma"]}
+KERNELS = {"float32": ["default", "timed", "stepwise", "few_rows", "lean", "lean_async", "persistent", "tiled",
+                       "fma", "gemm"],
+           "float16": ["default", "timed", "stepwise", "few_rows", "lean", "lean_async", "persistent", "tiled",
+                       "gemm", "mma"]}
 CHOICES = ("default", "timed")  # elman's own choices, not kernels
 KERNELS["bfloat16"] = KERNELS["float16"]
 TOLERANCE = {"float32": 1e-3, "float16": 3e-2, "bfloat16": 3e-2}

@@ -615,16 +615,18 @@ def test_one_row_kernels(H):
 
 
 @gpu
-@pytest.mark.parametrize("kernel", ["few_rows", "lean"])
+@pytest.mark.parametrize("kernel", ["few_rows", "lean", "lean_async"])
 @pytest.mark.parametrize("B", [1, 2, 3, 4])
 @pytest.mark.parametrize("H", [1, 100, 128, 129, 256, 257, 512, 513])
 def test_few_rows_kernel(B, H, kernel, monkeypatch):
     """1-4 rows: few_rows and lean, its form with fewer threads that the rule takes where it
     runs (H <= 128 in one block; a cluster of two for H <= 256, of eight for H <= 512; a
     group of one row each where they fit at once, test_few_rows_groups covers few_rows's
-    larger groups), each forced, with h0 and with lengths that end rows at different steps;
-    past H = 512 another kernel. Two stacked bidirectional layers: the directions'
-    recurrences run side by side on two streams, and the second layer must wait for both."""
+    larger groups), and lean_async, lean whose blocks send each other their state instead
+    of a cluster barrier (clusters only: H > 128), each forced, with h0 and with lengths
+    that end rows at different steps; past their range another kernel. Two stacked
+    bidirectional layers: the directions' recurrences run side by side on two streams, and
+    the second layer must wait for both."""
     monkeypatch.setenv("ELMAN_CUDA_KERNEL", kernel)
     T, I = 30, 20
     layer = elman.RNN(I, H, 2, bidirectional=True, seed=33, device="cuda")
@@ -1849,7 +1851,7 @@ def run_forced(kernel, storage, cases):
     assert kernel in ran, f"ELMAN_CUDA_KERNEL={kernel} never ran (ran: {ran})"
 
 
-KERNELS = ["stepwise", "few_rows", "lean", "persistent", "tiled", "gemm"]
+KERNELS = ["stepwise", "few_rows", "lean", "lean_async", "persistent", "tiled", "gemm"]
 
 
 @gpu
@@ -2066,6 +2068,9 @@ FORCED_SANITIZER_CASES = {
     # one block of 64 and of 128 threads (one barrier a step), clusters of 2 and 8 blocks of 256
     "lean": [((3, 3, 9, 61, 1, True), "float32"), ((3, 2, 9, 97, 1, False), "float32"),
              ((3, 2, 9, 201, 1, True), "float32"), ((2, 2, 9, 301, 1, False), "float32")],
+    # lean's clusters with sends instead of a barrier: 2 and 8 blocks, H a full cluster
+    "lean_async": [((3, 2, 9, 201, 1, True), "float32"), ((2, 2, 9, 301, 1, False), "float32"),
+                   ((3, 1, 9, 256, 1, False), "bfloat16")],
     # several row blocks, the last partial; odd H (scalar loads); several chunks of k, odd H
     # and H a multiple of 4 (vector loads: 16 bytes in float32, 8 in bfloat16)
     "gemm": [((2, 40, 9, 203, 1, True), "float32"), ((2, 33, 9, 131, 1, False), "float32"),
@@ -2079,7 +2084,8 @@ FORCED_SANITIZER_CASES = {
 def test_sanitizer_forced(kernel, monkeypatch):
     """The kernels above, forced in this process (choices are kept per forced kernel, so
     the rule's stay apart), against the oracle. Where the forced kernel
-    cannot run a shape (lean's clusters need compute capability 9; gemm a block per SM),
+    cannot run a shape (lean's clusters, and lean_async, need compute capability 9; gemm a
+    block per SM),
     the default runs it; the test fails if the forced kernel never ran."""
     monkeypatch.setenv("ELMAN_CUDA_KERNEL", kernel)
     ran = set()
@@ -2123,7 +2129,7 @@ def timed_choices(cases):
 def test_timed_choice():
     """The timed choice times more than one kernel wherever several can run (float32 at
     B = 1, H = 61: few_rows, lean, persistent, tiled, fma, gemm, stepwise; at least three
-    on an A100 for each shape here), keeps the fastest, runs the layer within the oracle's
+    on an A100 for each shape here; never lean_async, an experiment), keeps the fastest, runs the layer within the oracle's
     tolerance with it, and keeps its choices apart from the rule's. Which kernel wins is
     not asserted (bench/gpu_tune.py shows it beside every kernel's time)."""
     cases = [((3, 1, 9, 61, 1, False), "float32"), ((3, 17, 9, 257, 1, True), "float32"),
@@ -2133,6 +2139,7 @@ def test_timed_choice():
     kept = timed_choices(cases)
     for shape, (name, times) in kept.items():
         assert {"stepwise", "gemm"} <= set(times), f"{shape}: trial {times}"
+        assert "lean_async" not in times, f"{shape}: the experiment was timed: {times}"
         if shape[1] == 61:
             assert "lean" in times, f"{shape}: trial {times}"
     assert {shape: kernel(*shape) for shape in by_rule} == by_rule

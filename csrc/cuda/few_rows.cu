@@ -62,12 +62,18 @@ int blocks_for(int hidden) { return hidden <= 128 ? 1 : hidden <= 256 ? 2 : hidd
 
 // The cluster operations of the multi-block kernels, which are chosen only where they
 // were compiled with clusters (has_clusters); compiled without, they trap.
+// The operations of one-way signalling (SENDS, below) likewise: an mbarrier counts the
+// bytes that st.async stores from other blocks deliver into this block's shared memory.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
 __device__ inline int cluster_rank() { __trap(); return 0; }
 __device__ inline void cluster_sync() { __trap(); }
 __device__ inline void cluster_arrive() { __trap(); }
 __device__ inline void cluster_wait() { __trap(); }
 __device__ inline float* in_block(float* local, int) { __trap(); return local; }
+__device__ inline void init_counter(std::uint64_t*) { __trap(); }
+__device__ inline void expect_bytes(std::uint64_t*, unsigned) { __trap(); }
+__device__ inline void wait_for_phase(std::uint64_t*, unsigned) { __trap(); }
+__device__ inline void send(float*, std::uint64_t*, int, float) { __trap(); }
 #else
 __device__ inline int cluster_rank() { return (int)cg::this_cluster().block_rank(); }
 __device__ inline void cluster_sync() { cg::this_cluster().sync(); }
@@ -75,20 +81,84 @@ __device__ inline void cluster_arrive() { (void)cg::this_cluster().barrier_arriv
 __device__ inline void cluster_wait() { cg::this_cluster().barrier_wait(); }
 // The same shared-memory address in block `rank` of the cluster.
 __device__ inline float* in_block(float* local, int rank) { return cg::this_cluster().map_shared_rank(local, rank); }
+
+__device__ inline unsigned shared_address(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+// An mbarrier whose phases end at one arrival (expect_bytes's) and all the bytes it expects;
+// made visible to the cluster's other blocks (their stores count on it) by the cluster
+// barrier that follows.
+__device__ inline void init_counter(std::uint64_t* counter) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(shared_address(counter)) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// Arms the counter's current phase: it ends once `bytes` more bytes have landed.
+__device__ inline void expect_bytes(std::uint64_t* counter, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;\n" ::"r"(
+                   shared_address(counter)),
+               "r"(bytes)
+               : "memory");
+}
+// Until the counter's phase of this parity has ended; the stores counted in it are then
+// visible to this thread (acquire). A wait past 2^32 cycles (seconds) traps: a protocol
+// error fails the call rather than hanging the GPU.
+__device__ inline void wait_for_phase(std::uint64_t* counter, unsigned parity) {
+  const unsigned at = shared_address(counter);
+  const long long start = clock64();
+  for (;;) {
+    unsigned ended;
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+        " selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(ended)
+        : "r"(at), "r"(parity)
+        : "memory");
+    if (ended) return;
+    if (clock64() - start > (1ll << 32)) __trap();
+  }
+}
+// `value` into the address of `local` in block `rank`, counted by that block's `counter`
+// when it lands; the sender does not wait for it.
+__device__ inline void send(float* local, std::uint64_t* counter, int rank, float value) {
+  unsigned to, count_at;
+  asm("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(to) : "r"(shared_address(local)), "r"(rank));
+  asm("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(count_at) : "r"(shared_address(counter)), "r"(rank));
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];\n" ::"r"(to),
+               "r"(__float_as_uint(value)), "r"(count_at)
+               : "memory");
+}
 #endif
 
 // BLOCKS: 1, or 2 or 8 in a cluster (compute capability 9), each of THREADS threads;
 // ROWS: 1, 2 or 4 per group, the group of rows from ROWS x the cluster's index.
-template <int BLOCKS, int THREADS, int ROWS, typename S>
+//
+// SENDS (an experiment, in clusters; ELMAN_CUDA_KERNEL=lean_async, not yet run on a GPU):
+// no cluster barrier a step, whose ~0.5 us was measured in a 1.8 us step at H = 256. Each
+// block sends its new state values into the other blocks' copies with st.async, and a
+// block starts its next step once its counter for that state buffer (an mbarrier, one per
+// buffer) has counted all their bytes; its own values are covered by __syncthreads. A
+// block then waits only for the data it needs, never for another block's output stores.
+// Every thread of parts < ROWS sends every step (zeros for ended rows and columns past
+// H), so each phase counts the same bytes. A buffer's phase is armed as soon as its
+// previous phase has ended, before any of its bytes can land: they come from a step that
+// needs this block's values of the step in between, sent after the arming. A buffer is
+// written only after every block has read it: a block sends into it once it has this
+// step's values from all the others, which they sent after the __syncthreads that follows
+// their reads. A block waits for the last step's bytes before it exits. Model-checked
+// with spin (tools/spin/check).
+template <int BLOCKS, int THREADS, int ROWS, typename S, bool SENDS = false>
 __global__ void __launch_bounds__(THREADS, 1) few_rows(Recurrence<S> r) {
   using L = Layout<BLOCKS, THREADS>;
   constexpr int kColumns = L::kColumns, kParts = L::kParts, kPerThread = L::kPerThread;
   static_assert(ROWS <= kParts, "a part finishes each row");
+  static_assert(!SENDS || (BLOCKS > 1 && kParts > 1), "sends: a cluster, and a barrier between reads and sends");
+  // SENDS: the bytes from other blocks into h_s[b] each step
+  constexpr unsigned kBytesIn = (BLOCKS - 1) * ROWS * kColumns * sizeof(float);
   __shared__ __align__(16) float h_s[2][ROWS][L::kMaxHidden];
   __shared__ float partial[kParts][ROWS][kColumns];
   __shared__ float ring[kAhead][ROWS][kColumns];  // p_t of the coming steps
+  __shared__ std::uint64_t arrived[2];             // SENDS: the counters of h_s[0] and h_s[1]
   const int H = r.hidden, tid = threadIdx.x, part = tid / kColumns, j = tid % kColumns;
-  const int c = (BLOCKS > 1 ? cluster_rank() : 0) * kColumns + j;  // the column, of all H
+  const int rank = BLOCKS > 1 ? cluster_rank() : 0;
+  const int c = rank * kColumns + j;  // the column, of all H
   const int k0 = part * kPerThread;
   const int first = (int)blockIdx.x / BLOCKS * ROWS, rows = min(ROWS, r.batch - first);
   // Part b finishes row first + b (of column c): a row of its own per finishing thread.
@@ -120,11 +190,28 @@ __global__ void __launch_bounds__(THREADS, 1) few_rows(Recurrence<S> r) {
     commit_copies();
   };
   for (int k = 0; k < kAhead - 1; ++k) stage(k);
-  // Every block of a cluster has started (and set its state) before any writes into it.
+  if constexpr (SENDS) {
+    if (tid == 0)
+      for (std::uint64_t& counter : arrived) {
+        init_counter(&counter);
+        expect_bytes(&counter, kBytesIn);  // h_s[1]: step 0's values; h_s[0]: step 1's
+      }
+  }
+  // Every block of a cluster has started (and set its state and counters) before any
+  // writes into it.
   if constexpr (BLOCKS > 1) cluster_sync(); else __syncthreads();
+  // SENDS: the parity of the counter's phase that ends with step k's values (k >= 1):
+  // h_s[1]'s count steps 1, 3, 5..., h_s[0]'s steps 2, 4, ...
+  const auto phase_of = [](int k) { return (unsigned)((k - 1) >> 1) & 1u; };
 
   for (int k = 0; k < steps; ++k) {
     stage(k + kAhead - 1);  // into the slot step k - 1 used
+    if constexpr (SENDS) {
+      if (k > 0) {
+        wait_for_phase(&arrived[k & 1], phase_of(k));
+        if (tid == 0) expect_bytes(&arrived[k & 1], kBytesIn);  // its next phase: step k + 2's
+      }
+    }
     float own = 0.f;        // kParts = 1 (so ROWS = 1): this thread's whole sum
 #pragma unroll
     for (int b = 0; b < ROWS; ++b) {
@@ -148,6 +235,7 @@ __global__ void __launch_bounds__(THREADS, 1) few_rows(Recurrence<S> r) {
     if constexpr (kParts > 1) __syncthreads();
     const bool writes = finisher && k < length;
     S v{};
+    float next = 0.f;  // as stored: the next step reads it so
     if (writes) {
       float z = ring[k % kAhead][row][j] + bias;
       if constexpr (kParts > 1) {
@@ -157,22 +245,38 @@ __global__ void __launch_bounds__(THREADS, 1) few_rows(Recurrence<S> r) {
         z += own;
       }
       v = from_float<S>(apply_activation(r.act, z));
-      const float next = to_float(v);  // as stored: the next step reads it so
+      next = to_float(v);
+    }
+    // Its new state value into every block's copy (a thread past ROWS has none).
+    float* const state = &h_s[(k + 1) & 1][min(row, ROWS - 1)][c];
+    if constexpr (SENDS) {
+      if (row < ROWS) {
+        *state = next;
+#pragma unroll
+        for (int to = 0; to < BLOCKS; ++to)
+          if (to != rank) send(state, &arrived[(k + 1) & 1], to, next);
+      }
+    } else if (writes) {
       if constexpr (BLOCKS > 1) {
 #pragma unroll
-        for (int to = 0; to < BLOCKS; ++to) in_block(&h_s[(k + 1) & 1][row][0], to)[c] = next;
+        for (int to = 0; to < BLOCKS; ++to) *in_block(state, to) = next;
       } else {
-        h_s[(k + 1) & 1][row][c] = next;
+        *state = next;
       }
     }
     // The output: in a cluster between the barrier's arrive (which releases the state
     // writes) and its wait, so that this step's barrier does not wait for its store.
-    if constexpr (BLOCKS > 1) cluster_arrive();
+    if constexpr (BLOCKS > 1 && !SENDS) cluster_arrive();
     if (writes) {
       r.y[row_of(k) * r.ldy + c] = v;
       if (k == length - 1) r.h_n[(size_t)(first + row) * H + c] = v;
     }
-    if constexpr (BLOCKS > 1) cluster_wait(); else __syncthreads();
+    if constexpr (BLOCKS > 1 && !SENDS) cluster_wait(); else __syncthreads();
+  }
+  // SENDS: the last step's values from the other blocks have landed (none may land in a
+  // block that has exited).
+  if constexpr (SENDS) {
+    if (steps > 0) wait_for_phase(&arrived[steps & 1], phase_of(steps));
   }
   wait_copies<0>();  // nothing left in flight at exit
 }
@@ -205,15 +309,18 @@ const void* wide_kernel(int rows, int blocks) {
 }
 
 // The lean kernel for H, one row per group, in the blocks blocks_for gives (kernel null
-// past H = 512): one block of 64 threads up to H = 64.
+// past H = 512, and with sends for one block): one block of 64 threads up to H = 64.
 template <typename S>
-FewRowsPlan lean_kernel(int hidden) {
+FewRowsPlan lean_kernel(int hidden, bool sends) {
   switch (blocks_for(hidden)) {
     case 1:
+      if (sends) return {};
       return hidden <= 64 ? FewRowsPlan{address(few_rows<1, 64, 1, S>), 1, 64}
                           : FewRowsPlan{address(few_rows<1, 128, 1, S>), 1, 128};
-    case 2: return {address(few_rows<2, 256, 1, S>), 2, 256};
-    case 8: return {address(few_rows<8, 256, 1, S>), 8, 256};
+    case 2:
+      return {sends ? address(few_rows<2, 256, 1, S, true>) : address(few_rows<2, 256, 1, S>), 2, 256};
+    case 8:
+      return {sends ? address(few_rows<8, 256, 1, S, true>) : address(few_rows<8, 256, 1, S>), 8, 256};
     default: return {};
   }
 }
@@ -250,9 +357,9 @@ bool groups_fit(FewRowsPlan& p, int batch, int rows, const Device& d) {
 }  // namespace
 
 template <typename S>
-FewRowsPlan few_rows_plan(int batch, int hidden, bool lean, const Device& d) {
-  if (lean) {
-    FewRowsPlan p = lean_kernel<S>(hidden);
+FewRowsPlan few_rows_plan(int batch, int hidden, FewRowsKernel kernel, const Device& d) {
+  if (kernel != FewRowsKernel::Wide) {
+    FewRowsPlan p = lean_kernel<S>(hidden, kernel == FewRowsKernel::LeanSends);
     return p.kernel && groups_fit(p, batch, 1, d) ? p : FewRowsPlan{};
   }
   const int blocks = blocks_for(hidden);
@@ -273,9 +380,9 @@ void launch_few_rows(const Recurrence<S>& r, const FewRowsPlan& p) {
   check(cudaLaunchKernelExC(&config, p.kernel, params), "few-rows kernel launch");
 }
 
-template FewRowsPlan few_rows_plan<float>(int, int, bool, const Device&);
-template FewRowsPlan few_rows_plan<__half>(int, int, bool, const Device&);
-template FewRowsPlan few_rows_plan<__nv_bfloat16>(int, int, bool, const Device&);
+template FewRowsPlan few_rows_plan<float>(int, int, FewRowsKernel, const Device&);
+template FewRowsPlan few_rows_plan<__half>(int, int, FewRowsKernel, const Device&);
+template FewRowsPlan few_rows_plan<__nv_bfloat16>(int, int, FewRowsKernel, const Device&);
 template void launch_few_rows(const Recurrence<float>&, const FewRowsPlan&);
 template void launch_few_rows(const Recurrence<__half>&, const FewRowsPlan&);
 template void launch_few_rows(const Recurrence<__nv_bfloat16>&, const FewRowsPlan&);

@@ -17,11 +17,16 @@ struct FewRowsPlan {
   int launches = 0;  // how many such launches can be resident at once
 };
 
-// Blocks of 512 threads: the fewest rows per group whose groups can all be resident at
-// once. Lean (fewer threads per block, each with more of k): one row per group, if they
-// all can be. Lengths allowed; H <= 128, or H <= 512 with clusters on compute capability 9.
+// Which of the kernels: Wide, blocks of 512 threads: the fewest rows per group whose
+// groups can all be resident at once. Lean (fewer threads per block, each with more of k):
+// one row per group, if they all can be. LeanSends: lean, whose blocks pass each step's
+// state by st.async instead of a cluster barrier (an experiment; clusters only, so
+// H > 128).
+enum class FewRowsKernel { Wide, Lean, LeanSends };
+
+// Lengths allowed; H <= 128, or H <= 512 with clusters on compute capability 9.
 template <typename S>
-FewRowsPlan few_rows_plan(int batch, int hidden, bool lean, const Device& d);
+FewRowsPlan few_rows_plan(int batch, int hidden, FewRowsKernel kernel, const Device& d);
 
 // One launch on r.stream.
 template <typename S>
