@@ -26,6 +26,9 @@
 # the CPU subset. GPU_CHECK_TUNE=1 also times every kernel on a grid of shapes, after the
 # sanitizers (bench/gpu_tune.py: tune.log, gpu-tune.json, gpu-tune.md; give it a budget of
 # ~560 s), with GPU_CHECK_TUNE_ARGS added to its command line (e.g. "--storages float32").
+# GPU_CHECK_KERNEL_AB="A,B" (e.g. "lean,lean_async") times two kernels in turn in one
+# process after the sanitizers (bench/gpu_kernel_ab.py, its --hidden from
+# GPU_CHECK_KERNEL_AB_HIDDEN, default 256,512: kernel-ab.log, ab/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -129,6 +132,10 @@ else
   done
 fi
 
+# -- two kernels timed in turn (GPU_CHECK_KERNEL_AB="A,B") --------------------------------
+[[ -n ${GPU_CHECK_KERNEL_AB:-} ]] && step "bench/gpu_kernel_ab.py $GPU_CHECK_KERNEL_AB" 200 "$OUT/kernel-ab.log" \
+  "python3 bench/gpu_kernel_ab.py --kernels '$GPU_CHECK_KERNEL_AB' --hidden ${GPU_CHECK_KERNEL_AB_HIDDEN:-256,512} --out '$OUT/ab'"
+
 # -- every kernel on a grid of shapes, beside torch (GPU_CHECK_TUNE=1; a few minutes) -----
 [[ ${GPU_CHECK_TUNE:-0} == 1 ]] && step "bench/gpu_tune.py" 300 "$OUT/tune.log" \
   "python3 bench/gpu_tune.py --out '$OUT' ${GPU_CHECK_TUNE_ARGS:-}"
@@ -143,6 +150,7 @@ echo
 echo "---- bench table"
 sed -n '/^GPU: /,$p' "$OUT/bench.log" 2> /dev/null
 [[ -f $OUT/gpu-tune.md ]] && { echo "---- every kernel (bench/gpu_tune.py)"; cat "$OUT/gpu-tune.md"; }
+[[ -f $OUT/ab/gpu-kernel-ab.md ]] && { echo "---- two kernels in turn (bench/gpu_kernel_ab.py)"; cat "$OUT/ab/gpu-kernel-ab.md"; }
 for log in "$TEST_LOG" "$OUT/memcheck.log" "$OUT/racecheck.log"; do
   [[ -f $log ]] || continue
   echo "---- $(basename "$log"): steps, totals, first failures"
