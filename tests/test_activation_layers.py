@@ -49,13 +49,28 @@ def test_defaults_are_onnx_and_shown_in_repr_when_changed():
     (dict(nonlinearity="tanh", activation_alpha=1.0), "activation_alpha"),
     (dict(nonlinearity="elu", activation_beta=1.0), "activation_beta"),
     (dict(nonlinearity="elu", activation_alpha=float("nan")), "activation_alpha"),
-    (dict(nonlinearity="affine", activation_beta="1"), "activation_beta"),
     (dict(clip=-1.0), "clip"),
     (dict(clip=float("inf")), "clip"),
 ])
 def test_bad_activation_arguments(kwargs, arg):
-    with pytest.raises(ValueError, match=f"^{arg}:"):
+    check_refused(ValueError, kwargs, arg)
+
+
+@pytest.mark.parametrize("kwargs,arg", [
+    (dict(nonlinearity="affine", activation_beta="1"), "activation_beta"),
+    (dict(nonlinearity="elu", activation_alpha=True), "activation_alpha"),
+    (dict(clip=True), "clip"),
+    (dict(clip="1"), "clip"),
+    (dict(clip=1j), "clip"),
+])
+def test_activation_arguments_of_the_wrong_type(kwargs, arg):
+    check_refused(TypeError, kwargs, arg)
+
+
+def check_refused(error, kwargs, arg):
+    """Both elman.RNN and elman.rnn raise `error`, naming the argument."""
+    with pytest.raises(error, match=f"^{arg}:"):
         elman.RNN(2, 3, **kwargs)
     fn_kwargs = {("activation" if k == "nonlinearity" else k): v for k, v in kwargs.items()}
-    with pytest.raises(ValueError, match="^" + ("activation" if arg == "nonlinearity" else arg) + ":"):
+    with pytest.raises(error, match="^" + ("activation" if arg == "nonlinearity" else arg) + ":"):
         elman.rnn(np.zeros((2, 1, 2)), np.zeros((2, 3)), np.zeros((3, 3)), **fn_kwargs)

@@ -70,6 +70,9 @@ def resolve(arg: str, name, alpha=None, beta=None, clip=None) -> Activation:
 
 
 def _finite(arg: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    # A bool or a string is a mistake, not a number (TypeError, as for other arguments).
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{arg}: expected a finite real number, got {value!r}")
+    if not math.isfinite(value):
         raise ValueError(f"{arg}: expected a finite real number, got {value!r}")
     return float(value)
