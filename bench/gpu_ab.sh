@@ -8,6 +8,9 @@
 #   git archive main | tar -x -C .base     # here, before the call: the baseline tree
 #   bash bench/gpu_ab.sh                   # on the GPU machine (carry .whl and .base)
 #
+# Without .base it runs the check only. Two kernels of this tree are compared in one
+# process by adding GPU_CHECK_KERNEL_AB=A,B (e.g. lean,lean_async: bench/gpu_check.sh).
+#
 # Packs everything into $OUT/gpu-ab.tar.gz (default OUT=/tmp/gpu-ab), again after each
 # part, so that a call stopped at its time limit still returns what was done: check/
 # (gpu_check.sh's logs, gpu-tune.md and .json), profile/ (slope.log: this tree, then
