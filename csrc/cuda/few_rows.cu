@@ -131,7 +131,8 @@ __device__ inline void send(float* local, std::uint64_t* counter, int rank, floa
 // ROWS: 1, 2 or 4 per group, the group of rows from ROWS x the cluster's index.
 //
 // SENDS (an experiment, in clusters; ELMAN_CUDA_KERNEL=lean_async, not yet run on a GPU):
-// no cluster barrier a step, whose ~0.5 us was measured in a 1.8 us step at H = 256. Each
+// no cluster barrier a step, ~0.5 us of a 1.8 us step at H = 256 in an early kernel on an
+// H200 (bench/results/gpu-experiments-h200-20261126/NOTES.md). Each
 // block sends its new state values into the other blocks' copies with st.async, and a
 // block starts its next step once its counter for that state buffer (an mbarrier, one per
 // buffer) has counted all their bytes; its own values are covered by __syncthreads. A
