@@ -23,9 +23,11 @@ Tolerance rule (DESIGN.md section 4), used by every comparison in the suite:
 NaN and Inf must sit at exactly the same places as in the oracle.
 """
 
+import contextlib
 import importlib.util
 import os
 import pathlib
+import threading
 import zlib
 
 import numpy as np
@@ -153,3 +155,27 @@ def random_lengths(rng, T, B):
     if B >= 2:
         lengths[0], lengths[-1] = T, 1
     return lengths
+
+
+@contextlib.contextmanager
+def chunk_running(stream, chunk, timeout=60):
+    """Runs stream(chunk) in another thread, held inside the call (where it reads the
+    chunk) for the with-block, so that the stream is busy with it throughout. Yields a
+    list that holds the chunk's output once the block has ended."""
+    inside, go_on, output = threading.Event(), threading.Event(), []
+
+    class HeldChunk:
+        def __array__(self, dtype=None, copy=None):
+            inside.set()
+            go_on.wait(timeout)
+            return chunk
+
+    thread = threading.Thread(target=lambda: output.append(stream(HeldChunk())))
+    thread.start()
+    assert inside.wait(timeout), "the stream never read the chunk"
+    try:
+        yield output
+    finally:
+        go_on.set()
+        thread.join(timeout)
+    assert not thread.is_alive()

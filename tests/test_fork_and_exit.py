@@ -22,12 +22,13 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import elman
-from helpers import ROOT
+from helpers import ROOT, chunk_running
 
 _spec = importlib.util.spec_from_file_location("elman_stress", ROOT / "bench" / "stress.py")
 stress = importlib.util.module_from_spec(_spec)
@@ -125,6 +126,44 @@ def test_forked_child_exits_normally():
         sys.exit(os.waitstatus_to_exitcode(status))
     """)
     assert run_script(script, "-W", "ignore::DeprecationWarning") == (0, "")
+
+
+def wait_for_child(pid):
+    """The exit code of the forked child `pid`; a hang kills it and fails the test."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the forked child hung for {TIMEOUT} s")
+
+
+def test_forked_child_takes_chunks_of_a_stream_another_thread_was_running():
+    # fork copies only the forking thread: the child's copy of a stream busy with another
+    # thread's chunk refused every chunk there ("already running a chunk in another thread").
+    layer = elman.RNN(3, 16, seed=0)
+    stream = layer.stream(batch_size=2)
+    chunk = np.linspace(-1, 1, 4 * 2 * 3, dtype=np.float32).reshape(4, 2, 3)
+    stream(chunk)
+    before = stream.state
+    after = layer(chunk, h0=before)
+    with chunk_running(stream, chunk) as output:
+        with pytest.raises(RuntimeError, match="already running"):
+            stream(chunk)  # the parent's stream is busy
+        pid = os.fork()
+        if pid == 0:
+            try:  # the chunk does not run on here: the child goes on from the state before it
+                same = np.array_equal(stream(chunk), after[0]) and np.array_equal(stream.state, after[1])
+                os._exit(0 if same else 3)
+            except RuntimeError:
+                os._exit(4)
+            finally:
+                os._exit(5)
+        assert wait_for_child(pid) == 0
+    assert np.array_equal(output[0], after[0]) and np.array_equal(stream.state, after[1])
 
 
 @pytest.mark.parametrize("seconds", [0.2, 0.5, 0.9])

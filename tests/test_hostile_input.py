@@ -16,7 +16,7 @@ import pytest
 from numpy.lib.stride_tricks import as_strided
 
 import elman
-from helpers import check_layer
+from helpers import check_layer, chunk_running
 
 T, B, I, H, L = 5, 3, 4, 6, 2
 
@@ -329,9 +329,9 @@ def test_broadcast_input_too_large_to_copy_names_x():
 
 def test_stream_reset_while_a_chunk_runs_is_refused():
     stream = elman.RNN(I, H, seed=0).stream(batch_size=2)
-    stream._busy.acquire()  # as a chunk running in another thread holds it
-    try:
+    chunk = np.ones((3, 2, I), np.float32)
+    with chunk_running(stream, chunk) as output:
         with pytest.raises(RuntimeError, match="reset"):
             stream.reset()
-    finally:
-        stream._busy.release()
+    assert np.array_equal(stream.state, stream.layer(chunk)[1])  # not reset
+    assert np.array_equal(output[0], stream.layer(chunk)[0])

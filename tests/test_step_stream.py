@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import elman
-from helpers import assert_close, check_layer, ref, rng_for, uniform
+from helpers import assert_close, check_layer, chunk_running, ref, rng_for, uniform
 
 
 def _oracle_states(layer, x, h0=None):
@@ -186,13 +186,11 @@ def test_stream_state_set_resumes_a_sequence(dtype):
 def test_stream_state_set_is_refused_while_a_chunk_runs():
     layer = elman.RNN(3, 4, seed=28)
     s = layer.stream(batch_size=2)
-    assert s._busy.acquire(blocking=False)            # as a chunk in another thread holds it
-    try:
+    chunk = np.ones((3, 2, 3), np.float32)
+    with chunk_running(s, chunk):
         with pytest.raises(RuntimeError, match="cannot set the state while another thread runs a chunk"):
             s.state = np.ones((1, 2, 4))
-    finally:
-        s._busy.release()
-    assert np.array_equal(s.state, np.zeros((1, 2, 4)))
+    assert np.array_equal(s.state, layer(chunk)[1])  # the chunk's state, not the one refused
 
 
 def test_stream_batch_size_and_layer_read_only():

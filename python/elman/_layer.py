@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from functools import partial
 from typing import Any, BinaryIO
 
@@ -275,15 +274,13 @@ class Stream:
         self._layer = layer
         self._batch_size = batch_size
         self._state = None
-        self._busy = threading.Lock()
 
     def __call__(self, x_chunk: Any) -> Any:
         """x_chunk: (T_c, B, I), or (B, T_c, I) if the layer is batch_first. Returns y_chunk.
         On a GPU, chunks on that GPU are read in place and give DeviceArrays (the state
         stays on the GPU); a stream's chunks are all on the GPU or all on the host."""
-        if not self._busy.acquire(blocking=False):
-            raise RuntimeError("stream: already running a chunk in another thread; a stream's "
-                               "chunks must come one after another")
+        self._claim("stream: already running a chunk in another thread; a stream's chunks must "
+                    "come one after another")
         try:
             on_gpu = self._layer._gpu is not None and cuda.on_device(x_chunk)
             if self._state is not None and on_gpu != (not isinstance(self._state, np.ndarray)):
@@ -304,14 +301,13 @@ class Stream:
                                       batch_first=self._layer.batch_first, names=("x_chunk", "state"))
             return y
         finally:
-            self._busy.release()
+            self._release()
 
     def reset(self) -> None:
         """Start a new sequence: the state returns to zeros."""
-        if not self._busy.acquire(blocking=False):
-            raise RuntimeError("stream: cannot reset while another thread runs a chunk")
+        self._claim("stream: cannot reset while another thread runs a chunk")
         self._state = None
-        self._busy.release()
+        self._release()
 
     @property
     def batch_size(self) -> int:
@@ -347,10 +343,18 @@ class Stream:
             _checks.exact_shape("state", h, (layer.num_layers, self._batch_size, layer.hidden_size),
                                 "(num_layers, B, H)")
             h = np.array(h, order="C")  # a copy: the caller may change theirs
-        if not self._busy.acquire(blocking=False):
-            raise RuntimeError("stream: cannot set the state while another thread runs a chunk")
+        self._claim("stream: cannot set the state while another thread runs a chunk")
         self._state = h
-        self._busy.release()
+        self._release()
+
+    def _claim(self, refusal: str) -> None:
+        """Marks this stream busy, or raises RuntimeError(refusal) if it already is."""
+        mark = object()
+        if _busy_streams.setdefault(id(self), mark) is not mark:  # test and set in one step
+            raise RuntimeError(refusal)
+
+    def _release(self) -> None:
+        _busy_streams.pop(id(self), None)  # None: a child forked inside a chunk has no mark
 
     # -- copies share the layer and the state (never written in place: each chunk makes a
     # new one), wherever it is; pickles and deep copies take the state to the host ---------
@@ -369,3 +373,15 @@ class Stream:
 
     def __repr__(self):
         return f"Stream(batch_size={self._batch_size}, layer={self._layer!r})"
+
+
+# The streams now running a chunk (or setting their state), by id. A forked child starts
+# with none: fork copies only the forking thread, so a chunk that another thread was
+# running does not run on in the child, whose copy of the stream would otherwise refuse
+# every chunk for ever. The copy's state is whole (a chunk assigns its new state in one
+# step, at its end). The handler is a builtin method: a Python function would keep
+# elman's modules alive to the interpreter's last clearing, and a call from a __del__
+# at exit would then find them cleared.
+_busy_streams: dict[int, object] = {}
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_busy_streams.clear)
