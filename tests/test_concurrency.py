@@ -142,6 +142,27 @@ def test_stream_shared_by_two_threads():
     check_layer(layer, whole, result=(np.concatenate(ran), stream.state))
 
 
+def test_weight_assigned_while_a_call_builds_the_network(monkeypatch):
+    """A call after an assignment has returned sees the new weights, also when another
+    thread's call was building the engine's network from the old ones meanwhile (that
+    call's network was kept, and every later call ran on the old weights)."""
+    layer = elman.RNN(8, 16, seed=11)
+    x = np.random.default_rng(4).uniform(-1, 1, (5, 2, 8)).astype(np.float32)
+    w_new = layer.w_y_l0 * -0.5
+    build = elman._run.network
+
+    def build_while_assigned(*args):  # the other thread's assignment lands during the build
+        net = build(*args)
+        monkeypatch.setattr(elman._run, "network", build)
+        layer.w_y_l0 = w_new
+        return net
+
+    monkeypatch.setattr(elman._run, "network", build_while_assigned)
+    layer(x)
+    check_layer(layer, x, result=layer(x))  # the oracle reads the layer's (new) weights
+    assert np.array_equal(layer.w_y_l0, w_new)
+
+
 def test_set_num_threads_during_calls(restore_threads):
     tasks = make_tasks()
     layers = [(elman.RNN(16, 256, 2, seed=9), np.random.default_rng(2).uniform(-1, 1, (30, 4, 16)))]

@@ -131,7 +131,7 @@ def test_unaligned_input_copied_before_the_engine(data):
     layer = elman.RNN(I, H, L, seed=0)
     expected = layer(x, h0, lengths)
     spy = AlignmentSpy(layer._network())
-    object.__setattr__(layer, "_net", spy)
+    object.__setattr__(layer, "_net", (layer._version, spy))  # (weights' version, network)
     y, h_n = layer(unaligned(x), unaligned(h0), unaligned(lengths))
     assert np.array_equal(y, expected[0]) and np.array_equal(h_n, expected[1])
     assert spy.aligned and all(spy.aligned), f"unaligned arrays reached the engine: {spy.aligned}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from functools import partial
@@ -13,6 +14,11 @@ import numpy.typing as npt
 from . import _activations, _checks, _run, cuda
 
 WEIGHT_NAME = re.compile(r"^(w_x|w_y|b)_l(\d+)(_reverse)?$")
+# A layer's weights and device, numbered each time they change; the native network built
+# for them is kept with the number (_net: (number, network)). Numbers never repeat (next()
+# on a count is one step under the GIL), so a network built while another thread assigned
+# a weight is never taken for the new weights' one.
+_versions = itertools.count()
 
 
 class RNN:
@@ -46,6 +52,7 @@ class RNN:
         s(self, "_bidirectional", _checks.flag("bidirectional", bidirectional))
         s(self, "_dtype", _checks.layer_dtype(dtype))
         s(self, "_net", None)
+        s(self, "_version", next(_versions))
         s(self, "_gpu", None)  # the GPU's number, on a GPU
         s(self, "_storage", "float32")
         # Checked before the table of shapes exists: it has an entry per layer.
@@ -111,7 +118,7 @@ class RNN:
         if (gpu, storage) != (self._gpu, self._storage):
             object.__setattr__(self, "_gpu", gpu)
             object.__setattr__(self, "_storage", storage)
-            object.__setattr__(self, "_net", None)
+            object.__setattr__(self, "_version", next(_versions))
         return self
 
     # -- copies and pickles: the options and weights; the engine is rebuilt at the next call --
@@ -174,25 +181,25 @@ class RNN:
         _checks.exact_shape(name, w, self._weights[name].shape)
         w.flags.writeable = False
         self._weights[name] = w
-        object.__setattr__(self, "_net", None)  # repacked at the next call
+        object.__setattr__(self, "_version", next(_versions))  # repacked at the next call
 
     def __delattr__(self, name):
         # Every weight is part of the layer's shape, and its other attributes are read-only.
         raise AttributeError(f"{name}: RNN attributes cannot be deleted (assign a weight to change it)")
 
     def _network(self):
-        net = self._net
-        if net is None:
-            cells = []
-            for k in range(self._num_layers):
-                for d, suffix in enumerate(("", "_reverse")[:self.num_directions]):
-                    cells.append((self._weights[f"w_x_l{k}{suffix}"], self._weights[f"w_y_l{k}{suffix}"],
-                                  self._weights.get(f"b_l{k}{suffix}"), d == 1, self._activation))
-            build = (partial(_run.network, self._dtype) if self._gpu is None
-                     else partial(cuda.network, storage=self._storage, gpu=self._gpu))
-            net = build(self._input_size, self._hidden_size, self._num_layers, self.num_directions,
-                        cells)
-            object.__setattr__(self, "_net", net)
+        version, cached = self._version, self._net  # the version first: see _versions
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        cells = []
+        for k in range(self._num_layers):
+            for d, suffix in enumerate(("", "_reverse")[:self.num_directions]):
+                cells.append((self._weights[f"w_x_l{k}{suffix}"], self._weights[f"w_y_l{k}{suffix}"],
+                              self._weights.get(f"b_l{k}{suffix}"), d == 1, self._activation))
+        build = (partial(_run.network, self._dtype) if self._gpu is None
+                 else partial(cuda.network, storage=self._storage, gpu=self._gpu))
+        net = build(self._input_size, self._hidden_size, self._num_layers, self.num_directions, cells)
+        object.__setattr__(self, "_net", (version, net))
         return net
 
     # -- running --------------------------------------------------------------------------
