@@ -41,15 +41,20 @@ def lengths_mask():
     return np.arange(T)[None, :] < np.array([T, 2, 4])[:, None]
 
 
-@pytest.mark.parametrize("masked", [False, True])
+# zero_output_for_mask: outputs past a sequence's end are 0 rather than its last one; without
+# return_sequences, Keras's one output is then 0 for a sequence that ends early (elman gave
+# its last state).
+@pytest.mark.parametrize("masked", [False, (True, False), (True, True)], ids=["unmasked", "masked",
+                                                                             "masked-zero_output"])
 @pytest.mark.parametrize("return_state", [False, True])
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_simple_rnn_options(use_bias, go_backwards, return_sequences, return_state, masked):
+    zero_output = bool(masked) and masked[1]
     layer = keras.layers.SimpleRNN(H, use_bias=use_bias, go_backwards=go_backwards,
                                    return_sequences=return_sequences, return_state=return_state,
-                                   bias_initializer="uniform", seed=1)
+                                   zero_output_for_mask=zero_output, bias_initializer="uniform", seed=1)
     rng = rng_for("keras", use_bias, go_backwards, return_sequences, return_state, masked)
     x = uniform(rng, (B, T, I), 1.5)
     layer(x)  # build
@@ -100,6 +105,8 @@ def test_refusals():
             elman.from_keras(layer)(x, mask=mask)
     ones = np.ones((B, T), np.int64)
     np.testing.assert_array_equal(elman.from_keras(layer)(x, mask=ones), elman.from_keras(layer)(x))
+    with pytest.raises(ValueError, match="^x: expected at least one step and one sequence"):  # not NumPy's
+        elman.from_keras(layer)(x[:0], mask=ones[:0].astype(bool))
 
 
 def test_bad_initial_states():

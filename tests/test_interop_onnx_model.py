@@ -98,6 +98,59 @@ def test_from_onnx_refuses_with_reason(attrs, kwargs, match):
         elman.from_onnx(model)
 
 
+def with_initializer(model, name, value):
+    model.graph.initializer.append(numpy_helper.from_array(value, name))
+    return model
+
+
+@pytest.mark.parametrize("initial_h", [np.full((1, 2, 4), 0.5, np.float32), None])  # None: a graph input
+def test_from_onnx_refuses_an_initial_h_that_may_not_be_zero(initial_h):
+    # (it was ignored: the layer started from zeros where the model did not)
+    model, _ = rnn_model({}, extra_inputs=["", "h0"])
+    if initial_h is None:
+        model.graph.input.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, "N", 4]))
+    else:
+        with_initializer(model, "h0", initial_h)
+    with pytest.raises(ValueError, match="takes initial_h \\('h0'\\)"):
+        elman.from_onnx(model)
+
+
+def test_from_onnx_takes_a_zero_initial_h():
+    model, (W, R, B) = rnn_model({}, extra_inputs=["", "h0"])
+    model.graph.node.insert(0, helper.make_node("ConstantOfShape", ["h0_shape"], ["h0_zeros"]))
+    model.graph.node.insert(1, helper.make_node("Expand", ["h0_zeros", "h0_shape"], ["h0"]))
+    with_initializer(model, "h0_shape", np.array([1, 2, 4], np.int64))
+    x = uniform(rng_for("zero initial_h"), (5, 2, 3), 1.5)
+    Y, Y_h = elman.onnx.rnn(x, W, R, B)
+    y, h_n = elman.from_onnx(model)(x)
+    np.testing.assert_allclose(y, Y[:, 0], rtol=1e-6, atol=1e-7)
+    ones = numpy_helper.from_array(np.ones(1, np.float32))
+    model.graph.node[0].attribute.append(helper.make_attribute("value", ones))  # (protobuf inserted a copy)
+    with pytest.raises(ValueError, match="takes initial_h"):  # ones, expanded
+        elman.from_onnx(model)
+
+
+def test_from_onnx_refuses_sequence_lens():
+    model, _ = rnn_model({}, extra_inputs=["lengths"])
+    with_initializer(model, "lengths", np.array([5, 3], np.int32))
+    with pytest.raises(ValueError, match="takes sequence_lens"):
+        elman.from_onnx(model)
+
+
+def test_from_onnx_checks_the_shapes_of_b_and_hidden_size():
+    model, (W, R, B) = rnn_model({})
+    model.graph.initializer[2].CopyFrom(numpy_helper.from_array(np.concatenate([B, B[:, :1]], 1), "B"))
+    with pytest.raises(ValueError, match=r"B \(1, 9\)"):  # (its 9th value was added to every bias)
+        elman.from_onnx(model)
+    model, _ = rnn_model({})
+    model.graph.node[0].attribute[0].i = 7  # hidden_size, against W's 4
+    with pytest.raises(ValueError, match="hidden_size 7"):
+        elman.from_onnx(model)
+    model, _ = rnn_model(dict(direction="sideways"))
+    with pytest.raises(ValueError, match="direction 'sideways'"):
+        elman.from_onnx(model)
+
+
 def test_from_onnx_unknown_attribute_and_no_rnn():
     model, _ = rnn_model({})
     model.graph.node[0].attribute.append(helper.make_attribute("input_forget", 1))

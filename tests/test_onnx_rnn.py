@@ -194,6 +194,26 @@ def run_onnxruntime(args, **attrs):
     return session.run(None, {n: args[n] for n in present if n})
 
 
+def test_attribute_lists_given_as_arrays():
+    # An array's truth value is not whether it is given: [0.0] was taken for none (the
+    # default alpha, 0.01) and a longer array raised NumPy's "truth value is ambiguous".
+    args = problem(("array attributes",), 2)
+    as_lists = dict(activations=["LeakyRelu", "Affine"], activation_alpha=[0.0, 2.0], activation_beta=[0.5])
+    as_arrays = dict(as_lists, activation_alpha=np.array([0.0, 2.0]), activation_beta=np.array([0.5]))
+    expected = elman.onnx.rnn(**args, direction="bidirectional", **as_lists)
+    got = elman.onnx.rnn(**args, direction="bidirectional", **as_arrays)
+    np.testing.assert_array_equal(got[0], expected[0])
+    check(args, "bidirectional", 0, as_lists["activations"], alphas=[0.0, 2.0], betas=[0.5])
+
+
+def test_empty_batch_with_sequence_lens_names_x():
+    # (NumPy's "zero-size array to reduction operation minimum" came first)
+    args = problem(("empty batch",), 1)
+    with pytest.raises(ValueError, match="^X: expected at least one step and one sequence"):
+        elman.onnx.rnn(np.zeros((T, 0, I), np.float32), args["W"], args["R"],
+                       sequence_lens=np.zeros(0, np.int64))
+
+
 @pytest.mark.parametrize("clip", [None, 0.5])
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 @pytest.mark.parametrize("name", ONNX_NAMES)

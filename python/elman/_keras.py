@@ -146,7 +146,9 @@ class KerasRNN:
             h = h_n[0]
             if lengths is not None and not self.zero_output_for_mask:
                 y = _repeat_last_valid(y, lengths)
-        out = y if self.return_sequences else h
+        # Keras's output without sequences is the last one in processing order, which
+        # zero_output_for_mask makes 0 for a sequence that ends early: not always h.
+        out = y if self.return_sequences else y[:, -1].copy()
         return [out, h] if self.return_state else out
 
 
@@ -158,7 +160,7 @@ def _mask_to_lengths(mask, shape) -> np.ndarray:
     _checks.exact_shape("mask", mask, shape, "(B, T), like x's first two dimensions")
     lengths = mask.sum(axis=1)
     prefix = np.arange(shape[1])[None, :] < lengths[:, None]
-    if not np.array_equal(mask, prefix) or lengths.min() < 1:
+    if not np.array_equal(mask, prefix) or np.any(lengths < 1):  # (min() fails on no rows)
         raise ValueError("mask: elman takes masks that keep a non-empty prefix of each sequence "
                          "(right padding); this one masks other steps")
     return lengths

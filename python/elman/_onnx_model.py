@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _activations
 from ._layer import RNN
-from .onnx import activations_from_attributes
+from .onnx import DIRECTIONS, activations_from_attributes
 
 _BATCH_FIRST = "elman.batch_first"
 _ATTRIBUTES = {"activations", "activation_alpha", "activation_beta", "clip", "direction",
@@ -117,6 +117,9 @@ def from_onnx(model_or_path) -> RNN:
                              f"the RNN operator does not define")
         direction = attrs.get("direction", b"forward")
         direction = direction.decode() if isinstance(direction, bytes) else direction
+        if direction not in DIRECTIONS:
+            raise ValueError(f"model: RNN node {node.name!r} has direction {direction!r}; the RNN "
+                             f"operator defines {', '.join(map(repr, DIRECTIONS))}")
         if direction == "reverse":
             raise ValueError(f"model: RNN node {node.name!r} runs direction='reverse' alone; elman.RNN "
                              f"has forward and bidirectional layers (elman.onnx.rnn runs it)")
@@ -127,6 +130,13 @@ def from_onnx(model_or_path) -> RNN:
         if len(set(acts)) != 1:
             raise ValueError(f"model: RNN node {node.name!r} has a different activation per direction "
                              f"({names}); elman.RNN has one for all (elman.onnx.rnn runs it)")
+        # A layer runs the lengths and starts from the h0 of each call: a node's own are not
+        # part of a layer, but for a zero initial_h (as torch's exporter writes).
+        for i, what in ((4, "sequence_lens"), (5, "initial_h")):
+            name = node.input[i] if len(node.input) > i else ""
+            if name and not (what == "initial_h" and _all_zeros(model.graph, initializers, name)):
+                raise ValueError(f"model: RNN node {node.name!r} takes {what} ({name!r}); elman.RNN "
+                                 f"takes lengths and h0 at each call (elman.onnx.rnn takes {what})")
         weights = []
         for i, what in ((1, "W"), (2, "R"), (3, "B")):
             name = node.input[i] if len(node.input) > i else ""
@@ -134,9 +144,39 @@ def from_onnx(model_or_path) -> RNN:
                 raise ValueError(f"model: RNN node {node.name!r}: {what} ({name!r}) is not an "
                                  f"initializer; elman imports constant weights only")
             weights.append(initializers.get(name) if name else None)
+        W = weights[0]
+        if W is None or W.ndim != 3:
+            got = "no W" if W is None else f"W of shape {W.shape}"
+            raise ValueError(f"model: RNN node {node.name!r} has {got}; the RNN operator's W is "
+                             f"(num_directions, hidden_size, input_size)")
+        if "hidden_size" in attrs and attrs["hidden_size"] != W.shape[1]:
+            raise ValueError(f"model: RNN node {node.name!r} has hidden_size {attrs['hidden_size']}, "
+                             f"but W of shape {W.shape} (num_directions, hidden_size, input_size)")
         layers.append((node, D, attrs.get("layout", 0), acts[0], *weights))
     batch_first = {p.key: p.value for p in model.metadata_props}.get(_BATCH_FIRST) == "1"
     return _stack(layers, batch_first)
+
+
+# Nodes whose output is all zeros when their first input is (shapes aside).
+_ZEROS_IN_ZEROS_OUT = {"Cast", "Expand", "Identity", "Reshape", "Squeeze", "Tile", "Transpose", "Unsqueeze"}
+
+
+def _all_zeros(graph, initializers, name: str) -> bool:
+    """Whether the tensor `name` is all zeros whatever the model's inputs: an initializer or
+    a constant of zeros, perhaps reshaped or expanded."""
+    from onnx import helper, numpy_helper
+    if name in initializers:
+        return not np.any(initializers[name])
+    producer = next((n for n in graph.node if name in n.output), None)
+    if producer is None:  # a graph input
+        return False
+    if producer.op_type in ("Constant", "ConstantOfShape"):
+        values = [helper.get_attribute_value(a) for a in producer.attribute if a.name == "value"]
+        if producer.op_type == "ConstantOfShape" and not values:
+            return True  # its default value is a zero
+        return len(values) == 1 and not np.any(numpy_helper.to_array(values[0]))
+    return (producer.op_type in _ZEROS_IN_ZEROS_OUT and producer.domain in ("", "ai.onnx")
+            and _all_zeros(graph, initializers, producer.input[0]))
 
 
 def _stack(layers, batch_first: bool) -> RNN:
@@ -149,9 +189,12 @@ def _stack(layers, batch_first: bool) -> RNN:
         if (d, lay, a, B is None) != (D, layout, act, B0 is None) or W.shape[1] != H:
             raise ValueError(f"model: RNN node {node.name!r} differs from {node0.name!r} in direction, "
                              f"layout, activation, bias or hidden size; elman.RNN stacks equal layers")
-        if W.shape[0] != D or R.shape != (D, H, H) or (k > 0 and W.shape[2] != D * H):
+        if (W.shape[0] != D or R is None or R.shape != (D, H, H) or (k > 0 and W.shape[2] != D * H)
+                or (B is not None and B.shape != (D, 2 * H))):
             raise ValueError(f"model: RNN node {node.name!r} has weights of shapes W {W.shape}, R "
-                             f"{R.shape}, which do not make layer {k} of a stack")
+                             f"{None if R is None else R.shape}, B {None if B is None else B.shape}, "
+                             f"which do not make layer {k} of a stack (W (D, H, I), R (D, H, H), B "
+                             f"(D, 2H), D = {D})")
         for d, suffix in enumerate(("", "_reverse")[:D]):
             weights[f"w_x_l{k}{suffix}"] = W[d].T.astype(dtype)
             weights[f"w_y_l{k}{suffix}"] = R[d].T.astype(dtype)

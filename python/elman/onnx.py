@@ -44,7 +44,9 @@ def activations_from_attributes(num_directions: int, activations=None, activatio
             raise ValueError(f"activations: expected names among "
                              f"{', '.join(_activations.ONNX_NAMES.values())}, got {onnx_name!r}")
         resolved.append(_FROM_ONNX_NAME[onnx_name.lower()])
-    queues = {"alpha": list(activation_alpha or []), "beta": list(activation_beta or [])}
+    # (not `or []`: an array's truth is not whether it is given)
+    queues = {"alpha": [] if activation_alpha is None else list(activation_alpha),
+              "beta": [] if activation_beta is None else list(activation_beta)}
     out = []
     for name in resolved:
         takes = _activations.PARAMETERS[name]
@@ -111,7 +113,7 @@ def rnn(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None, initia
         if sequence_lens.dtype.kind not in "iu" or sequence_lens.shape != (batch,):
             raise ValueError(f"sequence_lens: expected {batch} integers (one per sequence), got "
                              f"dtype {sequence_lens.dtype}, shape {_checks.shape_str(sequence_lens.shape)}")
-        if sequence_lens.min() < 1 or sequence_lens.max() > T:
+        if sequence_lens.size and (sequence_lens.min() < 1 or sequence_lens.max() > T):
             raise ValueError(f"sequence_lens: expected values in [1, T={T}] (elman runs no empty "
                              f"sequence), got values in [{sequence_lens.min()}, {sequence_lens.max()}]")
     acts = activations_from_attributes(D, activations, activation_alpha, activation_beta, clip)
