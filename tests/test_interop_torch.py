@@ -114,6 +114,26 @@ def test_zero_copy_input_and_output():
     assert y_t.data_ptr() == y.ctypes.data, "torch.from_dlpack must take the output without a copy"
 
 
+def test_tensors_with_a_pending_negation_are_read_negated():
+    """torch's .imag of a conjugate is a real tensor whose negation is pending (is_neg()):
+    its __dlpack__ gives the memory without it, and elman read x, h0 and weights with the
+    wrong sign."""
+    torch.manual_seed(0)
+
+    def negated(*shape):
+        t = torch.randn(*shape, dtype=torch.complex64).conj().imag
+        assert t.is_neg()
+        return t, t.resolve_neg().numpy()
+
+    (x, x_np), (h0, h0_np), (w, w_np) = negated(T, B, I), negated(1, B, H), negated(H, H)
+    layer = elman.RNN(I, H, seed=5)
+    layer.w_y_l0 = w
+    np.testing.assert_array_equal(layer.w_y_l0, w_np)
+    expected = layer(x_np, h0_np)
+    for got, want in zip(layer(x, h0), expected):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_tensor_that_requires_grad_is_type_error_naming_the_argument():
     """torch refuses to show such a tensor as an array (RuntimeError); elman says which
     argument it was, keeping torch's advice (detach)."""

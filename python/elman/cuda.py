@@ -200,6 +200,7 @@ def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
     GPU `gpu` can read (see _require_on), by __cuda_array_interface__ or else DLPack;
     `shape` None takes any shape. Work on `stream` (0: the legacy default stream) of GPU
     `gpu` waits for the producer's stream."""
+    value = _checks.resolved(value)
     cai, producer = _interface(value), None
     if cai is not None:
         got, typestr, strides = tuple(cai["shape"]), cai["typestr"], cai.get("strides")
