@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import pickle
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -131,6 +132,33 @@ def _set(key, value):
 def test_malformed_header_or_weights(mutate, match, tmp_path):
     path = saved(tmp_path, mutate)
     with pytest.raises(ValueError, match=f"{path}: .*{match}"):
+        elman.load(path)
+
+
+@pytest.mark.parametrize("hidden_size", [8000, 10**9])
+def test_header_sizes_that_its_weights_lack(hidden_size, tmp_path):
+    """A file whose header claims a large layer, without its weights, is refused naming the
+    path: with little memory used (a layer of random weights was built first: 1.5 GB at
+    H = 8000, two layers), or no memory holding such a layer (a bare MemoryError)."""
+    path = saved(tmp_path, lambda h, a: h["options"].update(hidden_size=hidden_size, input_size=hidden_size))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=f"{path}: inconsistent model"):
+            elman.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**25, f"{peak / 2**20:.0f} MiB allocated to refuse a file of {path.stat().st_size} bytes"
+
+
+def test_an_entry_whose_shape_no_memory_holds(tmp_path):
+    path = saved(tmp_path)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                 "shape": (10**12,)})
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("huge.npy", header.getvalue() + bytes(16))  # (the header starts with the magic)
+    with pytest.raises(ValueError, match=f"{path}: not a readable elman model file"):  # not MemoryError
         elman.load(path)
 
 

@@ -65,7 +65,7 @@ def _read(file, where: str) -> RNN:
             header = json.loads(archive["header"].tobytes().decode())
             weights = {name: archive[name] for name in archive.files if name != "header"}
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
-            json.JSONDecodeError, ValueError) as e:
+            json.JSONDecodeError, ValueError, MemoryError) as e:  # MemoryError: an entry's shape
         raise ValueError(f"{where}: not a readable elman model file: {e}") from e
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{where}: not an elman model file (header format is not {FORMAT!r})")
@@ -81,5 +81,5 @@ def _read(file, where: str) -> RNN:
             if w.dtype != dtype:
                 raise ValueError(f"weight {name} has dtype {w.dtype}, the header says {dtype}")
         return RNN.from_weights(weights, **options)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, MemoryError) as e:  # MemoryError: sizes no memory holds
         raise ValueError(f"{where}: inconsistent model: {e}") from e

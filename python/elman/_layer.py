@@ -19,6 +19,9 @@ WEIGHT_NAME = re.compile(r"^(w_x|w_y|b)_l(\d+)(_reverse)?$")
 # on a count is one step under the GIL), so a network built while another thread assigned
 # a weight is never taken for the new weights' one.
 _versions = itertools.count()
+# The seed with which from_weights makes a layer whose weights it then assigns, all of them:
+# none are drawn (a file's header could ask for gigabytes that its weights then lack).
+_ASSIGNED_NEXT = object()
 
 
 class RNN:
@@ -58,13 +61,16 @@ class RNN:
         # Checked before the table of shapes exists: it has an entry per layer.
         _checks.fits_in_memory("input_size, hidden_size, num_layers", 2 * 8 * self._weight_count())
         shapes = self._weight_shapes()
-        rng = _checks.random_generator(seed)
-        bound = 1.0 / np.sqrt(self._hidden_size)
         weights = {}
-        for name, shape in shapes.items():
-            w = rng.uniform(-bound, bound, size=shape).astype(self._dtype)
-            w.flags.writeable = False
-            weights[name] = w
+        if seed is _ASSIGNED_NEXT:  # placeholders of no memory (read-only zero-stride views)
+            weights = {name: np.broadcast_to(self._dtype.type(0), shape) for name, shape in shapes.items()}
+        else:
+            rng = _checks.random_generator(seed)
+            bound = 1.0 / np.sqrt(self._hidden_size)
+            for name, shape in shapes.items():
+                w = rng.uniform(-bound, bound, size=shape).astype(self._dtype)
+                w.flags.writeable = False
+                weights[name] = w
         s(self, "_weights", weights)
         self.to(device, storage=storage)
 
@@ -72,7 +78,7 @@ class RNN:
     def from_weights(cls, weights: dict, **options) -> "RNN":
         """A layer with `options` (the constructor's keywords) and exactly these weights, by
         name as weights() returns them: the importers' and elman.load's way in."""
-        layer = cls(**options)
+        layer = cls(**{**options, "seed": _ASSIGNED_NEXT})  # no weights drawn to be replaced
         expected = layer._weight_shapes()
         if set(weights) != set(expected):
             missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
