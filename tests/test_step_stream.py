@@ -1,5 +1,7 @@
 """layer.step and layer.stream against the oracle and against one full call."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -137,8 +139,20 @@ def test_bidirectional_step_and_stream_rejected():
     layer = elman.RNN(3, 4, bidirectional=True, seed=0)
     with pytest.raises(ValueError, match="(?i)bidirectional"):
         layer.step(np.zeros((1, 3), np.float32))
-    with pytest.raises(ValueError, match="(?i)bidirectional"):
-        layer.stream(batch_size=1)
+    for make in (layer.stream, partial(elman.Stream, layer)):  # the public class checks too
+        with pytest.raises(ValueError, match="(?i)bidirectional"):
+            make(batch_size=1)
+
+
+@pytest.mark.parametrize("batch_size,error", [(0, ValueError), (-1, ValueError), (2.0, TypeError),
+                                              ("2", TypeError), (True, TypeError)])
+def test_stream_batch_size_checked(batch_size, error):
+    layer = elman.RNN(3, 4, seed=0)
+    for make in (layer.stream, partial(elman.Stream, layer)):
+        with pytest.raises(error, match="^batch_size:"):
+            make(batch_size=batch_size)
+    with pytest.raises(TypeError, match="^layer: expected an elman.RNN"):
+        elman.Stream("not a layer", 2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -252,8 +252,7 @@ class RNN:
 
     def stream(self, batch_size: int) -> "Stream":
         """A Stream that runs chunks of one long sequence, keeping the state between them."""
-        self._require_unidirectional("stream")
-        return Stream(self, _checks.positive_int("batch_size", batch_size))
+        return Stream(self, batch_size)
 
     # -- interop (each in its own module, which imports its framework only when called) --
     def save(self, path: str | bytes | os.PathLike | BinaryIO) -> None:
@@ -284,8 +283,12 @@ class Stream:
     (to resume a sequence) and pickled; copy.copy branches the sequence."""
 
     def __init__(self, layer: RNN, batch_size: int):
+        """layer.stream(batch_size) makes one too."""
+        if not isinstance(layer, RNN):
+            raise TypeError(f"layer: expected an elman.RNN, got {type(layer).__name__}")
+        layer._require_unidirectional("stream")
         self._layer = layer
-        self._batch_size = batch_size
+        self._batch_size = _checks.positive_int("batch_size", batch_size)
         self._state = None
 
     def __call__(self, x_chunk: Any) -> Any:
