@@ -24,8 +24,9 @@ def test_threadpoolctl_limits_elman(restore_threads):
     assert elman.get_num_threads() == 2
     with threadpoolctl.threadpool_limits(1, user_api="elman"):
         assert elman.get_num_threads() == 1
-    with threadpoolctl.threadpool_limits(10**6, user_api="elman"):  # C symbols cannot raise: clamped
-        assert elman.get_num_threads() == MOST_THREADS
+    for most in (10**6, 2**31, 2**32 + 1):  # C symbols cannot raise: clamped (not wrapped to 1)
+        with threadpoolctl.threadpool_limits(most, user_api="elman"):
+            assert elman.get_num_threads() == MOST_THREADS
 
 
 def run_python(code: str, pythonpath=None) -> str:

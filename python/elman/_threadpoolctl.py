@@ -115,7 +115,8 @@ def _controller(threadpoolctl):
         def set_num_threads(self, num_threads):
             set_ = getattr(self.dynlib, "elman_set_num_threads", None)
             if set_:
-                set_(ctypes.c_int(int(num_threads)))
+                # Into int's range first (the C side clamps to [1, most]): c_int would wrap.
+                set_(ctypes.c_int(max(-2**31, min(int(num_threads), 2**31 - 1))))
 
         def get_version(self):
             # Other libraries named _core*.so are probed too; only elman has the symbol.
