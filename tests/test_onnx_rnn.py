@@ -206,6 +206,18 @@ def test_attribute_lists_given_as_arrays():
     check(args, "bidirectional", 0, as_lists["activations"], alphas=[0.0, 2.0], betas=[0.5])
 
 
+def test_one_activation_serves_both_directions_with_its_parameters():
+    # (the backward direction got ONNX's default alpha, 0.01; ONNX Runtime refuses one
+    # activation for two directions)
+    args = problem(("one activation",), 2)
+    one = elman.onnx.rnn(**args, direction="bidirectional", activations=["LeakyRelu"], activation_alpha=[0.5])
+    two = elman.onnx.rnn(**args, direction="bidirectional", activations=["LeakyRelu"] * 2,
+                         activation_alpha=[0.5, 0.5])
+    np.testing.assert_array_equal(one[0], two[0])
+    with pytest.raises(ValueError, match="^activation_alpha: 1 more value"):
+        elman.onnx.rnn(**args, direction="bidirectional", activations=["LeakyRelu"], activation_alpha=[0.5, 0.3])
+
+
 def test_empty_batch_with_sequence_lens_names_x():
     # (NumPy's "zero-size array to reduction operation minimum" came first)
     args = problem(("empty batch",), 1)

@@ -26,7 +26,8 @@ def activations_from_attributes(num_directions: int, activations=None, activatio
 
     As the specification says, activation_alpha and activation_beta are consumed in the
     order of the activations, each by those that take such a parameter; those left
-    without one get ONNX's default. One activation for two directions serves both.
+    without one get ONNX's default. One activation for two directions serves both, with
+    its parameters.
     """
     for name, value, entries in (("activations", activations, "names, one per direction"),
                                  ("activation_alpha", activation_alpha, "numbers"),
@@ -34,9 +35,8 @@ def activations_from_attributes(num_directions: int, activations=None, activatio
         if isinstance(value, (str, bytes, numbers.Number)):  # lists, as ONNX's attributes
             raise TypeError(f"{name}: expected a list of {entries}, got {value!r}")
     names = ["Tanh"] * num_directions if activations is None else list(activations)
-    if len(names) == 1 and num_directions == 2:
-        names = names * 2
-    if len(names) != num_directions:
+    shared = len(names) == 1 and num_directions == 2
+    if len(names) != num_directions and not shared:
         raise ValueError(f"activations: expected {num_directions} (one per direction), got {names!r}")
     resolved = []
     for onnx_name in names:
@@ -56,7 +56,7 @@ def activations_from_attributes(num_directions: int, activations=None, activatio
         if rest:
             raise ValueError(f"activation_{p}: {len(rest)} more value(s) than the activations "
                              f"{names!r} take")
-    return out
+    return out * 2 if shared else out
 
 
 def rnn(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None, initial_h: Any = None, *,
