@@ -130,6 +130,45 @@ def test_from_onnx_takes_a_zero_initial_h():
         elman.from_onnx(model)
 
 
+def test_from_onnx_initial_h_zeros_that_an_input_overrides_or_a_cycle():
+    model, _ = rnn_model({}, extra_inputs=["", "h0"])
+    with_initializer(model, "h0", np.zeros((1, 2, 4), np.float32))
+    elman.from_onnx(model)  # zeros
+    model.graph.input.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, "N", 4]))
+    with pytest.raises(ValueError, match="takes initial_h"):  # an input of that name overrides them
+        elman.from_onnx(model)
+    model, _ = rnn_model({}, extra_inputs=["", "h0"])
+    model.graph.node.extend([helper.make_node("Identity", ["a"], ["h0"]), helper.make_node("Identity", ["h0"], ["a"])])
+    with pytest.raises(ValueError, match="takes initial_h"):  # not RecursionError
+        elman.from_onnx(model)
+
+
+def test_from_onnx_refuses_nodes_that_do_not_make_a_stack():
+    """Ops between the RNN nodes, or nodes side by side, are not one stack (they were read
+    as one, the ops left out)."""
+    model, _ = rnn_model({}, H=3)  # I = H: the second node's weights fit either way
+    first = model.graph.node[0]
+    first.output[0] = "Y0"
+    second = onnx.NodeProto()
+    second.CopyFrom(first)
+    second.name, second.output[:] = "rnn2", ["Y", "Y_h2"]
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    model.graph.initializer.append(axes)
+    for between, ok in (([helper.make_node("Squeeze", ["Y0", "axes"], ["X1"])], True),
+                        ([helper.make_node("Squeeze", ["Y0", "axes"], ["S"]),
+                          helper.make_node("Neg", ["S"], ["X1"])], False),
+                        ([helper.make_node("Identity", ["X"], ["X1"])], False)):  # side by side
+        del model.graph.node[1:]
+        model.graph.node.extend(between)
+        second.input[0] = "X1"
+        model.graph.node.append(second)
+        if ok:
+            assert elman.from_onnx(model).num_layers == 2
+        else:
+            with pytest.raises(ValueError, match="does not read the output Y of 'rnn'"):
+                elman.from_onnx(model)
+
+
 def test_from_onnx_refuses_sequence_lens():
     model, _ = rnn_model({}, extra_inputs=["lengths"])
     with_initializer(model, "lengths", np.array([5, 3], np.int32))
@@ -169,15 +208,25 @@ def test_from_onnx_of_a_file_that_is_not_a_model(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's deprecation notices
-def test_from_onnx_of_a_torch_export_equals_torch():
+@pytest.mark.parametrize("options", [dict(num_layers=2, bidirectional=True), dict(num_layers=3),
+                                     dict(num_layers=2, batch_first=True),  # a Transpose before
+                                     dict(bidirectional=True, batch_first=True)])
+@pytest.mark.parametrize("dynamic_batch", [False, True])  # True: initial_h from a Slice of zeros
+def test_from_onnx_of_a_torch_export_equals_torch(dynamic_batch, options):
     torch = pytest.importorskip("torch", reason="torch is not installed")
     import io
-    module = torch.nn.RNN(3, 4, 2, nonlinearity="relu", bidirectional=True).eval()
+    module = torch.nn.RNN(3, 4, nonlinearity="relu", **options).eval()
+    batch_axis = 0 if module.batch_first else 1
+    shape = [5, 5, 3]
+    shape[batch_axis] = 2
     buffer = io.BytesIO()
-    torch.onnx.export(module, (torch.randn(5, 2, 3),), buffer, dynamo=False, input_names=["X"])
+    torch.onnx.export(module, (torch.randn(*shape),), buffer, dynamo=False, input_names=["X"],
+                      dynamic_axes={"X": {batch_axis: "B"}} if dynamic_batch else None)
     layer = elman.from_onnx(onnx.load_from_string(buffer.getvalue()))
-    assert (layer.num_layers, layer.bidirectional, layer.nonlinearity) == (2, True, "relu")
-    x = torch.from_numpy(uniform(rng_for("torch-export"), (5, 2, 3), 1.5))
+    assert (layer.num_layers, layer.bidirectional, layer.batch_first, layer.nonlinearity) == (
+        module.num_layers, module.bidirectional, module.batch_first, "relu")
+    shape[batch_axis] = 3 if dynamic_batch else 2
+    x = torch.from_numpy(uniform(rng_for("torch-export", repr(options)), tuple(shape), 1.5))
     with torch.no_grad():
         y_t, h_t = module(x)
     y, h_n = layer(x)

@@ -1,5 +1,8 @@
 """Layer attributes, weight names/shapes, assignment, initialisation, seeds, repr."""
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
@@ -148,6 +151,24 @@ def test_assignment_used_by_next_call(dtype):
         arr[...] = 0.0                                           # the layer holds its own copy
         assert np.any(getattr(layer, name) != 0)
     check_layer(layer, x)
+
+
+def test_assignment_and_pickles_free_the_old_engine():
+    """The engine's network (packed weights, perhaps on a GPU) built for the old weights is
+    freed at an assignment, not kept until the next call; a pickle of an older elman
+    (with _net and no _version in its state) still runs."""
+    layer = elman.RNN(4, 6, seed=3)
+    x = np.ones((2, 1, 4), np.float32)
+    layer(x)
+    old = weakref.ref(layer._network())
+    layer.w_y_l0 = layer.w_y_l0 * 0.5
+    gc.collect()
+    assert old() is None, "the old network outlived the assignment"
+    older = elman.RNN.__new__(elman.RNN)
+    state = layer.__getstate__()
+    assert "_version" not in state
+    older.__setstate__(dict(state, _net=None))
+    np.testing.assert_array_equal(older(x)[0], layer(x)[0])
 
 
 def test_assignment_accepts_non_contiguous_and_lists():

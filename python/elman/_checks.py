@@ -106,19 +106,18 @@ def _refuse_gpu_array(name: str, value) -> None:
                         f"({type(value).__name__}); copy it to the host first")
 
 
-def resolved(value):
-    """`value`, or for a torch tensor with a pending negation (is_neg(), e.g. the .imag of
-    a conjugate) a copy with it applied: its __dlpack__ and __cuda_array_interface__ give
-    the memory without the negation."""
+def negation_pending(value) -> bool:
+    """Whether `value` is a torch tensor with a pending negation (is_neg(), e.g. the .imag
+    of a conjugate): its __dlpack__ and __cuda_array_interface__ give its memory without
+    the negation."""
     is_neg = getattr(value, "is_neg", None)
-    if callable(is_neg) and hasattr(value, "resolve_neg") and is_neg() is True:
-        return value.resolve_neg()
-    return value
+    return callable(is_neg) and hasattr(value, "resolve_neg") and is_neg() is True
 
 
 def _shared(value) -> np.ndarray:
     """`value` as an ndarray, sharing its memory where it can."""
-    value = resolved(value)
+    if negation_pending(value):
+        value = value.resolve_neg()  # a copy with the negation applied
     if not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__"):
         try:
             return np.from_dlpack(value)

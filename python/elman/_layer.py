@@ -16,8 +16,8 @@ from . import _activations, _checks, _run, cuda
 WEIGHT_NAME = re.compile(r"^(w_x|w_y|b)_l(\d+)(_reverse)?$")
 # A layer's weights and device, numbered each time they change; the native network built
 # for them is kept with the number (_net: (number, network)). Numbers never repeat (next()
-# on a count is one step under the GIL), so a network built while another thread assigned
-# a weight is never taken for the new weights' one.
+# on a count is atomic), so a network that a call built while another thread assigned a
+# weight is never taken for the new weights' one: the next call builds that one.
 _versions = itertools.count()
 # The seed with which from_weights makes a layer whose weights it then assigns, all of them:
 # none are drawn (a file's header could ask for gigabytes that its weights then lack).
@@ -124,17 +124,21 @@ class RNN:
         if (gpu, storage) != (self._gpu, self._storage):
             object.__setattr__(self, "_gpu", gpu)
             object.__setattr__(self, "_storage", storage)
-            object.__setattr__(self, "_version", next(_versions))
+            self._drop_network()
         return self
 
     # -- copies and pickles: the options and weights; the engine is rebuilt at the next call --
     def __getstate__(self):
-        return dict(self.__dict__, _net=None, _weights=dict(self._weights))
+        state = dict(self.__dict__, _weights=dict(self._weights))
+        del state["_net"], state["_version"]  # this process's
+        return state
 
     def __setstate__(self, state):
         gpu, storage = state["_gpu"], state["_storage"]
+        state = {k: v for k, v in state.items() if k not in ("_net", "_version")}  # (older pickles')
         for name, value in dict(state, _gpu=None, _storage="float32").items():
             object.__setattr__(self, name, value)
+        self._drop_network()
         for w in self._weights.values():  # unpickled and deep-copied arrays come writeable
             w.flags.writeable = False
         self.to("cpu" if gpu is None else f"cuda:{gpu}", storage=storage)  # the same GPU number
@@ -187,11 +191,17 @@ class RNN:
         _checks.exact_shape(name, w, self._weights[name].shape)
         w.flags.writeable = False
         self._weights[name] = w
-        object.__setattr__(self, "_version", next(_versions))  # repacked at the next call
+        self._drop_network()
 
     def __delattr__(self, name):
         # Every weight is part of the layer's shape, and its other attributes are read-only.
         raise AttributeError(f"{name}: RNN attributes cannot be deleted (assign a weight to change it)")
+
+    def _drop_network(self) -> None:
+        """After a change of weights or device: the network is rebuilt (repacked) at the next
+        call, and the old one freed now (its memory, perhaps a GPU's)."""
+        object.__setattr__(self, "_version", next(_versions))
+        object.__setattr__(self, "_net", None)
 
     def _network(self):
         version, cached = self._version, self._net  # the version first: see _versions
@@ -322,8 +332,10 @@ class Stream:
     def reset(self) -> None:
         """Start a new sequence: the state returns to zeros."""
         self._claim("stream: cannot reset while another thread runs a chunk")
-        self._state = None
-        self._release()
+        try:
+            self._state = None
+        finally:  # (a KeyboardInterrupt may come anywhere)
+            self._release()
 
     @property
     def batch_size(self) -> int:
@@ -360,8 +372,10 @@ class Stream:
                                 "(num_layers, B, H)")
             h = np.array(h, order="C")  # a copy: the caller may change theirs
         self._claim("stream: cannot set the state while another thread runs a chunk")
-        self._state = h
-        self._release()
+        try:
+            self._state = h
+        finally:
+            self._release()
 
     def _claim(self, refusal: str) -> None:
         """Marks this stream busy, or raises RuntimeError(refusal) if it already is."""
@@ -395,9 +409,10 @@ class Stream:
 # with none: fork copies only the forking thread, so a chunk that another thread was
 # running does not run on in the child, whose copy of the stream would otherwise refuse
 # every chunk for ever. The copy's state is whole (a chunk assigns its new state in one
-# step, at its end). The handler is a builtin method: a Python function would keep
-# elman's modules alive to the interpreter's last clearing, and a call from a __del__
-# at exit would then find them cleared.
+# step, at its end). The handler is the dict's own clear: a function of this module as
+# the handler would keep the module alive until the interpreter's last clean-up, which
+# sets its names to None, and a layer called from a __del__ at exit then failed
+# (tests/test_fork_and_exit.py).
 _busy_streams: dict[int, object] = {}
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_busy_streams.clear)

@@ -5,8 +5,9 @@ explicit activation_alpha/beta (ONNX Runtime's defaults differ from the specific
 and Transpose/Reshape nodes that give the outputs elman's shapes:
   input  "X"   (T, B, I), or (B, T, I) for a batch_first layer;
   output "Y"   (T, B, D*H), or (B, T, D*H);  "h_n" (L*D, B, H), as layer(X) returns them.
-from_onnx reads the RNN nodes of a model, in graph order, as the layers of one stack,
-with their weights from the model's initializers.
+from_onnx reads the RNN nodes of a model, in graph order, as the layers of one stack
+(each must read the previous one's output), with their weights from the model's
+initializers.
 """
 
 from __future__ import annotations
@@ -153,30 +154,90 @@ def from_onnx(model_or_path) -> RNN:
             raise ValueError(f"model: RNN node {node.name!r} has hidden_size {attrs['hidden_size']}, "
                              f"but W of shape {W.shape} (num_directions, hidden_size, input_size)")
         layers.append((node, D, attrs.get("layout", 0), acts[0], *weights))
-    batch_first = {p.key: p.value for p in model.metadata_props}.get(_BATCH_FIRST) == "1"
+    # The nodes must make one stack: each reads the previous one's Y with its directions
+    # side by side (ops elsewhere do not change the stack; ops between its layers would).
+    for previous, node in zip(nodes, nodes[1:]):
+        if not _reads_layer_output(model.graph, initializers, node.input[0], previous.output[0],
+                                   layers[0][2]):
+            raise ValueError(f"model: RNN node {node.name!r} does not read the output Y of "
+                             f"{previous.name!r} as the next layer of a stack does (through a "
+                             f"Squeeze, or a Transpose and Reshape); elman.RNN stacks layers only")
+    # batch_first: as to_onnx records it, or as the Transpose before the first node says
+    # (torch's exporter writes one).
+    before = _producer(model.graph, nodes[0].input[0])
+    batch_first = ({p.key: p.value for p in model.metadata_props}.get(_BATCH_FIRST) == "1"
+                   or _is_op(before, "Transpose") and _attribute(before, "perm") == [1, 0, 2])
     return _stack(layers, batch_first)
 
 
-# Nodes whose output is all zeros when their first input is (shapes aside).
-_ZEROS_IN_ZEROS_OUT = {"Cast", "Expand", "Identity", "Reshape", "Squeeze", "Tile", "Transpose", "Unsqueeze"}
+def _producer(graph, name: str):
+    """The node that outputs tensor `name` (None for a graph input or an initializer)."""
+    return next((n for n in graph.node if name in n.output), None)
 
 
-def _all_zeros(graph, initializers, name: str) -> bool:
-    """Whether the tensor `name` is all zeros whatever the model's inputs: an initializer or
-    a constant of zeros, perhaps reshaped or expanded."""
+def _is_op(node, op_type: str) -> bool:
+    return node is not None and node.op_type == op_type and node.domain in ("", "ai.onnx")
+
+
+def _attribute(node, name: str):
+    from onnx import helper
+    found = [helper.get_attribute_value(a) for a in node.attribute if a.name == name]
+    return list(found[0]) if found else None
+
+
+def _constant(graph, initializers, name: str):
+    """The value of tensor `name` as a list, if an initializer or a Constant node gives it."""
+    from onnx import numpy_helper
+    if name in initializers and name not in {i.name for i in graph.input}:
+        return initializers[name].tolist()
+    node = _producer(graph, name)
+    if _is_op(node, "Constant"):
+        values = [a.t for a in node.attribute if a.name == "value"]
+        return numpy_helper.to_array(values[0]).tolist() if values else None
+    return None
+
+
+def _reads_layer_output(graph, initializers, x: str, y: str, layout: int) -> bool:
+    """Whether tensor x is the RNN output y ([T, D, B, H], or [B, T, D, H] with layout 1)
+    as the next layer's input ([T, B, D*H] or [B, T, D*H]): a Squeeze of the directions'
+    axis (one direction), or a Reshape to [0, 0, -1] after (layout 0) a Transpose that puts
+    the directions beside H."""
+    node = _producer(graph, x)
+    axis = 1 if layout == 0 else 2
+    if _is_op(node, "Squeeze"):
+        axes = _attribute(node, "axes") if len(node.input) < 2 else _constant(graph, initializers, node.input[1])
+        return node.input[0] == y and axes in ([axis], [axis - 4])
+    if not (_is_op(node, "Reshape") and _constant(graph, initializers, node.input[1]) == [0, 0, -1]):
+        return False
+    if layout == 1:
+        return node.input[0] == y
+    swap = _producer(graph, node.input[0])
+    return _is_op(swap, "Transpose") and _attribute(swap, "perm") == [0, 2, 1, 3] and swap.input[0] == y
+
+
+# Nodes whose outputs are all zeros when their first input is (shapes and indices aside).
+_ZEROS_IN_ZEROS_OUT = {"Cast", "Expand", "Gather", "Identity", "Reshape", "Slice", "Split", "Squeeze",
+                       "Tile", "Transpose", "Unsqueeze"}
+
+
+def _all_zeros(graph, initializers, name: str, seen=frozenset()) -> bool:
+    """Whether the tensor `name` is all zeros whatever the model's inputs: a constant of
+    zeros, perhaps reshaped, sliced or expanded (torch's exporter writes an initial_h so)."""
     from onnx import helper, numpy_helper
+    if name in seen or name in {i.name for i in graph.input}:  # a cycle; an input overrides
+        return False
     if name in initializers:
         return not np.any(initializers[name])
     producer = next((n for n in graph.node if name in n.output), None)
-    if producer is None:  # a graph input
+    if producer is None or producer.domain not in ("", "ai.onnx"):
         return False
     if producer.op_type in ("Constant", "ConstantOfShape"):
         values = [helper.get_attribute_value(a) for a in producer.attribute if a.name == "value"]
         if producer.op_type == "ConstantOfShape" and not values:
             return True  # its default value is a zero
         return len(values) == 1 and not np.any(numpy_helper.to_array(values[0]))
-    return (producer.op_type in _ZEROS_IN_ZEROS_OUT and producer.domain in ("", "ai.onnx")
-            and _all_zeros(graph, initializers, producer.input[0]))
+    return (producer.op_type in _ZEROS_IN_ZEROS_OUT
+            and _all_zeros(graph, initializers, producer.input[0], seen | {name}))
 
 
 def _stack(layers, batch_first: bool) -> RNN:

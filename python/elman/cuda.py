@@ -200,7 +200,9 @@ def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
     GPU `gpu` can read (see _require_on), by __cuda_array_interface__ or else DLPack;
     `shape` None takes any shape. Work on `stream` (0: the legacy default stream) of GPU
     `gpu` waits for the producer's stream."""
-    value = _checks.resolved(value)
+    if _checks.negation_pending(value):  # a copy here would be freed before a given stream ran
+        raise TypeError(f"{name}: a torch tensor with a pending negation (is_neg()), which elman "
+                        f"cannot read in place; pass {name}.resolve_neg()")
     cai, producer = _interface(value), None
     if cai is not None:
         got, typestr, strides = tuple(cai["shape"]), cai["typestr"], cai.get("strides")
