@@ -709,6 +709,22 @@ def test_directions_side_by_side_on_a_caller_stream(storage):
     assert np.array_equal(y_t.cpu().numpy(), y_host) and np.array_equal(h_t.cpu().numpy(), h_host)
 
 
+@gpu
+def test_gpu_tensor_with_a_pending_negation_is_refused():
+    """torch's CUDA .imag of a conjugate has its negation pending (is_neg()), which its
+    __cuda_array_interface__ and __dlpack__ leave out; a copy with it applied could be
+    freed before a given stream reads it, so elman refuses it, naming the argument."""
+    torch = _torch_cuda()
+    layer = elman.RNN(3, 4, seed=0, device="cuda")
+    x = torch.randn(5, 2, 3, dtype=torch.complex64, device="cuda").conj().imag
+    assert x.is_neg()
+    with pytest.raises(TypeError, match="^x: a torch tensor with a pending negation"):
+        layer(x)
+    y, _ = layer(x.resolve_neg())
+    np.testing.assert_allclose(torch.from_dlpack(y).cpu().numpy(), layer(x.resolve_neg().cpu().numpy())[0],
+                               rtol=1e-5, atol=1e-6)
+
+
 OPTIONS = list(itertools.product([1, 2, 3], [False, True], [False, True], [False, True],
                                  [False, True], [False, True]))
 
