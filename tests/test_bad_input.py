@@ -349,3 +349,16 @@ def test_gpu_array_where_a_host_array_goes(layer, x, gpu_array):
                                                         r"memory \(_\w+\); copy it to the host first"):
             call()
     assert np.array_equal(layer(x)[0], elman.RNN(I, H, num_layers=2, seed=0)(x)[0])  # left as it was
+
+
+@pytest.mark.parametrize("storage,match", [
+    ("f32", "^storage: expected one of 'float32', 'float16', 'bfloat16', got 'f32'"),
+    (np.array(["float32", "x"]), "^storage: expected one of"),  # (NumPy's "truth value is ambiguous")
+    (["float32"], "^storage: expected one of"),
+    ("float16", '^storage: float16 runs on "cuda" only'),
+])
+def test_bad_storage_names_the_argument(storage, match):
+    with pytest.raises(ValueError, match=match):
+        elman.RNN(3, 4, storage=storage)
+    with pytest.raises(ValueError, match=match):
+        elman.RNN(3, 4).to("cpu", storage=storage)

@@ -95,3 +95,7 @@ def test_missing_plot_input(tmp_path, capsys):
     from elman.__main__ import main
     assert main(["bench", "--plot", str(tmp_path / "none.json")]) == 2
     assert "--plot: no such file" in capsys.readouterr().err
+    for text in ("not json", "{}", "[1]"):  # (tracebacks: JSONDecodeError, KeyError)
+        (tmp_path / "bad.json").write_text(text)
+        assert main(["bench", "--plot", str(tmp_path / "bad.json")]) == 2
+        assert "is not a results JSON of this benchmark" in capsys.readouterr().err

@@ -94,6 +94,18 @@ def test_other_real_dtypes_converted(xdtype):
     check_rnn(elman.rnn, x, W_x, W_y, b)
 
 
+def test_bfloat16_arrays_converted():
+    # ml_dtypes' bfloat16 (JAX's) has dtype kind "V", and was refused as "not real numbers"
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    T, B, I, H = 5, 3, 4, 8
+    x, W_x, W_y, b, _, _ = make_args(("bfloat16",), T, B, I, H, np.float32)
+    x16, W_x16 = x.astype(ml_dtypes.bfloat16), W_x.astype(ml_dtypes.bfloat16)
+    y, h_T = elman.rnn(x16, W_x16, W_y, b)
+    assert y.dtype == np.float32
+    expected = elman.rnn(x16.astype(np.float32), W_x16.astype(np.float32), W_y, b)
+    assert np.array_equal(y, expected[0]) and np.array_equal(h_T, expected[1])
+
+
 def test_array_likes():
     T, B, I, H = 3, 2, 3, 4
     x, W_x, W_y, b, h, _ = make_args(("lists",), T, B, I, H, np.float64, h0=True)

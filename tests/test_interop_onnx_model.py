@@ -45,6 +45,14 @@ def test_to_onnx_runs_in_onnxruntime_with_elmans_outputs(options, tmp_path):
         np.testing.assert_array_equal(back.weights()[name], w)
 
 
+@pytest.mark.parametrize("opset,error", [("22", TypeError), (22.0, TypeError), (True, TypeError),
+                                          (None, TypeError), (6, ValueError), (10**3, ValueError)])
+def test_to_onnx_opset_checked(opset, error):
+    # (NumPy's, protobuf's or onnx's errors came first, or a model ONNX Runtime cannot run)
+    with pytest.raises(error, match="^opset: expected an integer in \\[7, "):
+        elman.RNN(2, 3, seed=0).to_onnx(opset=opset)
+
+
 def rnn_model(attrs, D=1, H=4, I=3, extra_inputs=(), constant_weights=True):
     rng = np.random.default_rng(0)
     W, R = rng.uniform(-1, 1, (D, H, I)).astype(np.float32), rng.uniform(-1, 1, (D, H, H)).astype(np.float32)

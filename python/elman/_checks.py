@@ -82,7 +82,8 @@ def host_array(name: str, value) -> np.ndarray:
     except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: e.g. torch, requires_grad
         _refuse_gpu_array(name, value)
         raise TypeError(f"{name}: expected an array of real numbers ({e})") from e
-    if a.dtype.kind not in "biuf":
+    # (kind "V" with a safe cast to float32: an extension float type, e.g. ml_dtypes' bfloat16)
+    if a.dtype.kind not in "biuf" and not (a.dtype.kind == "V" and np.can_cast(a.dtype, np.float32)):
         _refuse_gpu_array(name, value)
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
     return a

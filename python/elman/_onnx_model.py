@@ -33,6 +33,13 @@ def _onnx():
 
 def to_onnx(layer: RNN, path=None, *, opset: int = 22):
     onnx = _onnx()
+    # From RNN-7 (RNN-1 differs, and ONNX Runtime runs it no more) to the newest opset that
+    # this onnx defines.
+    opsets = f"an integer in [7, {onnx.defs.onnx_opset_version()}]"
+    if isinstance(opset, (bool, np.bool_)) or not isinstance(opset, (int, np.integer)):
+        raise TypeError(f"opset: expected {opsets}, got {opset!r}")
+    if not 7 <= opset <= onnx.defs.onnx_opset_version():
+        raise ValueError(f"opset: expected {opsets}, got {opset}")
     from onnx import TensorProto, helper, numpy_helper
     elem = TensorProto.DOUBLE if layer.dtype == np.float64 else TensorProto.FLOAT
     D, H = layer.num_directions, layer.hidden_size

@@ -229,6 +229,13 @@ def main(args):
     if args.plot:
         if not args.plot.is_file():
             return usage_error(f"--plot: no such file {str(args.plot)!r}")
+        try:  # (read before matplotlib is needed)
+            result = json.loads(args.plot.read_text())
+            readable = isinstance(result, dict) and {"speedups", "environment"} <= set(result)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            readable = False
+        if not readable:
+            return usage_error(f"--plot: {str(args.plot)!r} is not a results JSON of this benchmark")
         out = args.out / args.plot.with_suffix(".png").name if args.out else None
         return 0 if write_plot(args.plot, out) else 1
     out_dir = args.out or default_out_dir()

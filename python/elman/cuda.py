@@ -136,7 +136,7 @@ _DLPACK_DTYPE = {"float32": (2, 32, 1), "float16": (2, 16, 1), "bfloat16": (4, 1
 
 
 def check_storage(storage) -> str:
-    if storage not in STORAGES:
+    if not isinstance(storage, str) or storage not in STORAGES:  # (an array's `in` is ambiguous)
         raise ValueError(f"storage: expected one of {', '.join(map(repr, STORAGES))}, got {storage!r}")
     return storage
 
