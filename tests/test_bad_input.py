@@ -214,6 +214,8 @@ def test_rnn_mismatched_sizes():
         elman.rnn(x[..., :-1], W_x, W_y)
     with pytest.raises(ValueError, match=name("(W_x|W_y)")):        # H of W_x vs W_y
         elman.rnn(x, W_x[:, :-1], W_y)
+    with pytest.raises(ValueError, match="^W_x: .*transposed"):      # (H, I), as torch's: not W_y's fault
+        elman.rnn(x, W_x.T, W_y)
     with pytest.raises(ValueError, match=name("b")):
         elman.rnn(x, W_x, W_y, np.zeros(H + 1, np.float32))
     with pytest.raises(ValueError, match=name("b")):

@@ -37,6 +37,9 @@ def rnn(x: Any, W_x: Any, W_y: Any, b: Any = None, h0: Any = None, *, activation
     if inputs < 1 or hidden < 1:
         raise ValueError(f"W_x: expected a non-empty (I, H) matrix, got shape {_checks.shape_str(W_x.shape)}")
     W_y = _checks.real_array("W_y", W_y, dtype)
+    if W_y.ndim == 2 and W_y.shape[0] == W_y.shape[1] == inputs != hidden:  # W_x as torch has it
+        raise ValueError(f"W_x: expected shape (I, H), got {_checks.shape_str(W_x.shape)}, which is "
+                         f"(H, I) with H = {inputs} from W_y: transposed (as torch's weight_ih is)?")
     _checks.exact_shape("W_y", W_y, (hidden, hidden), "(H, H), with H from W_x")
     if b is not None:
         b = _checks.real_array("b", b, dtype)
