@@ -181,7 +181,12 @@ def test_stream_state_set_resumes_a_sequence(dtype):
     first(x[:4])
     saved = first.state
     second = layer.stream(batch_size=B)
-    second.state = saved.astype(np.float64)       # converted to the layer's dtype
+    other = saved.astype(np.float32 if dtype == np.float64 else np.float64)
+    second.state = other                          # converted to the layer's dtype
+    assert second.state.dtype == dtype and np.array_equal(second.state, other.astype(dtype))
+    third = layer.stream(batch_size=B)
+    third.state = other.astype(dtype)
+    assert np.array_equal(second(x[4:]), third(x[4:]))
     second.state = source = saved.copy()
     source[...] = 0                               # copied: the stream keeps its own
     y_second = second(x[4:])
