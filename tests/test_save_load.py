@@ -158,7 +158,12 @@ def test_an_entry_whose_shape_no_memory_holds(tmp_path):
                                                  "shape": (10**12,)})
     with zipfile.ZipFile(path, "a") as z:
         z.writestr("huge.npy", header.getvalue() + bytes(16))  # (the header starts with the magic)
-    with pytest.raises(ValueError, match=f"{path}: not a readable elman model file"):  # not MemoryError
+    with pytest.raises(ValueError, match=f"{path}: not a readable elman model file: entry 'huge' claims"):
+        elman.load(path)  # (not MemoryError, and no allocation tried)
+    path = saved(tmp_path)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("notes.txt", b"not an array")
+    with pytest.raises(ValueError, match="entry 'notes.txt' is not a .npy array"):
         elman.load(path)
 
 

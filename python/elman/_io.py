@@ -62,10 +62,12 @@ def _read(file, where: str) -> RNN:
         with archive:
             if "header" not in archive.files:
                 raise ValueError("no 'header' entry")
+            for name in archive.files:
+                _check_entry_size(archive.zip, name)
             header = json.loads(archive["header"].tobytes().decode())
             weights = {name: archive[name] for name in archive.files if name != "header"}
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
-            json.JSONDecodeError, ValueError, MemoryError) as e:  # MemoryError: an entry's shape
+            json.JSONDecodeError, ValueError) as e:
         raise ValueError(f"{where}: not a readable elman model file: {e}") from e
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{where}: not an elman model file (header format is not {FORMAT!r})")
@@ -83,3 +85,20 @@ def _read(file, where: str) -> RNN:
         return RNN.from_weights(weights, **options)
     except (ValueError, TypeError, MemoryError) as e:  # MemoryError: sizes no memory holds
         raise ValueError(f"{where}: inconsistent model: {e}") from e
+
+
+def _check_entry_size(archive: zipfile.ZipFile, name: str) -> None:
+    """An entry whose .npy header claims more bytes than the entry holds is refused before
+    NumPy allocates them (a few bytes of header can claim terabytes)."""
+    if name + ".npy" not in archive.namelist():  # (NumPy hands such an entry over as bytes)
+        raise ValueError(f"entry {name!r} is not a .npy array")
+    info = archive.getinfo(name + ".npy")
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(f)
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if claimed > info.file_size:
+        raise ValueError(f"entry {name!r} claims shape {shape} of {dtype} ({claimed} bytes) in "
+                         f"{info.file_size} bytes")
