@@ -62,8 +62,11 @@ def _read(file, where: str) -> RNN:
         with archive:
             if "header" not in archive.files:
                 raise ValueError("no 'header' entry")
+            zipped = archive.zip
+            if zipped is None:  # (only once closed)
+                raise ValueError("the archive is closed")
             for name in archive.files:
-                _check_entry_size(archive.zip, name)
+                _check_entry_size(zipped, name)
             header = json.loads(archive["header"].tobytes().decode())
             weights = {name: archive[name] for name in archive.files if name != "header"}
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
