@@ -74,3 +74,24 @@ def check_refused(error, kwargs, arg):
     fn_kwargs = {("activation" if k == "nonlinearity" else k): v for k, v in kwargs.items()}
     with pytest.raises(error, match="^" + ("activation" if arg == "nonlinearity" else arg) + ":"):
         elman.rnn(np.zeros((2, 1, 2)), np.zeros((2, 3)), np.zeros((3, 3)), **fn_kwargs)
+
+
+@pytest.mark.parametrize("nonlinearity,param", [("hard_sigmoid", "alpha"), ("scaled_tanh", "beta"),
+                                                ("affine", "alpha")])
+def test_parameters_beyond_float32_in_float32_arithmetic(nonlinearity, param):
+    """In float32, 1e40 rounds to inf, and inf * 0 gave NaN where the formula gives a number
+    (hard_sigmoid(0) = 0.5): refused there, naming the parameter; float64 runs it."""
+    kwargs = {f"activation_{param}": 1e40}
+    with pytest.raises(ValueError, match=f"^activation_{param}: 1e\\+40 is beyond float32's range"):
+        elman.RNN(2, 3, nonlinearity=nonlinearity, **kwargs)
+    f32 = (np.zeros((2, 1, 2), np.float32), np.zeros((2, 3), np.float32), np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match=f"^activation_{param}:"):
+        elman.rnn(*f32, activation=nonlinearity, **kwargs)
+    onnx_name = elman._activations.ONNX_NAMES[nonlinearity]
+    with pytest.raises(ValueError, match=f"^activation_{param}:"):
+        elman.onnx.rnn(np.zeros((2, 1, 2), np.float32), np.zeros((1, 3, 2), np.float32),
+                       np.zeros((1, 3, 3), np.float32), activations=[onnx_name], **{k: [v] for k, v in kwargs.items()})
+    layer = elman.RNN(2, 3, nonlinearity=nonlinearity, dtype=np.float64, seed=0, **kwargs)
+    x = np.zeros((2, 1, 2))
+    check_layer(layer, x)
+    assert np.isfinite(layer(x)[0]).all()

@@ -364,3 +364,28 @@ def test_bad_storage_names_the_argument(storage, match):
         elman.RNN(3, 4, storage=storage)
     with pytest.raises(ValueError, match=match):
         elman.RNN(3, 4).to("cpu", storage=storage)
+
+
+class _NotADictInterface:
+    __cuda_array_interface__ = 5
+
+
+class _InterfaceThatRaises:
+    @property
+    def __cuda_array_interface__(self):
+        raise ValueError("device lost")
+
+
+class _DLPackThatRaises:
+    @property
+    def __dlpack__(self):
+        raise ValueError("device lost")
+
+
+@pytest.mark.parametrize("odd", [_NotADictInterface, _InterfaceThatRaises, _DLPackThatRaises])
+def test_malformed_gpu_array_protocols_name_the_argument(layer, x, odd):
+    # (AttributeError: 'int' object has no attribute 'get', or the property's ValueError)
+    for arg, call in {"x": lambda: layer(odd()), "h0": lambda: layer(x, odd()),
+                      "W_x": lambda: elman.rnn(x, odd(), np.zeros((H, H), np.float32))}.items():
+        with pytest.raises(TypeError, match=f"^{arg}: expected an array of real numbers"):
+            call()

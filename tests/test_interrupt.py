@@ -232,3 +232,37 @@ def test_ctrl_c(scenario):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_ctrl_c_at_any_moment_leaves_a_stream_usable():
+    """A KeyboardInterrupt (a timer signal with Python's SIGINT handler) at a varying moment
+    of a loop of chunks, 100 times: afterwards the stream takes chunks, from a state that is
+    one of its chunks' (not part of one), and a new stream is never refused. The busy mark
+    had been cleared by a Python function, which an interrupt could stop before it ran:
+    the stream then refused every chunk, and so did a later stream at the same id."""
+    import signal
+    layer = elman.RNN(16, 16, seed=0)
+    x = uniform(rng_for("ctrl-c stream"), (4, 8, 16))
+    states = [np.zeros((1, 8, 16), np.float32)]  # the states after 0, 1, 2... chunks
+    reference = layer.stream(batch_size=8)
+    previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
+    try:
+        for trial in range(100):
+            stream = layer.stream(batch_size=8)
+            chunks = 0
+            signal.setitimer(signal.ITIMER_REAL, 0.002 + 0.0001 * trial)
+            try:
+                while True:
+                    stream(x)
+                    chunks += 1
+            except KeyboardInterrupt:
+                pass
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            while len(states) <= chunks + 1:
+                reference(x)
+                states.append(reference.state)
+            assert any(np.array_equal(stream.state, states[n]) for n in (chunks, chunks + 1)), trial
+            stream(x)  # not refused
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

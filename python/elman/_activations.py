@@ -10,6 +10,8 @@ import math
 import numbers
 from typing import NamedTuple
 
+import numpy as np
+
 from . import _core
 from .reference import PARAMETERS
 
@@ -18,6 +20,7 @@ ONNX_NAMES = {
     "leaky_relu": "LeakyRelu", "thresholded_relu": "ThresholdedRelu", "scaled_tanh": "ScaledTanh",
     "hard_sigmoid": "HardSigmoid", "elu": "Elu", "softsign": "Softsign", "softplus": "Softplus",
 }
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Activation(NamedTuple):
@@ -37,6 +40,16 @@ class Activation(NamedTuple):
         """The CUDA backend's form of it: (kind, alpha, beta, clip or None)."""
         return (int(getattr(_core.Activation, self.name)), self.alpha or 0.0, self.beta or 0.0,
                 self.clip)
+
+    def require_within(self, dtype) -> "Activation":
+        """Itself, if float32 arithmetic holds its alpha and beta: beyond that they round to
+        inf, and inf * 0 gives NaN where the formula gives a number."""
+        if np.dtype(dtype) == np.float32:
+            for param, value in (("alpha", self.alpha), ("beta", self.beta)):
+                if value is not None and abs(value) > _FLOAT32_MAX:
+                    raise ValueError(f"activation_{param}: {value!r} is beyond float32's range "
+                                     f"(+-{_FLOAT32_MAX:.4g}), in which this computes")
+        return self
 
     def non_default(self) -> dict:
         """The parameters that differ from their defaults, by their keyword names."""

@@ -30,6 +30,7 @@ def rnn(x: Any, W_x: Any, W_y: Any, b: Any = None, h0: Any = None, *, activation
     act = _activations.resolve("activation", activation, activation_alpha, activation_beta, clip)
     reverse, batch_first = _checks.flag("reverse", reverse), _checks.flag("batch_first", batch_first)
     (x, W_x, W_y, b, h0), dtype = _checks.host_arrays({"x": x, "W_x": W_x, "W_y": W_y, "b": b, "h0": h0})
+    act.require_within(dtype)
     W_x = _checks.real_array("W_x", W_x, dtype)
     if W_x.ndim != 2:
         raise ValueError(f"W_x: expected 2 dimensions (I, H), got shape {_checks.shape_str(W_x.shape)}")

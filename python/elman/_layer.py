@@ -54,6 +54,7 @@ class RNN:
         s(self, "_batch_first", _checks.flag("batch_first", batch_first))
         s(self, "_bidirectional", _checks.flag("bidirectional", bidirectional))
         s(self, "_dtype", _checks.layer_dtype(dtype))
+        self._activation.require_within(self._dtype)
         s(self, "_net", None)
         s(self, "_version", next(_versions))
         s(self, "_gpu", None)  # the GPU's number, on a GPU
@@ -305,37 +306,33 @@ class Stream:
         """x_chunk: (T_c, B, I), or (B, T_c, I) if the layer is batch_first. Returns y_chunk.
         On a GPU, chunks on that GPU are read in place and give DeviceArrays (the state
         stays on the GPU); a stream's chunks are all on the GPU or all on the host."""
-        self._claim("stream: already running a chunk in another thread; a stream's chunks must "
-                    "come one after another")
-        try:
-            on_gpu = self._layer._gpu is not None and cuda.on_device(x_chunk)
-            if self._state is not None and on_gpu != (not isinstance(self._state, np.ndarray)):
-                raise ValueError("x_chunk: a stream's chunks must all be on the GPU or all on the "
-                                 "host (reset() starts a new sequence)")
-            if on_gpu:
-                y, self._state = cuda.run_device(self._layer._network(), x_chunk, self._state, None,
-                                                 batch_first=self._layer.batch_first,
-                                                 names=("x_chunk", "state", "T_c"), batch=self._batch_size)
-                return y
-            x = _checks.real_array("x_chunk", x_chunk, self._layer.dtype)
-            batch_axis = 0 if self._layer.batch_first else 1
-            if x.ndim != 3 or x.shape[batch_axis] != self._batch_size:
-                layout = "(B, T_c, I)" if self._layer.batch_first else "(T_c, B, I)"
-                raise ValueError(f"x_chunk: expected shape {layout} with B={self._batch_size}, "
-                                 f"got {_checks.shape_str(x.shape)}")
-            y, self._state = _run.run(self._layer._network(), x.dtype, x, self._state, None,
-                                      batch_first=self._layer.batch_first, names=("x_chunk", "state"))
+        return self._exclusive("stream: already running a chunk (in another thread); a stream's "
+                               "chunks must come one after another", partial(self._chunk, x_chunk))
+
+    def _chunk(self, x_chunk: Any) -> Any:
+        on_gpu = self._layer._gpu is not None and cuda.on_device(x_chunk)
+        if self._state is not None and on_gpu != (not isinstance(self._state, np.ndarray)):
+            raise ValueError("x_chunk: a stream's chunks must all be on the GPU or all on the "
+                             "host (reset() starts a new sequence)")
+        if on_gpu:
+            y, self._state = cuda.run_device(self._layer._network(), x_chunk, self._state, None,
+                                             batch_first=self._layer.batch_first,
+                                             names=("x_chunk", "state", "T_c"), batch=self._batch_size)
             return y
-        finally:
-            self._release()
+        x = _checks.real_array("x_chunk", x_chunk, self._layer.dtype)
+        batch_axis = 0 if self._layer.batch_first else 1
+        if x.ndim != 3 or x.shape[batch_axis] != self._batch_size:
+            layout = "(B, T_c, I)" if self._layer.batch_first else "(T_c, B, I)"
+            raise ValueError(f"x_chunk: expected shape {layout} with B={self._batch_size}, "
+                             f"got {_checks.shape_str(x.shape)}")
+        y, self._state = _run.run(self._layer._network(), x.dtype, x, self._state, None,
+                                  batch_first=self._layer.batch_first, names=("x_chunk", "state"))
+        return y
 
     def reset(self) -> None:
         """Start a new sequence: the state returns to zeros."""
-        self._claim("stream: cannot reset while another thread runs a chunk")
-        try:
-            self._state = None
-        finally:  # (a KeyboardInterrupt may come anywhere)
-            self._release()
+        self._exclusive("stream: cannot reset while another thread runs a chunk",
+                        partial(setattr, self, "_state", None))
 
     @property
     def batch_size(self) -> int:
@@ -371,20 +368,23 @@ class Stream:
             _checks.exact_shape("state", h, (layer.num_layers, self._batch_size, layer.hidden_size),
                                 "(num_layers, B, H)")
             h = np.array(h, order="C")  # a copy: the caller may change theirs
-        self._claim("stream: cannot set the state while another thread runs a chunk")
-        try:
-            self._state = h
-        finally:
-            self._release()
+        self._exclusive("stream: cannot set the state while another thread runs a chunk",
+                        partial(setattr, self, "_state", h))
 
-    def _claim(self, refusal: str) -> None:
-        """Marks this stream busy, or raises RuntimeError(refusal) if it already is."""
+    def _exclusive(self, refusal: str, work):
+        """work() with this stream marked busy, or RuntimeError(refusal) if it already is.
+        A Ctrl-C anywhere leaves no mark behind: the mark is set inside the try, and the
+        finally clears it with no call (from 3.11, Python raises a pending KeyboardInterrupt
+        only at calls, function starts and loops' jumps back, so none can come between the
+        finally's start and the clearing; on 3.10, at any instruction, one still can)."""
         mark = object()
-        if _busy_streams.setdefault(id(self), mark) is not mark:  # test and set in one step
-            raise RuntimeError(refusal)
-
-    def _release(self) -> None:
-        _busy_streams.pop(id(self), None)  # None: a child forked inside a chunk has no mark
+        try:
+            if _busy_streams.setdefault(self, mark) is not mark:  # test and set in one step
+                raise RuntimeError(refusal)
+            return work()
+        finally:
+            if self in _busy_streams and _busy_streams[self] is mark:  # ours; a forked child has none
+                del _busy_streams[self]
 
     # -- copies share the layer and the state (never written in place: each chunk makes a
     # new one), wherever it is; pickles and deep copies take the state to the host ---------
@@ -405,7 +405,7 @@ class Stream:
         return f"Stream(batch_size={self._batch_size}, layer={self._layer!r})"
 
 
-# The streams now running a chunk (or setting their state), by id. A forked child starts
+# The streams now running a chunk (or setting their state). A forked child starts
 # with none: fork copies only the forking thread, so a chunk that another thread was
 # running does not run on in the child, whose copy of the stream would otherwise refuse
 # every chunk for ever. The copy's state is whole (a chunk assigns its new state in one
@@ -413,6 +413,6 @@ class Stream:
 # the handler would keep the module alive until the interpreter's last clean-up, which
 # sets its names to None, and a layer called from a __del__ at exit then failed
 # (tests/test_fork_and_exit.py).
-_busy_streams: dict[int, object] = {}
+_busy_streams: dict[Stream, object] = {}
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_busy_streams.clear)

@@ -153,7 +153,9 @@ def _interface(value):
     raises TypeError for some dtypes and gives bfloat16 as opaque bytes)."""
     try:
         cai = value.__cuda_array_interface__
-    except (AttributeError, TypeError, RuntimeError):  # RuntimeError: torch, requires_grad
+    except Exception:  # none, or none its producer can give (torch: RuntimeError, requires_grad)
+        return None
+    if not isinstance(cai, dict):  # not the protocol's: not read as a GPU array
         return None
     # torch gives bfloat16 as "<V2" (2 opaque bytes): DLPack names the type.
     if str(cai.get("typestr", ""))[1:2] == "V" and hasattr(value, "__dlpack__"):
@@ -165,10 +167,9 @@ def on_device(value) -> bool:
     """Whether value is an array on a CUDA GPU (by __cuda_array_interface__ or DLPack)."""
     if _interface(value) is not None:
         return True
-    if not hasattr(value, "__dlpack__") or not hasattr(value, "__dlpack_device__"):
-        return False
-    try:
-        return int(value.__dlpack_device__()[0]) == _KDLCUDA
+    try:  # (hasattr lets a property's own exception through)
+        return (hasattr(value, "__dlpack__") and hasattr(value, "__dlpack_device__")
+                and int(value.__dlpack_device__()[0]) == _KDLCUDA)
     except Exception:  # a producer that cannot say: not taken as a GPU array
         return False
 

@@ -116,7 +116,8 @@ def rnn(X: Any, W: Any, R: Any, B: Any = None, sequence_lens: Any = None, initia
         if sequence_lens.size and (sequence_lens.min() < 1 or sequence_lens.max() > T):
             raise ValueError(f"sequence_lens: expected values in [1, T={T}] (elman runs no empty "
                              f"sequence), got values in [{sequence_lens.min()}, {sequence_lens.max()}]")
-    acts = activations_from_attributes(D, activations, activation_alpha, activation_beta, clip)
+    acts = [a.require_within(dtype)
+            for a in activations_from_attributes(D, activations, activation_alpha, activation_beta, clip)]
     cells = [(W[d].T, R[d].T, None if B is None else B[d, :H] + B[d, H:],
               direction == "reverse" or d == 1, acts[d]) for d in range(D)]
     net = _run.network(dtype, I, H, 1, D, cells)
