@@ -234,6 +234,8 @@ def test_ctrl_c(scenario):
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Python 3.10 raises a pending KeyboardInterrupt "
+                    "at any instruction, so one can still come between a finally's start and the mark's clearing")
 def test_ctrl_c_at_any_moment_leaves_a_stream_usable():
     """A KeyboardInterrupt (a timer signal with Python's SIGINT handler) at a varying moment
     of a loop of chunks, 100 times: afterwards the stream takes chunks, from a state that is
