@@ -235,7 +235,7 @@ def _all_zeros(graph, initializers, name: str, seen=frozenset()) -> bool:
         return False
     if name in initializers:
         return not np.any(initializers[name])
-    producer = next((n for n in graph.node if name in n.output), None)
+    producer = _producer(graph, name)
     if producer is None or producer.domain not in ("", "ai.onnx"):
         return False
     if producer.op_type in ("Constant", "ConstantOfShape"):
@@ -249,7 +249,7 @@ def _all_zeros(graph, initializers, name: str, seen=frozenset()) -> bool:
 
 def _stack(layers, batch_first: bool) -> RNN:
     """One elman.RNN from the (node, D, layout, activation, W, R, B) of successive nodes;
-    batch_first with layout 1 or as the model's metadata says (to_onnx's Transposes)."""
+    batch_first with layout 1, or as from_onnx found it (the metadata, a Transpose)."""
     node0, D, layout, act, W0, _, B0 = layers[0]
     H, dtype = W0.shape[1], np.float64 if W0.dtype == np.float64 else np.float32
     weights = {}
