@@ -230,20 +230,18 @@ _ZEROS_IN_ZEROS_OUT = {"Cast", "Expand", "Gather", "Identity", "Reshape", "Slice
 def _all_zeros(graph, initializers, name: str, seen=frozenset()) -> bool:
     """Whether the tensor `name` is all zeros whatever the model's inputs: a constant of
     zeros, perhaps reshaped, sliced or expanded (torch's exporter writes an initial_h so)."""
-    from onnx import helper, numpy_helper
-    if name in seen or name in {i.name for i in graph.input}:  # a cycle; an input overrides
+    from onnx import numpy_helper
+    if name in seen:  # a cycle
         return False
-    if name in initializers:
-        return not np.any(initializers[name])
+    value = _constant(graph, initializers, name)  # (None for a graph input)
+    if value is not None:
+        return not np.any(value)
     producer = _producer(graph, name)
-    if producer is None or producer.domain not in ("", "ai.onnx"):
-        return False
-    if producer.op_type in ("Constant", "ConstantOfShape"):
-        values = [helper.get_attribute_value(a) for a in producer.attribute if a.name == "value"]
-        if producer.op_type == "ConstantOfShape" and not values:
-            return True  # its default value is a zero
-        return len(values) == 1 and not np.any(numpy_helper.to_array(values[0]))
-    return (producer.op_type in _ZEROS_IN_ZEROS_OUT
+    if _is_op(producer, "ConstantOfShape"):
+        values = [a.t for a in producer.attribute if a.name == "value"]
+        return not values or not np.any(numpy_helper.to_array(values[0]))  # default: a zero
+    return (producer is not None and producer.op_type in _ZEROS_IN_ZEROS_OUT
+            and producer.domain in ("", "ai.onnx")
             and _all_zeros(graph, initializers, producer.input[0], seen | {name}))
 
 
