@@ -146,11 +146,19 @@ class DeviceArray {
 
 // What an unconsumed DLPack capsule holds: (pointer, shape, strides or None,
 // (code, bits, lanes), (device type, device id)). The capsule stays its producer's.
-py::tuple dlpack_view(py::capsule capsule) {
-  require(std::string(capsule.name() ? capsule.name() : "") == "dltensor",
-          "x: expected an unconsumed DLPack capsule named 'dltensor'");
+py::tuple dlpack_view(py::capsule capsule, const std::string& name) {
+  const auto refuse_unless = [&name](bool ok, const std::string& what) {
+    if (!ok) throw py::type_error(name + ": " + what);  // as for a malformed array interface
+  };
+  refuse_unless(std::string(capsule.name() ? capsule.name() : "") == "dltensor",
+                "expected an unconsumed DLPack capsule named 'dltensor'");
   const DLTensor& t = capsule.get_pointer<DLManagedTensor>()->dl_tensor;
+  // A producer's bug must not make us read past its shape (64: NumPy's most dimensions).
+  refuse_unless(t.ndim >= 0 && t.ndim <= 64 && (t.ndim == 0 || t.shape),
+                "a malformed DLPack tensor (ndim " + std::to_string(t.ndim) + ", shape " +
+                    (t.shape ? "given" : "missing") + ")");
   std::vector<int64_t> shape(t.shape, t.shape + t.ndim);
+  for (const int64_t n : shape) refuse_unless(n >= 0, "a malformed DLPack tensor (a negative size)");
   py::object strides = py::none();
   if (t.strides) strides = py::tuple(py::cast(std::vector<int64_t>(t.strides, t.strides + t.ndim)));
   return py::make_tuple(reinterpret_cast<std::uintptr_t>(t.data) + t.byte_offset, py::tuple(py::cast(shape)),
@@ -283,9 +291,9 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("set_timed_choice", &elman::cuda::set_timed_choice, py::arg("timed"),
         "Kernels chosen by timing them (True) or by the rule (False); elman.cuda.set_kernel_choice");
   m.def("timed_choice", &elman::cuda::timed_choice, "What set_timed_choice set last");
-  m.def("dlpack_view", &dlpack_view, py::arg("capsule"),
+  m.def("dlpack_view", &dlpack_view, py::arg("capsule"), py::arg("name"),
         "(pointer, shape, strides or None, (code, bits, lanes), (device type, id)) of an "
-        "unconsumed DLPack capsule, which stays its producer's");
+        "unconsumed DLPack capsule, which stays its producer's; errors name the argument `name`");
   // Both asked with the layer's GPU current: the question alone may start CUDA on the
   // current GPU, and registered host memory is readable at its address or not per GPU.
   m.def("memory_device", [](std::uintptr_t pointer, int device) {

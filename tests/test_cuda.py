@@ -145,13 +145,13 @@ def test_device_input_views_without_a_gpu(monkeypatch):
 
     # DLPack: the C++ reader of the capsule, on host arrays (device type 1)
     a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-    pointer, shape, strides, dtype, device = elman.cuda._cuda.dlpack_view(a.__dlpack__())
+    pointer, shape, strides, dtype, device = elman.cuda._cuda.dlpack_view(a.__dlpack__(), "x")
     assert pointer == a.ctypes.data and shape == (2, 3, 4) and tuple(dtype) == (2, 32, 1)
     assert tuple(device) == (1, 0) and strides in (None, (12, 4, 1))
     b = a[:, ::2]
-    pointer, shape, strides, _, _ = elman.cuda._cuda.dlpack_view(b.__dlpack__())
+    pointer, shape, strides, _, _ = elman.cuda._cuda.dlpack_view(b.__dlpack__(), "x")
     assert pointer == b.ctypes.data and shape == (2, 2, 4) and strides == (12, 8, 1)
-    assert tuple(elman.cuda._cuda.dlpack_view(a.astype(np.float16).__dlpack__())[3]) == (2, 16, 1)
+    assert tuple(elman.cuda._cuda.dlpack_view(a.astype(np.float16).__dlpack__(), "x")[3]) == (2, 16, 1)
 
     class HostDLPack:                              # claims CUDA, hands out a host capsule
         def __dlpack__(self, stream=None):
@@ -169,6 +169,60 @@ def test_device_input_views_without_a_gpu(monkeypatch):
 
     assert elman.cuda._interface(OpaqueBytes()) is None                # goes by DLPack
     assert elman.cuda._interface(_FakeCUDA((2, 3), typestr="<V2")) is not None  # no DLPack: as is
+
+
+class _DLTensor(ctypes.Structure):  # DLPack's C struct, as csrc/cuda/dlpack.h has it
+    _fields_ = [("data", ctypes.c_void_p), ("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32),
+                ("ndim", ctypes.c_int32), ("code", ctypes.c_uint8), ("bits", ctypes.c_uint8),
+                ("lanes", ctypes.c_uint16), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64),
+                ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+
+
+class _CraftedDLPack:
+    """A CUDA DLPack producer whose capsule says what a test makes it say (a producer's
+    bug): the capsule has no destructor, and the struct and shape stay alive with self."""
+
+    def __init__(self, ndim, shape, name=b"dltensor"):
+        self.sizes = (ctypes.c_int64 * max(len(shape), 1))(*shape)
+        self.tensor = _DLTensor(data=4096, device_type=2, ndim=ndim, code=2, bits=32, lanes=1,
+                                shape=ctypes.cast(self.sizes, ctypes.POINTER(ctypes.c_int64)) if shape else None)
+        self.name = name
+
+    def __dlpack__(self, stream=None):
+        new = ctypes.pythonapi.PyCapsule_New
+        new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+        return new(ctypes.addressof(self.tensor), self.name, None)
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+
+@pytest.mark.skipif(not BUILT, reason="needs the CUDA module (it holds the DLPack reader)")
+def test_malformed_dlpack_is_refused_naming_the_argument(monkeypatch):
+    """A DLPack capsule whose tensor is malformed (ndim negative or absurd, no shape, a
+    negative size), one already consumed or versioned (another name), or a __dlpack__ that
+    gives no capsule, is refused with a TypeError naming the argument, before its shape is
+    read: a negative ndim or a missing shape made the reader read memory it must not."""
+    monkeypatch.setattr(elman.cuda, "_require_on", lambda gpu, name, pointer: None)
+    view = elman.cuda._view
+    assert view("x", _CraftedDLPack(2, (3, 4)), None, 0, "float32", 0)[:2] == (4096, (3, 4))
+    for producer, match in ((_CraftedDLPack(-1, (3, 4)), r"malformed DLPack tensor \(ndim -1"),
+                            (_CraftedDLPack(1000, (3, 4)), r"malformed DLPack tensor \(ndim 1000"),
+                            (_CraftedDLPack(2, ()), r"malformed DLPack tensor \(ndim 2, shape missing"),
+                            (_CraftedDLPack(2, (3, -4)), r"malformed DLPack tensor \(a negative size"),
+                            (_CraftedDLPack(2, (3, 4), b"used_dltensor"), "unconsumed DLPack capsule"),
+                            (_CraftedDLPack(2, (3, 4), b"dltensor_versioned"), "unconsumed DLPack capsule")):
+        for name in ("x", "h0"):
+            with pytest.raises(TypeError, match=f"^{name}: .*{match}"):
+                view(name, producer, None, 0, "float32", 0)
+
+    class NoCapsule(_CraftedDLPack):
+        def __dlpack__(self, stream=None):
+            return 4096
+
+    with pytest.raises(TypeError, match="^h0: its __dlpack__ gave an object of type int, not a DLPack capsule"):
+        view("h0", NoCapsule(2, (3, 4)), None, 0, "float32", 0)
 
 
 def test_gpu_array_that_refuses_to_be_read_names_the_argument():
@@ -245,6 +299,55 @@ def test_device_step_and_chunks_without_a_gpu(monkeypatch):
     with pytest.raises(ValueError, match=r"state: expected shape \(2, 3, 5\)"):
         elman.cuda.run_device(net, _FakeCUDA((6, 3, 4)), _FakeCUDA((1, 3, 5)), None,
                               batch_first=False, names=names, batch=3)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("shape", None, "'shape'"), ("shape", (2.0, 4), "'shape'"), ("shape", "34", "'shape'"),
+    ("shape", (-1, 4), "'shape'"), ("shape", (True, 4), "'shape'"),
+    ("typestr", None, "'typestr'"), ("typestr", 4, "'typestr'"),
+    ("data", None, "'data'"), ("data", (4096,), "'data'"), ("data", (4096.0, False), "'data'"),
+    ("data", (-1, False), "'data'"), ("data", (2**64, False), "'data'"),
+    ("strides", (16,), "'strides'"), ("strides", (64, 16, 4, 4), "'strides'"),
+    ("strides", (16.0, 4), "'strides'"), ("strides", ("16", 4), "'strides'"),
+    ("stream", -1, "'stream'"), ("stream", 1.0, "'stream'"), ("stream", True, "'stream'"),
+    ("stream", "1", "'stream'"), ("stream", 2**63, "'stream'"),
+])
+def test_malformed_cuda_array_interface_names_the_argument(monkeypatch, key, value, match):
+    """A __cuda_array_interface__ that breaks the protocol (version 3) is refused with a
+    TypeError naming the argument and the entry, before its pointer or stream reaches
+    CUDA: before, a missing entry gave a bare KeyError, a short strides tuple or a float
+    shape passed the shape and contiguity checks, and stream -1 was waited for."""
+    _fake_module(monkeypatch, {4096: 0})
+    waits = []
+    monkeypatch.setattr(elman.cuda._cuda, "stream_wait", lambda *args: waits.append(args), raising=False)
+    net = _FakeNetwork()
+    for name, call in (("x_t", lambda bad: elman.cuda.step_device(net, bad, None)),
+                       ("h", lambda bad: elman.cuda.step_device(net, _FakeCUDA((3, 4)), bad))):
+        bad = _FakeCUDA((3, 4) if name == "x_t" else (2, 3, 5))
+        if value is None:
+            del bad.__cuda_array_interface__[key]
+        else:
+            bad.__cuda_array_interface__[key] = value
+        with pytest.raises(TypeError, match=f"^{name}: its __cuda_array_interface__ is malformed: .*{match}"):
+            call(bad)
+    assert net.calls == [] and waits == []
+
+
+def test_well_formed_cuda_array_interfaces_are_read(monkeypatch):
+    """What the protocol allows is read as it says: lists for tuples, NumPy ints, strides
+    None or in bytes, a producer's stream waited for, and a 'mask' of None. A mask is
+    refused: elman would read the masked-out values as data."""
+    _fake_module(monkeypatch, {4096: 0})
+    waits = []
+    monkeypatch.setattr(elman.cuda._cuda, "stream_wait", lambda *args: waits.append(args), raising=False)
+    net = _FakeNetwork()
+    x = _FakeCUDA([np.int64(3), 4], strides=[16, np.int32(4)], mask=None, stream=np.uint64(5))
+    x.__cuda_array_interface__["data"] = [np.uint64(4096), True]  # read-only: elman only reads x
+    assert elman.cuda.step_device(net, x, None) == "h_n"
+    assert net.calls == [(4096, 1, 3, 0, None, 0, False)] and waits == [(0, 5, 0)]
+    masked = _FakeCUDA((3, 4), mask=_FakeCUDA((3, 4)))
+    with pytest.raises(TypeError, match="^x_t: a masked CUDA array"):
+        elman.cuda.step_device(net, masked, None)
 
 
 def test_device_path_refuses_memory_and_streams_of_another_gpu(monkeypatch):

@@ -177,6 +177,12 @@ def on_device(value) -> bool:
 _KDLCUDA = 2
 
 
+def _is_int(value, low: int = 0, below: int = 2**64) -> bool:
+    """Whether value is an int (Python's or NumPy's, not a bool) in [low, below)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
+        and bool(low <= value < below)
+
+
 def stream_handle(stream) -> int:
     """The cudaStream_t (as int, 0 = none given) of a stream argument."""
     if stream is None:
@@ -185,8 +191,7 @@ def stream_handle(stream) -> int:
         if hasattr(stream, attribute):
             stream = getattr(stream, attribute)
             break
-    if isinstance(stream, (bool, np.bool_)) or not isinstance(stream, (int, np.integer)) \
-            or not 0 <= stream < 2**64:
+    if not _is_int(stream):
         raise TypeError("stream: expected None, a torch.cuda.Stream, a CuPy stream or a "
                         f"cudaStream_t as an int in [0, 2**64), got {stream!r}")
     return int(stream)
@@ -206,13 +211,8 @@ def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
                         f"cannot read in place; pass {name}.resolve_neg()")
     cai, producer = _interface(value), None
     if cai is not None:
-        got, typestr, strides = tuple(cai["shape"]), cai["typestr"], cai.get("strides")
-        pointer, keep = int(cai["data"][0]), value
-        if strides is not None:
-            size = 2 if typestr == "<f2" else 4
-            strides = tuple(s // size if s % size == 0 else -1 for s in strides)
-        if cai.get("stream") is not None:
-            producer = int(cai["stream"])
+        pointer, got, typestr, strides, producer = _read_interface(name, cai)
+        keep = value
     elif on_device(value):  # the producer makes `stream` wait as it gives the capsule
         try:
             try:
@@ -221,7 +221,10 @@ def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
                 capsule = value.__dlpack__()
         except (BufferError, RuntimeError) as e:  # e.g. torch refuses tensors that require grad
             raise TypeError(f"{name}: could not be read through DLPack ({e})") from e
-        pointer, got, strides, dtype, device = _cuda.dlpack_view(capsule)
+        if type(capsule).__name__ != "PyCapsule":
+            raise TypeError(f"{name}: its __dlpack__ gave an object of type {type(capsule).__name__}, "
+                            "not a DLPack capsule")
+        pointer, got, strides, dtype, device = _cuda.dlpack_view(capsule, name)
         if device[0] != _KDLCUDA:
             raise TypeError(f"{name}: expected a CUDA array, got a DLPack array on device {tuple(device)}")
         typestr = next((_TYPESTR[s] or s for s, d in _DLPACK_DTYPE.items() if d == tuple(dtype)),
@@ -241,6 +244,41 @@ def _view(name: str, value, shape, stream: int, storage: str, gpu: int):
     if producer is not None:  # only now: an event on another GPU's stream would fail first
         _cuda.stream_wait(stream, producer, gpu)
     return pointer, got, keep
+
+
+def _read_interface(name: str, cai: dict):
+    """(pointer, shape, typestr, strides in items or None, producer stream or None) of a
+    __cuda_array_interface__ (version 3), checked: a malformed one is refused, naming the
+    argument, before any of it reaches CUDA (a short strides tuple or a float shape would
+    otherwise pass the shape and contiguity checks)."""
+    def malformed(what):
+        return TypeError(f"{name}: its __cuda_array_interface__ is malformed: {what}")
+
+    shape, typestr, data = cai.get("shape"), cai.get("typestr"), cai.get("data")
+    strides, producer = cai.get("strides"), cai.get("stream")
+    if not isinstance(shape, (tuple, list)) or not all(_is_int(n, below=2**63) for n in shape):
+        raise malformed(f"expected 'shape' as a tuple of ints >= 0, got {shape!r}")
+    if not isinstance(typestr, str):
+        raise malformed(f"expected 'typestr' as a str, got {typestr!r}")
+    if not isinstance(data, (tuple, list)) or len(data) != 2 or not _is_int(data[0]):
+        raise malformed(f"expected 'data' as (pointer, read-only flag) with the pointer an "
+                        f"int in [0, 2**64), got {data!r}")
+    if strides is not None and (not isinstance(strides, (tuple, list)) or len(strides) != len(shape)
+                                or not all(_is_int(s, -2**63, 2**63) for s in strides)):
+        raise malformed(f"expected 'strides' as None or {len(shape)} ints (bytes), got {strides!r}")
+    if cai.get("mask") is not None:
+        raise TypeError(f"{name}: a masked CUDA array (its __cuda_array_interface__ has a "
+                        f"'mask'), which elman cannot read; pass the data without the mask")
+    # 0 is not the protocol's (it is ambiguous), but waiting for the legacy default stream
+    # on it only waits for more than needed.
+    if producer is not None and not _is_int(producer, below=2**63):  # (an address: far below)
+        raise malformed(f"expected 'stream' as None or a cudaStream_t as an int in [0, 2**63), "
+                        f"got {producer!r}")
+    if strides is not None:  # in items; -1 for a stride that is not a whole number of them
+        size = 2 if typestr[2:] == "2" else 4
+        strides = tuple(int(s) // size if s % size == 0 else -1 for s in strides)
+    return (int(data[0]), tuple(int(n) for n in shape), typestr, strides,
+            None if producer is None else int(producer))
 
 
 def _require_on(gpu: int, name: str, pointer: int) -> None:
