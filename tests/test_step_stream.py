@@ -207,9 +207,40 @@ def test_stream_state_set_is_refused_while_a_chunk_runs():
     s = layer.stream(batch_size=2)
     chunk = np.ones((3, 2, 3), np.float32)
     with chunk_running(s, chunk):
-        with pytest.raises(RuntimeError, match="cannot set the state while another thread runs a chunk"):
+        with pytest.raises(RuntimeError, match=r"cannot set the state while a chunk runs \(in another thread"):
             s.state = np.ones((1, 2, 4))
     assert np.array_equal(s.state, layer(chunk)[1])  # the chunk's state, not the one refused
+
+
+def test_stream_used_from_inside_its_own_chunk_is_refused_saying_so():
+    """A chunk whose conversion (x_chunk's __array__) calls the same stream again is
+    refused, with a message that names both ways to get there, and the stream goes on."""
+    layer = elman.RNN(3, 4, seed=29)
+    s = layer.stream(batch_size=2)
+    chunk = np.ones((3, 2, 3), np.float32)
+    refusals = []
+
+    class ReEntering:
+        def __init__(self, again):
+            self.again = again
+
+        def __array__(self, dtype=None, copy=None):
+            with pytest.raises(RuntimeError) as refused:
+                self.again()
+            refusals.append(str(refused.value))
+            return chunk
+
+    def set_state():
+        s.state = None
+
+    for again in (lambda: s(chunk), s.reset, set_state):
+        s.reset()
+        assert np.array_equal(s(ReEntering(again)), layer(chunk)[0])
+    assert [r.split(" (")[0] for r in refusals] == [
+        "stream: already running a chunk", "stream: cannot reset while a chunk runs",
+        "stream: cannot set the state while a chunk runs"]
+    assert all("(in another thread, or one this call is inside)" in r for r in refusals)
+    assert np.array_equal(s(chunk), layer(chunk, layer(chunk)[1])[0])  # went on from the chunk
 
 
 def test_stream_batch_size_and_layer_read_only():

@@ -52,14 +52,17 @@ def load(path: str | bytes | os.PathLike | BinaryIO) -> RNN:
 
 
 def set_num_threads(n: int) -> None:
-    """Use n threads in elman's kernels (and its own copy of OpenBLAS); n is at most 1024,
-    or the number of CPUs this process may run on where that is larger."""
+    """Use n threads in elman's kernels: the input projection and the recurrence are split
+    over them (elman's own copy of OpenBLAS stays on one thread, inside them, whatever
+    OPENBLAS_NUM_THREADS says). n is at most 1024, or the number of CPUs this process may
+    run on where that is larger."""
     from ._checks import positive_int
     _core.set_num_threads(positive_int("n", n, limit=_core.max_num_threads()))
 
 
 def get_num_threads() -> int:
-    """The number of threads elman's kernels use."""
+    """The number of threads elman's kernels use: by default, the number of CPUs this
+    process may run on (its affinity mask, read once)."""
     return _core.get_num_threads()
 
 

@@ -306,8 +306,9 @@ class Stream:
         """x_chunk: (T_c, B, I), or (B, T_c, I) if the layer is batch_first. Returns y_chunk.
         On a GPU, chunks on that GPU are read in place and give DeviceArrays (the state
         stays on the GPU); a stream's chunks are all on the GPU or all on the host."""
-        return self._exclusive("stream: already running a chunk (in another thread); a stream's "
-                               "chunks must come one after another", partial(self._chunk, x_chunk))
+        return self._exclusive("stream: already running a chunk (in another thread, or one this "
+                               "call is inside); a stream's chunks must come one after another",
+                               partial(self._chunk, x_chunk))
 
     def _chunk(self, x_chunk: Any) -> Any:
         on_gpu = self._layer._gpu is not None and cuda.on_device(x_chunk)
@@ -331,7 +332,8 @@ class Stream:
 
     def reset(self) -> None:
         """Start a new sequence: the state returns to zeros."""
-        self._exclusive("stream: cannot reset while another thread runs a chunk",
+        self._exclusive("stream: cannot reset while a chunk runs (in another thread, or one "
+                        "this call is inside)",
                         partial(setattr, self, "_state", None))
 
     @property
@@ -368,7 +370,8 @@ class Stream:
             _checks.exact_shape("state", h, (layer.num_layers, self._batch_size, layer.hidden_size),
                                 "(num_layers, B, H)")
             h = np.array(h, order="C")  # a copy: the caller may change theirs
-        self._exclusive("stream: cannot set the state while another thread runs a chunk",
+        self._exclusive("stream: cannot set the state while a chunk runs (in another thread, "
+                        "or one this call is inside)",
                         partial(setattr, self, "_state", h))
 
     def _exclusive(self, refusal: str, work):
