@@ -10,8 +10,9 @@ T, B, I, H = 5, 3, 4, 6
 
 
 def name(arg):
-    """A regex matching the argument's name as a word (so 'x' does not match 'expected')."""
-    return rf"(?<![A-Za-z0-9_]){arg}(?![A-Za-z0-9_])"
+    """A regex matching a message that starts with the argument's name as a word (so 'x'
+    matches neither 'expected' nor 'x_t')."""
+    return rf"^{arg}(?![A-Za-z0-9_])"
 
 
 @pytest.fixture
