@@ -20,6 +20,28 @@ def test_missing_framework(module, call, monkeypatch):
         call()
 
 
+def test_installed_framework_that_fails_to_import_says_why(monkeypatch):
+    """Keras installed without its backend (tensorflow by default) was reported as 'needs
+    keras (pip install keras)'; the message now gives the failure and, for Keras, the
+    backend. A stand-in module whose import fails as Keras's does shows it."""
+    import importlib
+
+    def failing_import(name, *args, **kwargs):
+        if name in ("keras", "torch", "onnx"):
+            raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+        return real_import(name, *args, **kwargs)
+
+    real_import = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module", failing_import)
+    with pytest.raises(ImportError, match="^elman's Keras interop could not import keras, which is "
+                                          "installed: No module named 'tensorflow'; Keras runs on "
+                                          "the backend that KERAS_BACKEND names"):
+        elman.from_keras(object())
+    with pytest.raises(ImportError, match="^elman's PyTorch interop could not import torch, which "
+                                          "is installed: No module named 'tensorflow'$"):
+        elman.from_torch(object())
+
+
 def test_onnx_operator_needs_no_framework(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "onnx", None)
     Y, Y_h = elman.onnx.rnn(np.ones((2, 1, 3)), np.zeros((1, 4, 3)), np.zeros((1, 4, 4)))

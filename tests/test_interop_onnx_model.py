@@ -215,6 +215,17 @@ def test_from_onnx_of_a_file_that_is_not_a_model(tmp_path):
         elman.from_onnx(path)
 
 
+@pytest.mark.parametrize("not_a_file", [123, None, 1.5, ["m.onnx"]])
+def test_onnx_path_that_is_not_a_file_names_the_argument(not_a_file):
+    # (onnx took an int for a file descriptor: OSError "Bad file descriptor"; None: a
+    # TypeError naming nothing)
+    with pytest.raises(TypeError, match="^model_or_path: expected a file name"):
+        elman.from_onnx(not_a_file)
+    if not_a_file is not None:  # (None: no file)
+        with pytest.raises(TypeError, match="^path: expected a file name"):
+            elman.RNN(3, 4).to_onnx(not_a_file)
+
+
 @pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's deprecation notices
 @pytest.mark.parametrize("options", [dict(num_layers=2, bidirectional=True), dict(num_layers=3),
                                      dict(num_layers=2, batch_first=True),  # a Transpose before

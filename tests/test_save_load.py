@@ -105,6 +105,45 @@ def test_a_file_that_cannot_be_opened_is_open_s_error(tmp_path):
         elman.load(tmp_path)
 
 
+def _with_zip_flags(data: bytes, flags=0, method=None) -> bytes:
+    """A zip archive's bytes with every entry's general-purpose flags or'ed with `flags`
+    and its compression method set to `method`, in local and central headers."""
+    data = bytearray(data)
+    for signature, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # flags; the method follows
+        i = data.find(signature)
+        while i >= 0:
+            data[i + at] |= flags
+            if method is not None:
+                data[i + at + 2:i + at + 4] = method.to_bytes(2, "little")
+            i = data.find(signature, i + 4)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fault", ["encrypted", "unknown compression", "header nested too deep"])
+def test_archive_faults_are_value_errors_naming_the_path(fault, tmp_path):
+    """Faults that zipfile and json raise as RuntimeError, NotImplementedError and
+    RecursionError are, like the others, a ValueError naming the path."""
+    path = saved(tmp_path)
+    if fault == "header nested too deep":
+        with np.load(path) as f:
+            arrays = dict(f)
+        arrays["header"] = np.frombuffer(b"[" * 100_000 + b"]" * 100_000, np.uint8)
+        np.savez(path, **arrays)
+    else:
+        good = path.read_bytes()
+        path.write_bytes(_with_zip_flags(good, flags=1) if fault == "encrypted" else _with_zip_flags(good, method=99))
+    with pytest.raises(ValueError, match=f"{path}: not a readable elman model file"):
+        elman.load(path)
+
+
+@pytest.mark.parametrize("not_a_file", [123, None, 1.5, [b"layer.npz"]])
+def test_path_that_is_not_a_file_names_the_argument(not_a_file):
+    with pytest.raises(TypeError, match="^path: expected a file name .* or a binary file object with .read"):
+        elman.load(not_a_file)
+    with pytest.raises(TypeError, match="^path: expected a file name .* or a binary file object with .write"):
+        elman.RNN(3, 4).save(not_a_file)
+
+
 def test_pickled_arrays_are_refused(tmp_path):
     path = saved(tmp_path)
     with np.load(path) as f:

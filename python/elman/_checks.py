@@ -6,6 +6,7 @@ Every message names the argument and says what was expected.
 from __future__ import annotations
 
 import functools
+import importlib
 import numbers
 import os
 
@@ -46,6 +47,29 @@ def flag(name: str, value) -> bool:
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
         return bool(value)
     raise TypeError(f"{name}: expected True or False, got {value!r}")
+
+
+def framework(name: str, interop: str, hint: str = ""):
+    """The module `name`, imported for elman's `interop`, or ImportError saying what to
+    do: install it where it is missing; where it is there but its import failed (Keras
+    without its backend), the failure, and `hint`."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        if e.name == name:
+            raise ImportError(f"elman's {interop} interop needs {name} (pip install {name})") from e
+        raise ImportError(f"elman's {interop} interop could not import {name}, which is "
+                          f"installed: {e}{hint}") from e
+
+
+def file_argument(name: str, value, method: str):
+    """value if it is a file name (str, bytes, os.PathLike) or a file object with `method`
+    ("read" or "write"); else TypeError naming the argument (an int would otherwise be
+    taken for a file descriptor by some readers, and refused by others without a name)."""
+    if isinstance(value, (str, bytes, os.PathLike)) or callable(getattr(value, method, None)):
+        return value
+    raise TypeError(f"{name}: expected a file name (str, bytes or os.PathLike) or a binary file "
+                    f"object with .{method}(), got {type(value).__name__}")
 
 
 def random_generator(seed) -> np.random.Generator:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _checks
 from ._layer import RNN
 
 FORMAT = "elman.RNN"
@@ -37,7 +38,7 @@ def save(layer: RNN, path) -> None:
     header = json.dumps({"format": FORMAT, "version": VERSION, "options": options})
     # (typed Any: NumPy's stubs would match the ** entries against savez's allow_pickle)
     arrays: dict[str, Any] = {"header": np.frombuffer(header.encode(), np.uint8), **layer.weights()}
-    if isinstance(path, (str, bytes, os.PathLike)):
+    if isinstance(_checks.file_argument("path", path, "write"), (str, bytes, os.PathLike)):
         with open(path, "wb") as f:
             np.savez(f, **arrays)
     else:
@@ -48,7 +49,7 @@ def load(path) -> RNN:
     """The layer saved at `path`. A file that is not such a layer, or is truncated or
     corrupt, raises ValueError naming the path and the fault; one that cannot be opened
     (missing, a directory, no permission) raises open()'s OSError, as np.load would."""
-    if isinstance(path, (str, bytes, os.PathLike)):
+    if isinstance(_checks.file_argument("path", path, "read"), (str, bytes, os.PathLike)):
         with open(path, "rb") as f:
             return _read(f, os.fsdecode(path))
     return _read(path, repr(path))
@@ -69,8 +70,10 @@ def _read(file, where: str) -> RNN:
                 _check_entry_size(zipped, name)
             header = json.loads(archive["header"].tobytes().decode())
             weights = {name: archive[name] for name in archive.files if name != "header"}
+    # RuntimeError: zipfile's for an encrypted entry, and its NotImplementedError for an
+    # unknown compression; json's RecursionError for a header nested too deep.
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
-            json.JSONDecodeError, ValueError) as e:
+            json.JSONDecodeError, ValueError, RuntimeError) as e:
         raise ValueError(f"{where}: not a readable elman model file: {e}") from e
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{where}: not an elman model file (header format is not {FORMAT!r})")

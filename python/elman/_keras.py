@@ -30,11 +30,8 @@ _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 def _keras():
-    try:
-        import keras
-    except ImportError as e:
-        raise ImportError("elman's Keras interop needs keras (pip install keras)") from e
-    return keras
+    return _checks.framework("keras", "Keras", "; Keras runs on the backend that KERAS_BACKEND "
+                                               "names (tensorflow by default), which must be installed")
 
 
 def _simple_rnn_parts(layer):

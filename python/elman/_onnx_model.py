@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _activations
+from . import _activations, _checks
 from ._layer import RNN
 from .onnx import DIRECTIONS, activations_from_attributes
 
@@ -24,11 +24,7 @@ _ATTRIBUTES = {"activations", "activation_alpha", "activation_beta", "clip", "di
 
 
 def _onnx():
-    try:
-        import onnx
-    except ImportError as e:
-        raise ImportError("elman's ONNX model interop needs onnx (pip install onnx)") from e
-    return onnx
+    return _checks.framework("onnx", "ONNX model")
 
 
 def to_onnx(layer: RNN, path=None, *, opset: int = 22):
@@ -94,7 +90,7 @@ def to_onnx(layer: RNN, path=None, *, opset: int = 22):
     helper.set_model_props(model, {_BATCH_FIRST: str(int(layer.batch_first))})
     onnx.checker.check_model(model)
     if path is not None:
-        onnx.save(model, path)
+        onnx.save(model, _checks.file_argument("path", path, "write"))
     return model
 
 
@@ -111,7 +107,8 @@ def _load(onnx, path):
 def from_onnx(model_or_path) -> RNN:
     onnx = _onnx()
     from onnx import helper, numpy_helper
-    model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else _load(onnx, model_or_path)
+    model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else \
+        _load(onnx, _checks.file_argument("model_or_path", model_or_path, "read"))
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     nodes = [n for n in model.graph.node if n.op_type == "RNN" and n.domain in ("", "ai.onnx")]
     if not nodes:

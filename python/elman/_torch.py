@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _checks
 from ._layer import RNN, WEIGHT_NAME
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError as e:
-        raise ImportError("elman's PyTorch interop needs torch (pip install torch)") from e
-    return torch
+    return _checks.framework("torch", "PyTorch")
 
 
 def _numpy(t, dtype) -> np.ndarray:
