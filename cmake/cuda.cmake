@@ -6,6 +6,19 @@
 # or from the nvidia-cublas wheel (nvidia/cu13) of the Python that builds elman.
 set(ELMAN_CUDA "AUTO" CACHE STRING "Build the CUDA backend: AUTO, ON or OFF")
 set_property(CACHE ELMAN_CUDA PROPERTY STRINGS AUTO ON OFF)
+# In any case, and with CMake's other names of true and false; empty is AUTO (as an empty
+# environment variable may come); anything else is refused (a lower-case "off" was taken
+# for AUTO, and built CUDA).
+string(TOUPPER "${ELMAN_CUDA}" elman_cuda_mode)
+if(elman_cuda_mode MATCHES "^(ON|1|TRUE|YES|Y)$")
+  set(elman_cuda_mode ON)
+elseif(elman_cuda_mode MATCHES "^(OFF|0|FALSE|NO|N)$")
+  set(elman_cuda_mode OFF)
+elseif(elman_cuda_mode STREQUAL "")
+  set(elman_cuda_mode AUTO)
+elseif(NOT elman_cuda_mode STREQUAL "AUTO")
+  message(FATAL_ERROR "ELMAN_CUDA: expected AUTO, ON or OFF, got '${ELMAN_CUDA}'")
+endif()
 
 # After enable_language(CUDA): sets ELMAN_CUBLAS_DIR, or ELMAN_CUDA_MISSING to the reason.
 macro(elman_find_cublas)
@@ -38,7 +51,9 @@ macro(elman_find_cublas)
   endif()
 endmacro()
 
-if(NOT ELMAN_CUDA STREQUAL "OFF")
+if(elman_cuda_mode STREQUAL "OFF")
+  message(STATUS "elman: building without CUDA: ELMAN_CUDA=${ELMAN_CUDA}")
+else()
   include(CheckLanguage)
   check_language(CUDA)
   set(ELMAN_CUDA_MISSING "no CUDA compiler (nvcc; set CUDACXX)")
@@ -54,8 +69,8 @@ if(NOT ELMAN_CUDA STREQUAL "OFF")
     elman_find_cublas()
   endif()
   if(NOT ELMAN_CUBLAS_DIR)
-    if(ELMAN_CUDA STREQUAL "ON")
-      message(FATAL_ERROR "ELMAN_CUDA=ON, but ${ELMAN_CUDA_MISSING}")
+    if(elman_cuda_mode STREQUAL "ON")
+      message(FATAL_ERROR "ELMAN_CUDA=${ELMAN_CUDA}, but ${ELMAN_CUDA_MISSING}")
     endif()
     message(STATUS "elman: building without CUDA: ${ELMAN_CUDA_MISSING}")
   else()

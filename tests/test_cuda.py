@@ -544,6 +544,43 @@ def test_built_without_cuda():
     check_refused("built without CUDA", "no-cuda")
 
 
+def _build_tools():
+    """(cmake, pybind11's CMake directory), or None where this environment lacks what a
+    build without isolation needs (CI's CUDA step has them; the README's venv does not)."""
+    try:
+        import pybind11
+        import scipy_openblas32  # noqa: F401 (CMakeLists.txt asks it for OpenBLAS)
+    except ImportError:
+        return None
+    bin_dir = os.path.dirname(sys.executable)
+    cmake = shutil.which("cmake", path=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    return (cmake, pybind11.get_cmake_dir()) if cmake else None
+
+
+@pytest.mark.skipif(_build_tools() is None, reason="needs cmake, pybind11 and scipy-openblas32 "
+                                                   "in this environment (CI's CUDA step has them)")
+@pytest.mark.parametrize("value, outcome", [("OFF", "without"), ("off", "without"), ("0", "without"),
+                                            ("false", "without"), ("maybe", "refused"), ("AUTO ON", "refused")])
+def test_cuda_build_option_values(tmp_path, value, outcome):
+    """ELMAN_CUDA is read in any case, with CMake's names of true and false: a lower-case
+    "off" was taken for AUTO and built CUDA. Anything else stops the build, naming the
+    option. CMake's configure step only (OFF never looks for nvcc), on this source tree.
+    (AUTO and ON depend on the machine's nvcc and cuBLAS: CI's CUDA build is ON's test.)"""
+    cmake, pybind11_dir = _build_tools()
+    done = subprocess.run([cmake, "-S", str(ROOT), "-B", str(tmp_path), f"-DELMAN_CUDA={value}",
+                           "-DSKBUILD_PROJECT_NAME=elman", "-DSKBUILD_PROJECT_VERSION=0.0.0",
+                           f"-Dpybind11_DIR={pybind11_dir}", f"-DPython_EXECUTABLE={sys.executable}"],
+                          capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    if outcome == "without":
+        assert done.returncode == 0, output[-3000:]
+        assert f"elman: building without CUDA: ELMAN_CUDA={value}" in output, output[-3000:]
+        assert "building the CUDA backend" not in output
+    else:
+        assert done.returncode != 0
+        assert f"ELMAN_CUDA: expected AUTO, ON or OFF, got '{value}'" in output, output[-3000:]
+
+
 def driver_loads():
     """Whether the NVIDIA driver's library loads here, asked without elman: as the CUDA
     runtime looks for it."""

@@ -35,11 +35,25 @@ def test_installed_framework_that_fails_to_import_says_why(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", failing_import)
     with pytest.raises(ImportError, match="^elman's Keras interop could not import keras, which is "
                                           "installed: No module named 'tensorflow'; Keras runs on "
-                                          "the backend that KERAS_BACKEND names"):
+                                          "the backend that KERAS_BACKEND"):
         elman.from_keras(object())
     with pytest.raises(ImportError, match="^elman's PyTorch interop could not import torch, which "
                                           "is installed: No module named 'tensorflow'$"):
         elman.from_torch(object())
+
+
+def test_installed_framework_with_a_failing_import_inside_is_not_called_missing(monkeypatch):
+    """"cannot import name X from keras" (an ImportError inside an installed package) names
+    keras too, but is no ModuleNotFoundError: not reported as 'pip install keras'."""
+    import importlib
+
+    def failing_import(name, *args, **kwargs):
+        raise ImportError(f"cannot import name 'backend' from partially initialized module {name!r}", name=name)
+
+    monkeypatch.setattr(importlib, "import_module", failing_import)
+    with pytest.raises(ImportError, match="^elman's ONNX model interop could not import onnx, which is "
+                                          "installed: cannot import name 'backend'"):
+        elman.from_onnx("model.onnx")
 
 
 def test_onnx_operator_needs_no_framework(monkeypatch):

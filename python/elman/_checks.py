@@ -56,20 +56,21 @@ def framework(name: str, interop: str, hint: str = ""):
     try:
         return importlib.import_module(name)
     except ImportError as e:
-        if e.name == name:
+        if isinstance(e, ModuleNotFoundError) and e.name == name:  # (not: a name inside it)
             raise ImportError(f"elman's {interop} interop needs {name} (pip install {name})") from e
         raise ImportError(f"elman's {interop} interop could not import {name}, which is "
                           f"installed: {e}{hint}") from e
 
 
-def file_argument(name: str, value, method: str):
+def file_argument(name: str, value, method: str, also: str = ""):
     """value if it is a file name (str, bytes, os.PathLike) or a file object with `method`
-    ("read" or "write"); else TypeError naming the argument (an int would otherwise be
-    taken for a file descriptor by some readers, and refused by others without a name)."""
+    ("read" or "write"); else TypeError naming the argument and what it also takes (an
+    int would otherwise be taken for a file descriptor by some readers, and refused by
+    others without a name)."""
     if isinstance(value, (str, bytes, os.PathLike)) or callable(getattr(value, method, None)):
         return value
     raise TypeError(f"{name}: expected a file name (str, bytes or os.PathLike) or a binary file "
-                    f"object with .{method}(), got {type(value).__name__}")
+                    f"object with .{method}(){also}, got {type(value).__name__}")
 
 
 def random_generator(seed) -> np.random.Generator:

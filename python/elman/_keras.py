@@ -31,7 +31,8 @@ _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 def _keras():
     return _checks.framework("keras", "Keras", "; Keras runs on the backend that KERAS_BACKEND "
-                                               "names (tensorflow by default), which must be installed")
+                                               "(or ~/.keras/keras.json) names, tensorflow by default, "
+                                               "which must be installed")
 
 
 def _simple_rnn_parts(layer):

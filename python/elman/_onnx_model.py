@@ -108,7 +108,7 @@ def from_onnx(model_or_path) -> RNN:
     onnx = _onnx()
     from onnx import helper, numpy_helper
     model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else \
-        _load(onnx, _checks.file_argument("model_or_path", model_or_path, "read"))
+        _load(onnx, _checks.file_argument("model_or_path", model_or_path, "read", ", or an onnx.ModelProto"))
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     nodes = [n for n in model.graph.node if n.op_type == "RNN" and n.domain in ("", "ai.onnx")]
     if not nodes:

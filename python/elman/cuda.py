@@ -35,7 +35,7 @@ from . import _checks
 try:
     from . import _cuda
     _load_error = None
-except ImportError as e:  # not built, or its libraries (cuBLAS, the driver) are missing
+except ImportError as e:  # not built, or a library it links (cuBLAS) is missing
     _cuda = None
     _load_error = e
 
@@ -103,7 +103,7 @@ def set_kernel_choice(choice: str) -> None:
     """How elman picks the recurrence kernel for a shape (B, H, storage, lengths or not)
     when the shape first runs on a GPU.
 
-    "rule" (the default): a fixed rule, from measurements on an NVIDIA H200. "timed":
+    "rule" (the default): a fixed rule, from measurements on an H200 and an H100. "timed":
     every kernel that can run the shape is run there, on scratch memory after waiting for
     the GPU, and the fastest is kept; that first call takes longer (on an H200: 6-9 ms
     in the median over a grid of shapes, up to 71 ms). Either way the choice is
