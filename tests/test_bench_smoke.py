@@ -72,6 +72,32 @@ def test_bound_ratio_at_batch_one():
     assert row["wy_read_bound_ratio"] == pytest.approx(1.0 / 1.31072, rel=1e-6)
 
 
+def test_speedup_takes_each_peer_at_its_best_up_to_the_thread_count():
+    """elman chooses its own threads up to n; a peer may also be faster on fewer threads
+    than it is given (its pool's costs on a small problem). So at n threads each peer
+    counts at its best over the counts up to n, never over more; wrong or failed rows
+    never count. (Before, a peer counted only at exactly n threads.)"""
+    from elman._bench.report import peer_name, speedups
+
+    def row(impl, threads, ms, status="ok"):
+        return {"impl": impl, "role": "elman" if impl == "elman" else "peer", "T": 10, "B": 1,
+                "I": 4, "H": 8, "threads": threads, "status": status, "median_ms": ms,
+                "us_per_step": ms * 100, "gflops": 1.0, "fraction_of_sgemm": 0.5,
+                "wy_read_bound_ratio": None}
+
+    rows = [row("elman", 1, 1.0), row("jax", 1, 2.0), row("torch", 1, 3.0), row("numpy", 1, 0.5, "wrong"),
+            row("elman", 2, 1.0), row("jax", 2, 4.0), row("torch", 2, 2.5), row("numpy", 2, 0.1, "failed")]
+    one, two = speedups(rows)
+    assert (one["threads"], one["fastest_peer"], one["peer_threads"], one["speedup"]) == (1, "jax", 1, 2.0)
+    assert (two["threads"], two["fastest_peer"], two["peer_threads"], two["speedup"]) == (2, "jax", 1, 2.0)
+    assert peer_name(one) == "jax" and peer_name(two) == "jax (1 thr)"
+    rows[1]["median_ms"] = 5.0  # jax now slower at 1 thread: torch at 2 is the best up to 2
+    one, two = speedups(rows)
+    assert (one["fastest_peer"], one["speedup"]) == ("torch", 3.0)
+    assert (two["fastest_peer"], two["peer_threads"], two["speedup"]) == ("torch", 2, 2.5)
+    assert peer_name(two) == "torch"
+
+
 # ---------------------------------------------------------------- command line refusals
 @pytest.mark.parametrize("argv", [["--config", "1,1,1"], ["--config", "0,1,1,1"], ["--threads", "0"],
                                   ["--threads", "1,100000"], ["--peers", "foo"], ["--repeats", "0"]])

@@ -21,24 +21,29 @@ CSV_FIELDS = ["impl", "role", "T", "B", "I", "H", "threads", "status", "repeats"
 
 
 def speedups(rows):
-    """One summary per configuration and thread count: elman's numbers and its
-    speed-up over the fastest correct peer (None where no peer ran)."""
-    groups = {}  # insertion-ordered: the order in which configurations were measured
-    for r in rows:
-        if r["status"] == "ok":
-            groups.setdefault((r["T"], r["B"], r["I"], r["H"], r["threads"]), []).append(r)
+    """One summary per configuration and thread count n: elman's numbers and its
+    speed-up over the fastest correct peer at n threads or fewer (None where no peer
+    ran). A peer may be faster on fewer threads than it is given (its pool's costs on a
+    small problem), and elman chooses its own threads up to n, so each peer is taken at
+    its best over the counts measured up to n, and `peer_threads` says which."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    configs = {}  # insertion-ordered: the order in which configurations were measured
+    for r in ok:
+        configs.setdefault((r["T"], r["B"], r["I"], r["H"], r["threads"]), []).append(r)
     result = []
-    for key, group in groups.items():
+    for key, group in configs.items():
         ours = [r for r in group if r["role"] == "elman"]
-        peers = [r for r in group if r["role"] == "peer"]
         if not ours:
             continue
-        best = min(peers, key=lambda r: r["median_ms"]) if peers else None
+        peers = [r for r in ok if r["role"] == "peer" and
+                 (r["T"], r["B"], r["I"], r["H"]) == key[:4] and r["threads"] <= key[4]]
+        best = min(peers, key=lambda r: (r["median_ms"], r["threads"])) if peers else None
         result.append({
             **dict(zip(("T", "B", "I", "H", "threads"), key, strict=True)),
             **{k: ours[0][k] for k in ("median_ms", "us_per_step", "gflops",
                                        "fraction_of_sgemm", "wy_read_bound_ratio")},
             "fastest_peer": best and best["impl"],
+            "peer_threads": best and best["threads"],
             "peer_ms": best and best["median_ms"],
             "speedup": best and best["median_ms"] / ours[0]["median_ms"]})
     return result
@@ -83,6 +88,7 @@ def environment(runs, peers):
         "python": platform.python_version(),
         "platform": platform.platform(),
         "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)},
+        "impl_env": runs[0].get("impl_env", {}),  # set over env for the implementations
         "thread_counts": [run["threads"] for run in runs],
         "threads_set_by": "one process per implementation and thread count, with "
                           "OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, "
@@ -120,8 +126,11 @@ def markdown(rows, gains, env):
 def header(env):
     cpu = env["cpu"]
     lines = [f"CPU: {cpu['name']} (family {cpu.get('family')}, model {cpu.get('model')}), "
-             f"{env['cpu_count']} CPUs; " + ", ".join(f"{k}={v}" for k, v in env["env"].items()),
-             "", "sgemm yardstick (GFLOP/s, the larger is used):", ""]
+             f"{env['cpu_count']} CPUs; " + ", ".join(f"{k}={v}" for k, v in env["env"].items())]
+    if env.get("impl_env"):
+        lines.append("The implementations ran with " +
+                     ", ".join(f"{k}={v}" for k, v in env["impl_env"].items()) + ".")
+    lines += ["", "sgemm yardstick (GFLOP/s, the larger is used):", ""]
     for n, s in env["sgemm"].items():
         ours = ("wrong product, not used" if "elman_error" in s
                 else fmt(s["elman"], ".1f") or "n/a (no elman._core.matmul)")
@@ -153,9 +162,17 @@ def summary_table(gains):
         lines.append(f"| {g['T']} | {g['B']} | {g['I']} | {g['H']} | {g['threads']} | "
                      f"{g['median_ms']:.3f} | {g['us_per_step']:.2f} | "
                      f"{fmt(g['wy_read_bound_ratio'], '.2f')} | {g['gflops']:.1f} | "
-                     f"{g['fraction_of_sgemm']:.1%} | {g['fastest_peer'] or '-'} | "
+                     f"{g['fraction_of_sgemm']:.1%} | {peer_name(g)} | "
                      f"{fmt(g['peer_ms'], '.3f')} | {fmt(g['speedup'], '.2f', 'x')} |")
     return lines
+
+
+def peer_name(gain):
+    """The fastest peer, with its thread count where it is fewer than elman's."""
+    if not gain["fastest_peer"]:
+        return "-"
+    fewer = gain["peer_threads"] < gain["threads"]
+    return gain["fastest_peer"] + (f" ({gain['peer_threads']} thr)" if fewer else "")
 
 
 def csv_rows(rows, gains):
