@@ -196,6 +196,9 @@ def test_dtype_given_as_np_dtype():
 # (Accumulation and column ranges split between threads: the layer tests.)
 PRODUCTS = list(itertools.product((1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 193), (1, 2, 3, 37, 38, 39),
                                   (1, 7, 9, 15, 16, 17, 31, 33, 48, 64, 65, 97, 129, 160, 255, 257)))
+# Around the blocks of k (1 KB of a row: 128 doubles, 256 floats) and of 256 columns that
+# more rows than one tile run in, and k = 0 (a product of zeros).
+PRODUCTS += list(itertools.product((1, 9, 193), (0, 127, 128, 129, 255, 256, 257, 600), (33, 257, 520)))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
