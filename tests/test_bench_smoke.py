@@ -43,7 +43,8 @@ def test_json(results):
         assert row["max_abs_error"] < 1e-4
         assert row["wy_read_bound_ratio"] is None  # B > 1
     [gain] = data["speedups"]
-    assert gain["fastest_peer"] == "numpy" and gain["speedup"] > 0
+    assert gain["fastest_peer"] == "numpy" and gain["peer_threads"] == 1 and gain["speedup"] > 0
+    assert env["impl_env"] == {}  # in this process: no variable can reach a loaded OpenBLAS
     assert (gain["T"], gain["B"], gain["I"], gain["H"], gain["threads"]) == (*SHAPE, 1)
 
 
@@ -55,6 +56,7 @@ def test_csv(results):
     for field in ("us_per_step", "gflops", "fraction_of_sgemm", "wy_read_bound_ratio"):
         assert field in rows[0]
     assert float(rows[0]["speedup"]) > 0 and rows[1]["speedup"] == ""
+    assert rows[0]["peer_threads"] == "1" and rows[1]["peer_threads"] == ""
 
 
 def test_markdown(results):

@@ -43,8 +43,9 @@ class PackedMatrix {
 // C[:, c0:c1] = A @ W[:, c0:c1] (+ C[:, c0:c1] if accumulate), for m rows of A (row
 // stride lda) and C (row stride ldc). c0 is a multiple of kPanel; c1 <= W.cols().
 // A row computed alone (a tile of one row) sums in another order than rows computed
-// in tiles, and more rows than one tile sum k in blocks, so results may differ in the
-// last bits with the number of rows per thread.
+// in tiles, and more rows than one tile sum k in blocks, so results may differ with the
+// number of rows per thread, within the rounding-error bound (in the last bits, unless
+// terms cancel).
 template <typename T>
 void packed_gemm(std::int64_t m, std::int64_t c0, std::int64_t c1, const T* a, std::int64_t lda,
                  const PackedMatrix<T>& w, bool accumulate, T* c, std::int64_t ldc);

@@ -99,7 +99,8 @@ def run_benchmark(shapes, thread_counts, repeats, peers, sgemm_n=measure.SGEMM_N
     total = len(thread_counts) * len(found) * len(shapes)
     # Where the environment holds OpenBLAS back, the implementations run with its AVX-512
     # kernels too, as the yardstick does: else NumPy's loop would run at half its speed.
-    kernels = {"OPENBLAS_CORETYPE": "SkylakeX"} if avx512_held_back() else {}
+    # (Only in worker processes: OpenBLAS reads the variable once, when it loads.)
+    kernels = {"OPENBLAS_CORETYPE": "SkylakeX"} if avx512_held_back() and run is run_worker else {}
     runs = []
     for threads in thread_counts:
         sgemm = run({"kind": "sgemm", "threads": threads, "n": sgemm_n})

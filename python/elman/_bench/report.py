@@ -17,7 +17,7 @@ ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "XLA_FLAGS", "KERAS_BACKEND")
 CSV_FIELDS = ["impl", "role", "T", "B", "I", "H", "threads", "status", "repeats",
               "median_ms", "min_ms", "q1_ms", "q3_ms", "max_ms", "us_per_step", "gflops",
               "fraction_of_sgemm", "wy_read_bound_ratio", "speedup", "fastest_peer",
-              "max_abs_error", "reason"]
+              "peer_threads", "max_abs_error", "reason"]
 
 
 def speedups(rows):
@@ -181,7 +181,7 @@ def csv_rows(rows, gains):
     for r in rows:
         gain = by_config.get(tuple(r[k] for k in ("T", "B", "I", "H", "threads")))
         if r["role"] == "elman" and gain:
-            r = {**r, "speedup": gain["speedup"], "fastest_peer": gain["fastest_peer"]}
+            r = {**r, **{k: gain[k] for k in ("speedup", "fastest_peer", "peer_threads")}}
         yield r
 
 
